@@ -1,0 +1,400 @@
+//! The pipeline parser: DataFusion's parser, with fengine's statements recognised by their
+//! first words the way `DFParser` recognises `CREATE EXTERNAL TABLE`.
+
+use std::path::Path;
+
+use datafusion_common::DataFusionError;
+use datafusion_sql::parser::{DFParser, DFParserBuilder};
+use datafusion_sql::sqlparser::ast::Ident;
+use datafusion_sql::sqlparser::parser::ParserError;
+use datafusion_sql::sqlparser::tokenizer::{Location, Token};
+
+use crate::error::{ParseError, Result};
+use crate::statement::{CreateFeatureGroup, FeatureComment, Include, OnlineOptions, Statement};
+
+/// A parsed statement and where it starts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LocatedStatement {
+    pub statement: Statement,
+    pub line: u64,
+    pub column: u64,
+}
+
+/// Parses the text of one pipeline file; `file` is only used in error messages.
+/// `INCLUDE` statements are returned as they are: [`crate::load_pipeline`] resolves them.
+pub fn parse_sql(file: &Path, sql: &str) -> Result<Vec<LocatedStatement>> {
+    let start = Location { line: 1, column: 1 };
+    let mut parser = PipelineParser {
+        file,
+        sql,
+        inner: DFParserBuilder::new(sql)
+            .build()
+            .map_err(|e| located_datafusion_error(file, sql, &e, start))?,
+    };
+    parser.parse_statements()
+}
+
+struct PipelineParser<'a> {
+    file: &'a Path,
+    sql: &'a str,
+    inner: DFParser<'a>,
+}
+
+impl PipelineParser<'_> {
+    fn parse_statements(&mut self) -> Result<Vec<LocatedStatement>> {
+        let mut statements = Vec::new();
+        loop {
+            while self.inner.parser.consume_token(&Token::SemiColon) {}
+            let next = self.inner.parser.peek_token();
+            if next.token == Token::EOF {
+                return Ok(statements);
+            }
+            let start = next.span.start;
+            let statement = self.parse_statement(start)?;
+            statements.push(LocatedStatement {
+                statement,
+                line: start.line,
+                column: start.column,
+            });
+            let after = self.inner.parser.peek_token();
+            if !matches!(after.token, Token::SemiColon | Token::EOF) {
+                return Err(self.error_at(
+                    after.span.start,
+                    format!("expected ';' after the statement, found {}", after.token),
+                ));
+            }
+        }
+    }
+
+    fn parse_statement(&mut self, start: Location) -> Result<Statement> {
+        if self.peek_words(&["INCLUDE"]) {
+            self.inner.parser.next_token();
+            return Ok(Statement::Include(self.parse_include()?));
+        }
+        if self.peek_words(&["CREATE", "FEATURE", "GROUP"]) {
+            for _ in 0..3 {
+                self.inner.parser.next_token();
+            }
+            return Ok(Statement::CreateFeatureGroup(Box::new(
+                self.parse_create_feature_group()?,
+            )));
+        }
+        if self.peek_words(&["CREATE", "FEATURE"]) {
+            let at = self.inner.parser.peek_nth_token(2);
+            return Err(self.error_at(
+                at.span.start,
+                format!("expected GROUP after CREATE FEATURE, found {}", at.token),
+            ));
+        }
+        self.inner
+            .parse_statement()
+            .map(|statement| Statement::Sql(Box::new(statement)))
+            .map_err(|e| located_datafusion_error(self.file, self.sql, &e, self.fallback(start)))
+    }
+
+    /// `INCLUDE '<path>'`
+    fn parse_include(&mut self) -> Result<Include> {
+        let path = self.expect_string("a quoted file path after INCLUDE")?;
+        Ok(Include { path })
+    }
+
+    fn parse_create_feature_group(&mut self) -> Result<CreateFeatureGroup> {
+        let name = self.expect_ident("the feature group's name")?;
+        let mut version = None;
+        let mut key = None;
+        let mut event_time = None;
+        let mut description = None;
+        let mut tags = None;
+        let mut features = None;
+        let mut online = None;
+        let mut as_location = None;
+        loop {
+            let clause = self.inner.parser.peek_token();
+            let at = clause.span.start;
+            if self.consume_words(&["AS"]) {
+                as_location = Some(at);
+                break;
+            } else if self.consume_words(&["VERSION"]) {
+                let value = self.expect_version()?;
+                set_once(&mut version, value, "VERSION", at, self)?;
+            } else if self.consume_words(&["KEY"]) {
+                let columns = self.parse_parenthesized(|p| p.expect_ident("a key column"))?;
+                set_once(&mut key, columns, "KEY", at, self)?;
+            } else if self.consume_words(&["EVENT", "TIME"]) {
+                let column = self.expect_ident("the event-time column after EVENT TIME")?;
+                set_once(&mut event_time, column, "EVENT TIME", at, self)?;
+            } else if self.consume_words(&["DESCRIPTION"]) {
+                let text = self.expect_string("a quoted description after DESCRIPTION")?;
+                set_once(&mut description, text, "DESCRIPTION", at, self)?;
+            } else if self.consume_words(&["TAGS"]) {
+                let pairs = self.parse_parenthesized(|p| p.parse_tag())?;
+                set_once(&mut tags, pairs, "TAGS", at, self)?;
+            } else if self.consume_words(&["FEATURES"]) {
+                let comments = self.parse_parenthesized(|p| p.parse_feature_comment())?;
+                set_once(&mut features, comments, "FEATURES", at, self)?;
+            } else if self.consume_words(&["ONLINE"]) {
+                let options = self.parse_online_options()?;
+                set_once(&mut online, options, "ONLINE", at, self)?;
+            } else {
+                return Err(self.error_at(
+                    at,
+                    format!(
+                        "expected a clause of CREATE FEATURE GROUP (VERSION, KEY, EVENT TIME, \
+                         DESCRIPTION, TAGS, FEATURES, ONLINE) or AS, found {}",
+                        clause.token
+                    ),
+                ));
+            }
+        }
+        let as_location = as_location.unwrap_or(Location { line: 0, column: 0 });
+        let key = key.ok_or_else(|| {
+            self.error_at(
+                as_location,
+                format!(
+                    "feature group '{}' needs a KEY (<column>, ...) clause",
+                    name.value
+                ),
+            )
+        })?;
+        let event_time = event_time.ok_or_else(|| {
+            self.error_at(
+                as_location,
+                format!(
+                    "feature group '{}' needs an EVENT TIME <column> clause",
+                    name.value
+                ),
+            )
+        })?;
+        let query_start = self.inner.parser.peek_token().span.start;
+        let query = self.inner.parser.parse_query().map_err(|e| {
+            located_parser_error(self.file, self.sql, &e, self.fallback(query_start))
+        })?;
+        Ok(CreateFeatureGroup {
+            name,
+            version: version.unwrap_or(1),
+            key,
+            event_time,
+            description,
+            tags: tags.unwrap_or_default(),
+            features: features.unwrap_or_default(),
+            online: online.unwrap_or_default(),
+            query,
+        })
+    }
+
+    fn expect_version(&mut self) -> Result<u32> {
+        let token = self.inner.parser.next_token();
+        let version = match &token.token {
+            Token::Number(text, _) => text.parse::<u32>().ok().filter(|v| *v > 0),
+            _ => None,
+        };
+        version.ok_or_else(|| {
+            self.error_at(
+                token.span.start,
+                format!(
+                    "expected a positive whole number after VERSION, found {}",
+                    token.token
+                ),
+            )
+        })
+    }
+
+    /// `<key> = '<value>'`
+    fn parse_tag(&mut self) -> Result<(Ident, String)> {
+        let key = self.expect_ident("a tag name")?;
+        self.expect_token(&Token::Eq, "'=' after the tag name")?;
+        let value = self.expect_string("a quoted tag value")?;
+        Ok((key, value))
+    }
+
+    /// `<column> COMMENT '<text>'`
+    fn parse_feature_comment(&mut self) -> Result<FeatureComment> {
+        let column = self.expect_ident("a feature column")?;
+        if !self.consume_words(&["COMMENT"]) {
+            let found = self.inner.parser.peek_token();
+            return Err(self.error_at(
+                found.span.start,
+                format!(
+                    "expected COMMENT '<text>' after feature '{}', found {}",
+                    column.value, found.token
+                ),
+            ));
+        }
+        let comment = self.expect_string("a quoted comment after COMMENT")?;
+        Ok(FeatureComment { column, comment })
+    }
+
+    /// `(ttl = '<interval>')`
+    fn parse_online_options(&mut self) -> Result<OnlineOptions> {
+        let options = self.parse_parenthesized(|p| {
+            let option = p.inner.parser.peek_token();
+            let name = p.expect_ident("an ONLINE option")?;
+            if !name.value.eq_ignore_ascii_case("ttl") {
+                return Err(p.error_at(
+                    option.span.start,
+                    format!(
+                        "unknown ONLINE option '{}': the known option is ttl",
+                        name.value
+                    ),
+                ));
+            }
+            p.expect_token(&Token::Eq, "'=' after ttl")?;
+            p.expect_string("a quoted interval such as '30 days' after ttl =")
+        })?;
+        Ok(OnlineOptions {
+            ttl: options.into_iter().last(),
+        })
+    }
+
+    /// `( <item> [, ...] )`, at least one item.
+    fn parse_parenthesized<T>(
+        &mut self,
+        mut item: impl FnMut(&mut Self) -> Result<T>,
+    ) -> Result<Vec<T>> {
+        self.expect_token(&Token::LParen, "'('")?;
+        let mut items = vec![item(self)?];
+        while self.inner.parser.consume_token(&Token::Comma) {
+            items.push(item(self)?);
+        }
+        self.expect_token(&Token::RParen, "',' or ')'")?;
+        Ok(items)
+    }
+
+    fn expect_ident(&mut self, what: &str) -> Result<Ident> {
+        let token = self.inner.parser.next_token();
+        match token.token {
+            Token::Word(word) => Ok(Ident {
+                value: word.value,
+                quote_style: word.quote_style,
+                span: token.span,
+            }),
+            other => {
+                Err(self.error_at(token.span.start, format!("expected {what}, found {other}")))
+            }
+        }
+    }
+
+    fn expect_string(&mut self, what: &str) -> Result<String> {
+        let token = self.inner.parser.next_token();
+        match token.token {
+            Token::SingleQuotedString(text) => Ok(text),
+            other => {
+                Err(self.error_at(token.span.start, format!("expected {what}, found {other}")))
+            }
+        }
+    }
+
+    fn expect_token(&mut self, expected: &Token, what: &str) -> Result<()> {
+        let token = self.inner.parser.next_token();
+        if token.token == *expected {
+            Ok(())
+        } else {
+            Err(self.error_at(
+                token.span.start,
+                format!("expected {what}, found {}", token.token),
+            ))
+        }
+    }
+
+    /// Whether the next tokens are these unquoted words, in any case.
+    fn peek_words(&self, words: &[&str]) -> bool {
+        words.iter().enumerate().all(|(n, word)| {
+            matches!(&self.inner.parser.peek_nth_token_ref(n).token,
+                Token::Word(w) if w.quote_style.is_none() && w.value.eq_ignore_ascii_case(word))
+        })
+    }
+
+    fn consume_words(&mut self, words: &[&str]) -> bool {
+        let found = self.peek_words(words);
+        if found {
+            for _ in words {
+                self.inner.parser.next_token();
+            }
+        }
+        found
+    }
+
+    /// Where an error without a location of its own is reported: the end of the text when
+    /// the parser stopped there, otherwise the start of what was being parsed.
+    fn fallback(&self, start: Location) -> Location {
+        if self.inner.parser.peek_token().token == Token::EOF {
+            Location { line: 0, column: 0 }
+        } else {
+            start
+        }
+    }
+
+    fn error_at(&self, at: Location, message: String) -> ParseError {
+        let at = or_end_of_text(self.sql, at);
+        ParseError::new(self.file, self.sql, at.line, at.column, message)
+    }
+}
+
+fn set_once<T>(
+    slot: &mut Option<T>,
+    value: T,
+    clause: &str,
+    at: Location,
+    parser: &PipelineParser<'_>,
+) -> Result<()> {
+    if slot.is_some() {
+        return Err(parser.error_at(at, format!("{clause} is given more than once")));
+    }
+    *slot = Some(value);
+    Ok(())
+}
+
+fn located_datafusion_error(
+    file: &Path,
+    sql: &str,
+    error: &DataFusionError,
+    fallback: Location,
+) -> ParseError {
+    match error.find_root() {
+        DataFusionError::SQL(parser_error, _) => {
+            located_parser_error(file, sql, parser_error, fallback)
+        }
+        other => {
+            let message = other.message().to_string();
+            let (message, location) =
+                split_location(&message).unwrap_or((message.as_str(), fallback));
+            let location = or_end_of_text(sql, location);
+            ParseError::new(file, sql, location.line, location.column, message)
+        }
+    }
+}
+
+/// sqlparser ends its messages with " at Line: L, Column: C"; that location is the error's.
+fn located_parser_error(
+    file: &Path,
+    sql: &str,
+    error: &ParserError,
+    fallback: Location,
+) -> ParseError {
+    let message = match error {
+        ParserError::TokenizerError(message) | ParserError::ParserError(message) => message.clone(),
+        ParserError::RecursionLimitExceeded => "the statement is nested too deeply".to_string(),
+    };
+    let (message, location) = split_location(&message).unwrap_or((message.as_str(), fallback));
+    let location = or_end_of_text(sql, location);
+    ParseError::new(file, sql, location.line, location.column, message)
+}
+
+/// sqlparser places the end of the input at line 0; errors there point just past the last
+/// character instead.
+fn or_end_of_text(sql: &str, at: Location) -> Location {
+    if at.line > 0 {
+        return at;
+    }
+    let line = sql.lines().count().max(1) as u64;
+    let column = sql.lines().last().map_or(0, |l| l.chars().count()) as u64 + 1;
+    Location { line, column }
+}
+
+fn split_location(message: &str) -> Option<(&str, Location)> {
+    let (text, position) = message.rsplit_once(" at Line: ")?;
+    let (line, column) = position.split_once(", Column: ")?;
+    let line = line.trim().parse().ok()?;
+    let column = column.trim().parse().ok()?;
+    Some((text, Location { line, column }))
+}

@@ -1,0 +1,445 @@
+use std::path::Path;
+
+use fengine_dialect::{CreateFeatureGroup, ParseError, Statement, load_pipeline, parse_sql};
+use rstest::rstest;
+
+fn parse(sql: &str) -> Vec<Statement> {
+    parse_sql(Path::new("test.sql"), sql)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .into_iter()
+        .map(|s| s.statement)
+        .collect()
+}
+
+fn parse_group(sql: &str) -> CreateFeatureGroup {
+    match parse(sql).as_slice() {
+        [Statement::CreateFeatureGroup(group)] => group.as_ref().clone(),
+        other => panic!("expected one feature group, got {other:?}"),
+    }
+}
+
+fn parse_error(sql: &str) -> ParseError {
+    match parse_sql(Path::new("bad.sql"), sql) {
+        Ok(statements) => panic!("expected an error, parsed {statements:?}"),
+        Err(e) => e,
+    }
+}
+
+const FULL_CLAUSES: [&str; 7] = [
+    "VERSION 3",
+    "KEY (customer_id, Merchant_ID)",
+    "EVENT TIME event_time",
+    "DESCRIPTION 'Spend, per customer''s merchant'",
+    "TAGS (team = 'risk', pii = 'false')",
+    "FEATURES (spend_7d COMMENT 'sum of amount, last 7 days', n COMMENT 'count')",
+    "ONLINE (ttl = '30 days')",
+];
+
+fn assert_full_group(group: &CreateFeatureGroup) {
+    assert_eq!(group.name(), "spend");
+    assert_eq!(group.version, 3);
+    assert_eq!(group.key_columns(), ["customer_id", "merchant_id"]);
+    assert_eq!(group.event_time_column(), "event_time");
+    assert_eq!(
+        group.description.as_deref(),
+        Some("Spend, per customer's merchant")
+    );
+    let tags: Vec<(String, &str)> = group
+        .tags
+        .iter()
+        .map(|(k, v)| (k.value.clone(), v.as_str()))
+        .collect();
+    assert_eq!(
+        tags,
+        [("team".to_string(), "risk"), ("pii".to_string(), "false")]
+    );
+    let features: Vec<(String, &str)> = group
+        .features
+        .iter()
+        .map(|f| (f.column_name(), f.comment.as_str()))
+        .collect();
+    assert_eq!(
+        features,
+        [
+            ("spend_7d".to_string(), "sum of amount, last 7 days"),
+            ("n".to_string(), "count")
+        ]
+    );
+    assert_eq!(group.online.ttl.as_deref(), Some("30 days"));
+    assert_eq!(
+        group.query.to_string(),
+        "SELECT customer_id, merchant_id, event_time, 1 AS spend_7d, 2 AS n FROM t"
+    );
+}
+
+const QUERY: &str = "SELECT customer_id, merchant_id, event_time, 1 AS spend_7d, 2 AS n FROM t";
+
+#[rstest]
+#[case::as_documented([0, 1, 2, 3, 4, 5, 6])]
+#[case::reversed([6, 5, 4, 3, 2, 1, 0])]
+#[case::event_time_first([2, 0, 6, 1, 5, 3, 4])]
+#[case::key_last([4, 3, 6, 5, 0, 2, 1])]
+#[case::interleaved([5, 2, 4, 1, 6, 0, 3])]
+fn clauses_in_any_order(#[case] order: [usize; 7]) {
+    let clauses: Vec<&str> = order.iter().map(|&i| FULL_CLAUSES[i]).collect();
+    let sql = format!(
+        "CREATE FEATURE GROUP spend\n  {}\nAS {QUERY};",
+        clauses.join("\n  ")
+    );
+    assert_full_group(&parse_group(&sql));
+}
+
+#[test]
+fn optional_clauses_take_their_defaults() {
+    let group = parse_group(&format!(
+        "create feature group Spend key (customer_id) event time event_time as {QUERY}"
+    ));
+    assert_eq!(group.name(), "spend");
+    assert_eq!(group.version, 1);
+    assert_eq!(group.description, None);
+    assert!(group.tags.is_empty() && group.features.is_empty());
+    assert_eq!(group.online.ttl, None);
+}
+
+#[test]
+fn quoted_identifiers_keep_their_case() {
+    let group = parse_group(&format!(
+        r#"CREATE FEATURE GROUP g KEY ("CustomerId") EVENT TIME "Ts" AS {QUERY}"#
+    ));
+    assert_eq!(group.key_columns(), ["CustomerId"]);
+    assert_eq!(group.event_time_column(), "Ts");
+}
+
+#[rstest]
+#[case::feature_group(&format!("CREATE FEATURE GROUP spend {} AS {QUERY}", FULL_CLAUSES.join(" ")))]
+#[case::minimal_group(
+    "CREATE FEATURE GROUP g KEY (a) EVENT TIME t AS SELECT a, t FROM x WHERE t <= as_of()"
+)]
+#[case::group_with_window(
+    "CREATE FEATURE GROUP g KEY (a) EVENT TIME t AS SELECT a, t, sum(v) OVER (PARTITION BY a \
+     ORDER BY t RANGE BETWEEN INTERVAL '7 days' PRECEDING AND CURRENT ROW) AS s FROM x"
+)]
+#[case::include("INCLUDE 'shared/sources.sql'")]
+#[case::external_table("CREATE EXTERNAL TABLE t STORED AS PARQUET LOCATION 'data/transactions/'")]
+#[case::view("CREATE VIEW v AS SELECT a, param('region') AS r FROM t WHERE a > 1")]
+#[case::set("SET datafusion.execution.batch_size = 4096")]
+fn parse_print_parse_round_trips(#[case] sql: &str) {
+    let first = parse(sql);
+    let printed: Vec<String> = first.iter().map(ToString::to_string).collect();
+    let second = parse(&printed.join(";\n"));
+    assert_eq!(first.len(), second.len());
+    let reprinted: Vec<String> = second.iter().map(ToString::to_string).collect();
+    assert_eq!(printed, reprinted);
+    if let (Statement::CreateFeatureGroup(a), Statement::CreateFeatureGroup(b)) =
+        (&first[0], &second[0])
+    {
+        assert_eq!(a.name(), b.name());
+        assert_eq!(a.key_columns(), b.key_columns());
+        assert_eq!(a.tags, b.tags);
+        assert_eq!(a.features, b.features);
+        assert_eq!(a.online, b.online);
+        assert_eq!(a.query.to_string(), b.query.to_string());
+    }
+}
+
+#[test]
+fn statements_of_all_kinds_follow_each_other() {
+    let statements = parse(
+        "INCLUDE 'a.sql';\n\
+         CREATE EXTERNAL TABLE t STORED AS PARQUET LOCATION 'x/';;\n\
+         CREATE FEATURE GROUP g KEY (a) EVENT TIME t AS SELECT a, t FROM t;\n\
+         CREATE VIEW v AS SELECT 1;",
+    );
+    let kinds: Vec<&str> = statements
+        .iter()
+        .map(|s| match s {
+            Statement::Include(_) => "include",
+            Statement::CreateFeatureGroup(_) => "group",
+            Statement::Sql(_) => "sql",
+        })
+        .collect();
+    assert_eq!(kinds, ["include", "sql", "group", "sql"]);
+}
+
+/// Each malformed form: the message, and the line and column it points at.
+#[rstest]
+#[case::missing_key(
+    "CREATE FEATURE GROUP g\n  EVENT TIME t\nAS SELECT 1",
+    3,
+    1,
+    "feature group 'g' needs a KEY (<column>, ...) clause"
+)]
+#[case::missing_event_time(
+    "CREATE FEATURE GROUP g KEY (a)\nAS SELECT 1",
+    2,
+    1,
+    "feature group 'g' needs an EVENT TIME <column> clause"
+)]
+#[case::clause_twice(
+    "CREATE FEATURE GROUP g KEY (a)\n  EVENT TIME t KEY (b) AS SELECT 1",
+    2,
+    16,
+    "KEY is given more than once"
+)]
+#[case::version_not_a_number(
+    "CREATE FEATURE GROUP g VERSION two KEY (a) EVENT TIME t AS SELECT 1",
+    1,
+    32,
+    "expected a positive whole number after VERSION, found two"
+)]
+#[case::version_zero(
+    "CREATE FEATURE GROUP g VERSION 0 KEY (a) EVENT TIME t AS SELECT 1",
+    1,
+    32,
+    "expected a positive whole number after VERSION, found 0"
+)]
+#[case::unknown_clause(
+    "CREATE FEATURE GROUP g KEY (a) EVENT TIME t\n  PARTITION (a) AS SELECT 1",
+    2,
+    3,
+    "expected a clause of CREATE FEATURE GROUP (VERSION, KEY, EVENT TIME, DESCRIPTION, TAGS, FEATURES, ONLINE) or AS, found PARTITION"
+)]
+#[case::empty_key(
+    "CREATE FEATURE GROUP g KEY () EVENT TIME t AS SELECT 1",
+    1,
+    29,
+    "expected a key column, found )"
+)]
+#[case::unclosed_key(
+    "CREATE FEATURE GROUP g KEY (a b) EVENT TIME t AS SELECT 1",
+    1,
+    31,
+    "expected ',' or ')', found b"
+)]
+#[case::tag_without_value(
+    "CREATE FEATURE GROUP g KEY (a) EVENT TIME t TAGS (team = risk) AS SELECT 1",
+    1,
+    58,
+    "expected a quoted tag value, found risk"
+)]
+#[case::feature_without_comment(
+    "CREATE FEATURE GROUP g KEY (a) EVENT TIME t FEATURES (x 'y') AS SELECT 1",
+    1,
+    57,
+    "expected COMMENT '<text>' after feature 'x', found 'y'"
+)]
+#[case::unknown_online_option(
+    "CREATE FEATURE GROUP g KEY (a) EVENT TIME t ONLINE (table = 'x') AS SELECT 1",
+    1,
+    53,
+    "unknown ONLINE option 'table': the known option is ttl"
+)]
+#[case::ttl_not_quoted(
+    "CREATE FEATURE GROUP g KEY (a) EVENT TIME t ONLINE (ttl = 30) AS SELECT 1",
+    1,
+    59,
+    "expected a quoted interval such as '30 days' after ttl =, found 30"
+)]
+#[case::missing_group_word(
+    "CREATE FEATURE g KEY (a) EVENT TIME t AS SELECT 1",
+    1,
+    16,
+    "expected GROUP after CREATE FEATURE, found g"
+)]
+#[case::no_query(
+    "CREATE FEATURE GROUP g KEY (a) EVENT TIME t AS",
+    1,
+    47,
+    "Expected: SELECT, VALUES, or a subquery in the query body, found: EOF"
+)]
+#[case::bad_query(
+    "CREATE FEATURE GROUP g KEY (a) EVENT TIME t AS\nSELECT a, FROM x WHERE",
+    2,
+    23,
+    "Expected: an expression, found: EOF"
+)]
+#[case::include_without_path(
+    "INCLUDE sources.sql",
+    1,
+    9,
+    "expected a quoted file path after INCLUDE, found sources"
+)]
+#[case::missing_semicolon(
+    "CREATE VIEW v AS SELECT 1\nCREATE VIEW w AS SELECT 2",
+    2,
+    8,
+    "expected ';' after the statement, found VIEW"
+)]
+#[case::unterminated_string(
+    "SELECT 1;\nCREATE VIEW v AS SELECT 'abc",
+    2,
+    25,
+    "Unterminated string literal"
+)]
+#[case::datafusion_statement(
+    "CREATE EXTERNAL TABLE t STORED AS PARQUET",
+    1,
+    42,
+    "Missing LOCATION clause in CREATE EXTERNAL TABLE statement"
+)]
+fn malformed_statements_are_located(
+    #[case] sql: &str,
+    #[case] line: u64,
+    #[case] column: u64,
+    #[case] message: &str,
+) {
+    let error = parse_error(sql);
+    assert_eq!(
+        (
+            error.message.as_str(),
+            error.location.line,
+            error.location.column
+        ),
+        (message, line, column),
+        "{error}"
+    );
+    assert_eq!(error.location.file, Path::new("bad.sql"));
+    assert_eq!(
+        error.source_line,
+        sql.lines().nth(line as usize - 1).unwrap(),
+        "the error quotes the offending line"
+    );
+}
+
+#[test]
+fn errors_print_file_line_column_and_a_caret() {
+    let error = parse_error("CREATE FEATURE GROUP g KEY (a) EVENT TIME t\n  VERSION x AS SELECT 1");
+    assert_eq!(
+        error.to_string(),
+        "bad.sql:2:11: expected a positive whole number after VERSION, found x\n \
+         2 |   VERSION x AS SELECT 1\n   |           ^"
+    );
+}
+
+mod includes {
+    use super::*;
+    use std::fs;
+
+    fn write(dir: &Path, name: &str, sql: &str) {
+        let path = dir.join(name);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(path, sql).unwrap();
+    }
+
+    #[test]
+    fn are_resolved_relative_to_the_including_file_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        write(
+            dir.path(),
+            "sql/sources.sql",
+            "INCLUDE 'more/views.sql';\nCREATE VIEW a AS SELECT 1;",
+        );
+        write(
+            dir.path(),
+            "sql/more/views.sql",
+            "CREATE VIEW b AS SELECT 2;",
+        );
+        write(
+            dir.path(),
+            "pipelines/p.sql",
+            "INCLUDE '../sql/sources.sql';\nCREATE VIEW c AS SELECT 3;",
+        );
+        let pipeline = load_pipeline(&dir.path().join("pipelines/p.sql")).unwrap();
+        let seen: Vec<(String, String, u64)> = pipeline
+            .statements
+            .iter()
+            .map(|s| {
+                (
+                    s.statement.to_string(),
+                    s.location
+                        .file
+                        .file_name()
+                        .unwrap()
+                        .to_string_lossy()
+                        .into_owned(),
+                    s.location.line,
+                )
+            })
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                (
+                    "CREATE VIEW b AS SELECT 2".to_string(),
+                    "views.sql".to_string(),
+                    1
+                ),
+                (
+                    "CREATE VIEW a AS SELECT 1".to_string(),
+                    "sources.sql".to_string(),
+                    2
+                ),
+                (
+                    "CREATE VIEW c AS SELECT 3".to_string(),
+                    "p.sql".to_string(),
+                    2
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn the_same_file_may_be_included_twice_without_a_cycle() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "a.sql", "CREATE VIEW a AS SELECT 1;");
+        write(dir.path(), "p.sql", "INCLUDE 'a.sql'; INCLUDE 'a.sql';");
+        assert_eq!(
+            load_pipeline(&dir.path().join("p.sql"))
+                .unwrap()
+                .statements
+                .len(),
+            2
+        );
+    }
+
+    #[test]
+    fn a_missing_include_points_at_the_include() {
+        let dir = tempfile::tempdir().unwrap();
+        write(
+            dir.path(),
+            "p.sql",
+            "CREATE VIEW a AS SELECT 1;\n  INCLUDE 'nope.sql';",
+        );
+        let error = load_pipeline(&dir.path().join("p.sql")).unwrap_err();
+        assert_eq!((error.location.line, error.location.column), (2, 3));
+        assert!(error.location.file.ends_with("p.sql"));
+        assert!(
+            error.message.starts_with("cannot read pipeline file '")
+                && error.message.contains("nope.sql': No such file"),
+            "{}",
+            error.message
+        );
+    }
+
+    #[test]
+    fn a_cycle_is_an_error_naming_the_files() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "a.sql", "INCLUDE 'b.sql';");
+        write(
+            dir.path(),
+            "b.sql",
+            "CREATE VIEW v AS SELECT 1;\nINCLUDE 'a.sql';",
+        );
+        let error = load_pipeline(&dir.path().join("a.sql")).unwrap_err();
+        assert!(error.location.file.ends_with("b.sql"));
+        assert_eq!(error.location.line, 2);
+        let files: Vec<&str> = error
+            .message
+            .trim_start_matches("include cycle: ")
+            .split(" -> ")
+            .map(|f| f.rsplit('/').next().unwrap())
+            .collect();
+        assert_eq!(files, ["a.sql", "b.sql", "a.sql"]);
+    }
+
+    #[test]
+    fn a_missing_pipeline_file_names_it() {
+        let error = load_pipeline(Path::new("/nonexistent/p.sql")).unwrap_err();
+        assert_eq!(error.location.line, 0);
+        assert!(
+            error
+                .to_string()
+                .starts_with("/nonexistent/p.sql: cannot read pipeline file")
+        );
+    }
+}

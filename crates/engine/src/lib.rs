@@ -1,0 +1,1 @@
+//! Runs fengine pipelines on DataFusion: checks, computes, publishes snapshots and online values
