@@ -1,1 +1,51 @@
-//! Catalogs of offline snapshots: the trait, and the embedded catalog with the Glue model
+//! Catalogs of offline snapshots, modelled on the AWS Glue Data Catalog: databases hold
+//! tables (columns with comments, parameters), tables hold partitions with their own
+//! locations. The embedded [`LocalCatalog`] keeps that model in a SQLite file.
+//!
+//! ```no_run
+//! use fengine_catalog::{Catalog, LocalCatalog};
+//!
+//! # async fn example() -> fengine_catalog::Result<()> {
+//! let catalog = LocalCatalog::open("warehouse/catalog.sqlite")?;
+//! if let Some(table) = catalog.get_table("fengine", "customer_spend_v1").await? {
+//!     for partition in catalog.list_partitions(&table.database, &table.name).await? {
+//!         println!("{:?} at {}", partition.values, partition.location);
+//!     }
+//! }
+//! # Ok(())
+//! # }
+//! ```
+
+mod error;
+mod local;
+mod model;
+
+use std::fmt::Debug;
+
+use async_trait::async_trait;
+
+pub use error::{Error, Result};
+pub use local::LocalCatalog;
+pub use model::{Column, Partition, Table};
+
+/// Where snapshots are registered. Registering a snapshot is the commit point of a run:
+/// until [`Catalog::register_snapshot`] returns, readers of the catalog see the previous state.
+#[async_trait]
+pub trait Catalog: Send + Sync + Debug {
+    /// Creates the database and the table if missing, updates the table's definition, and
+    /// puts the partition, replacing one with the same values. Returns the replaced partition,
+    /// whose files the caller may then delete.
+    ///
+    /// A table whose columns differ from the registered ones is refused with
+    /// [`Error::Conflict`]: a schema change needs a new table.
+    async fn register_snapshot(
+        &self,
+        table: &Table,
+        partition: &Partition,
+    ) -> Result<Option<Partition>>;
+
+    async fn get_table(&self, database: &str, name: &str) -> Result<Option<Table>>;
+
+    /// The table's partitions, oldest values first.
+    async fn list_partitions(&self, database: &str, table: &str) -> Result<Vec<Partition>>;
+}

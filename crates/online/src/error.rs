@@ -1,0 +1,27 @@
+/// What can go wrong with an online store.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The request or the data cannot be served as it is; retrying will not help.
+    #[error("{0}")]
+    Invalid(String),
+    /// The feature group or version is not in the store.
+    #[error("{0}")]
+    NotFound(String),
+    /// The store could not be read or written; retrying may help.
+    #[error("online store: {0}")]
+    Storage(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl From<rusqlite::Error> for Error {
+    fn from(error: rusqlite::Error) -> Self {
+        Error::Storage(error.to_string())
+    }
+}
+
+impl From<arrow::error::ArrowError> for Error {
+    fn from(error: arrow::error::ArrowError) -> Self {
+        Error::Invalid(error.to_string())
+    }
+}

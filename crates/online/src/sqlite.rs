@@ -1,0 +1,430 @@
+//! The embedded online store: a SQLite file with one table per feature group version.
+//!
+//! Each table holds a row per key: the key columns (integers or text), the event time in
+//! microseconds since the epoch, and the whole snapshot row as a JSON object, which is what
+//! `get` serves. `online_tables` records each version's key, time to live and last load.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
+use arrow::compute::cast;
+use arrow::datatypes::{DataType, Field, Int64Type, Schema, TimeUnit, TimestampMicrosecondType};
+use arrow::json::WriterBuilder;
+use arrow::json::writer::LineDelimited;
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::keys::{KeyKind, key_values};
+use crate::{Error, OnlineLoad, OnlineRow, OnlineStore, OnlineTable, Result};
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS online_tables (
+    group_name    TEXT NOT NULL,
+    version       INTEGER NOT NULL,
+    key_columns   TEXT NOT NULL,
+    key_kinds     TEXT NOT NULL,
+    ttl_seconds   INTEGER,
+    loaded_as_of  TEXT,
+    loaded_at     TEXT,
+    loaded_rows   INTEGER,
+    PRIMARY KEY (group_name, version)
+);
+";
+
+/// Timestamps are served in RFC 3339, in UTC; naive timestamps are taken to be UTC.
+const RFC3339_UTC: &str = "%Y-%m-%dT%H:%M:%S%.fZ";
+
+#[derive(Debug, Clone)]
+pub struct SqliteOnlineStore {
+    path: PathBuf,
+}
+
+impl SqliteOnlineStore {
+    /// Opens the store's file, creating it (and its folder) if missing.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref().to_path_buf();
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|e| {
+                Error::Storage(format!("cannot create folder '{}': {e}", parent.display()))
+            })?;
+        }
+        let store = SqliteOnlineStore { path };
+        store.connect()?.execute_batch(SCHEMA)?;
+        Ok(store)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn connect(&self) -> Result<Connection> {
+        let connection = Connection::open(&self.path).map_err(|e| {
+            Error::Storage(format!(
+                "cannot open online store '{}': {e}",
+                self.path.display()
+            ))
+        })?;
+        connection.busy_timeout(Duration::from_secs(30))?;
+        connection.pragma_update(None, "journal_mode", "WAL")?;
+        connection.pragma_update(None, "synchronous", "NORMAL")?;
+        Ok(connection)
+    }
+
+    async fn blocking<T, F>(&self, work: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(Connection) -> Result<T> + Send + 'static,
+    {
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || work(store.connect()?))
+            .await
+            .map_err(|e| Error::Storage(format!("online store task failed: {e}")))?
+    }
+}
+
+fn data_table(group: &str, version: u32) -> String {
+    format!("\"{}_v{version}\"", group.replace('"', "\"\""))
+}
+
+fn quote(column: &str) -> String {
+    format!("\"{}\"", column.replace('"', "\"\""))
+}
+
+#[async_trait]
+impl OnlineStore for SqliteOnlineStore {
+    async fn loaded_as_of(&self, group: &str, version: u32) -> Result<Option<DateTime<Utc>>> {
+        let group = group.to_string();
+        self.blocking(move |connection| {
+            let as_of: Option<Option<String>> = connection
+                .query_row(
+                    "SELECT loaded_as_of FROM online_tables WHERE group_name = ?1 AND version = ?2",
+                    params![group, version],
+                    |row| row.get(0),
+                )
+                .optional()?;
+            as_of.flatten().map(|text| parse_time(&text)).transpose()
+        })
+        .await
+    }
+
+    async fn begin_load(&self, table: &OnlineTable) -> Result<Box<dyn OnlineLoad>> {
+        let kinds = table
+            .key_columns
+            .iter()
+            .map(|name| {
+                let field = table.schema.field_with_name(name)?;
+                KeyKind::of(field.data_type()).ok_or_else(|| {
+                    Error::Invalid(format!(
+                        "key column '{name}' is of type {}, which cannot be a key",
+                        field.data_type()
+                    ))
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let columns: Vec<String> = table
+            .key_columns
+            .iter()
+            .zip(&kinds)
+            .map(|(name, kind)| {
+                let sql_type = match kind {
+                    KeyKind::Integer => "INTEGER",
+                    KeyKind::Text => "TEXT",
+                };
+                format!("{} {sql_type} NOT NULL", quote(name))
+            })
+            .collect();
+        let keys: Vec<String> = table.key_columns.iter().map(|k| quote(k)).collect();
+        let name = data_table(&table.group, table.version);
+        let create = format!(
+            "CREATE TABLE IF NOT EXISTS {name} ({}, fengine_event_time_us INTEGER NOT NULL, \
+             fengine_row TEXT NOT NULL, PRIMARY KEY ({})) WITHOUT ROWID",
+            columns.join(", "),
+            keys.join(", ")
+        );
+        let insert = format!(
+            "INSERT INTO {name} ({}, fengine_event_time_us, fengine_row) VALUES ({}) \
+             ON CONFLICT ({}) DO UPDATE SET fengine_event_time_us = excluded.fengine_event_time_us, \
+             fengine_row = excluded.fengine_row",
+            keys.join(", "),
+            vec!["?"; keys.len() + 2].join(", "),
+            keys.join(", ")
+        );
+        let register = table.clone();
+        let connection = self
+            .blocking(move |connection| {
+                connection.execute_batch(&create)?;
+                connection.execute(
+                    "INSERT INTO online_tables (group_name, version, key_columns, key_kinds, ttl_seconds)
+                     VALUES (?1, ?2, ?3, ?4, ?5)
+                     ON CONFLICT (group_name, version) DO UPDATE SET
+                        key_columns = excluded.key_columns, key_kinds = excluded.key_kinds,
+                        ttl_seconds = excluded.ttl_seconds",
+                    params![
+                        register.group,
+                        register.version,
+                        serde_json::to_string(&register.key_columns).expect("strings serialize"),
+                        serde_json::to_string(&kinds.iter().map(|k| k.name()).collect::<Vec<_>>())
+                            .expect("strings serialize"),
+                        register.ttl.map(|ttl| ttl.as_secs() as i64),
+                    ],
+                )?;
+                Ok(connection)
+            })
+            .await?;
+        Ok(Box::new(SqliteLoad {
+            connection: Some(connection),
+            table: table.clone(),
+            insert,
+            rows: 0,
+        }))
+    }
+
+    async fn get(
+        &self,
+        group: &str,
+        version: Option<u32>,
+        key: &[String],
+    ) -> Result<Option<OnlineRow>> {
+        let (group, key) = (group.to_string(), key.to_vec());
+        self.blocking(move |connection| {
+            let loaded: Option<(u32, String, String, Option<i64>)> = connection
+                .query_row(
+                    "SELECT version, key_columns, key_kinds, ttl_seconds FROM online_tables
+                     WHERE group_name = ?1 AND (?2 IS NULL OR version = ?2)
+                       AND loaded_as_of IS NOT NULL
+                     ORDER BY version DESC LIMIT 1",
+                    params![group, version],
+                    |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
+                )
+                .optional()?;
+            let Some((version, key_columns, key_kinds, ttl_seconds)) = loaded else {
+                return Err(Error::NotFound(match version {
+                    Some(v) => {
+                        format!("feature group '{group}' version {v} has not been loaded online")
+                    }
+                    None => format!("feature group '{group}' has not been loaded online"),
+                }));
+            };
+            let key_columns: Vec<String> = parse_json(&key_columns)?;
+            let key_kinds: Vec<String> = parse_json(&key_kinds)?;
+            if key.len() != key_columns.len() {
+                return Err(Error::Invalid(format!(
+                    "feature group '{group}' is keyed by ({}): give {} key value(s), got {}",
+                    key_columns.join(", "),
+                    key_columns.len(),
+                    key.len()
+                )));
+            }
+            let conditions: Vec<String> = key_columns
+                .iter()
+                .map(|c| format!("{} = ?", quote(c)))
+                .collect();
+            let sql = format!(
+                "SELECT fengine_event_time_us, fengine_row FROM {} WHERE {}",
+                data_table(&group, version),
+                conditions.join(" AND ")
+            );
+            let mut statement = connection.prepare(&sql)?;
+            for (index, ((value, column), kind)) in
+                key.iter().zip(&key_columns).zip(&key_kinds).enumerate()
+            {
+                match KeyKind::from_name(kind) {
+                    Some(KeyKind::Integer) => {
+                        let number: i64 = value.parse().map_err(|_| {
+                            Error::Invalid(format!(
+                                "key column '{column}' holds whole numbers; '{value}' is not one"
+                            ))
+                        })?;
+                        statement.raw_bind_parameter(index + 1, number)?;
+                    }
+                    _ => statement.raw_bind_parameter(index + 1, value)?,
+                }
+            }
+            let mut rows = statement.raw_query();
+            let Some(row) = rows.next()? else {
+                return Ok(None);
+            };
+            let event_time_us: i64 = row.get(0)?;
+            let values: serde_json::Map<String, serde_json::Value> =
+                parse_json(&row.get::<_, String>(1)?)?;
+            Ok(Some(OnlineRow {
+                values,
+                event_time: DateTime::from_timestamp_micros(event_time_us).ok_or_else(|| {
+                    Error::Storage(format!("event time {event_time_us} out of range"))
+                })?,
+                version,
+                ttl: ttl_seconds.map(|s| Duration::from_secs(s as u64)),
+            }))
+        })
+        .await
+    }
+}
+
+struct SqliteLoad {
+    /// Taken while a batch is written on a blocking thread.
+    connection: Option<Connection>,
+    table: OnlineTable,
+    insert: String,
+    rows: u64,
+}
+
+#[async_trait]
+impl OnlineLoad for SqliteLoad {
+    async fn write(&mut self, batch: RecordBatch) -> Result<()> {
+        let mut connection = self
+            .connection
+            .take()
+            .ok_or_else(|| Error::Storage("an earlier write of this load failed".into()))?;
+        let (insert, table) = (self.insert.clone(), self.table.clone());
+        let (connection, written) = tokio::task::spawn_blocking(move || {
+            let written = write_batch(&mut connection, &insert, &table, &batch);
+            (connection, written)
+        })
+        .await
+        .map_err(|e| Error::Storage(format!("online store task failed: {e}")))?;
+        self.rows += written? as u64;
+        self.connection = Some(connection);
+        Ok(())
+    }
+
+    async fn commit(mut self: Box<Self>, as_of: DateTime<Utc>) -> Result<u64> {
+        let connection = self
+            .connection
+            .take()
+            .ok_or_else(|| Error::Storage("an earlier write of this load failed".into()))?;
+        let (group, version, rows) = (self.table.group.clone(), self.table.version, self.rows);
+        tokio::task::spawn_blocking(move || {
+            connection.execute(
+                "UPDATE online_tables SET loaded_as_of = ?3, loaded_at = ?4, loaded_rows = ?5
+                 WHERE group_name = ?1 AND version = ?2",
+                params![
+                    group,
+                    version,
+                    as_of.to_rfc3339(),
+                    Utc::now().to_rfc3339(),
+                    rows as i64
+                ],
+            )
+        })
+        .await
+        .map_err(|e| Error::Storage(format!("online store task failed: {e}")))??;
+        Ok(rows)
+    }
+}
+
+/// Writes one batch in one transaction through a cached prepared statement.
+fn write_batch(
+    connection: &mut Connection,
+    insert: &str,
+    table: &OnlineTable,
+    batch: &RecordBatch,
+) -> Result<usize> {
+    let keys = key_values(batch, &table.key_columns)?;
+    let event_times = event_time_micros(batch, &table.event_time_column)?;
+    let event_times = event_times.as_primitive::<TimestampMicrosecondType>();
+    let json = rows_as_json(batch)?;
+    let mut lines = json.split(|b| *b == b'\n');
+    let transaction = connection.transaction()?;
+    {
+        let mut statement = transaction.prepare_cached(insert)?;
+        for row in 0..batch.num_rows() {
+            for (index, key) in keys.iter().enumerate() {
+                bind_key(&mut statement, index + 1, key, row)?;
+            }
+            statement.raw_bind_parameter(keys.len() + 1, event_times.value(row))?;
+            let line = lines
+                .next()
+                .ok_or_else(|| Error::Storage("JSON rows ended early".into()))?;
+            let text = std::str::from_utf8(line).map_err(|e| Error::Storage(e.to_string()))?;
+            statement.raw_bind_parameter(keys.len() + 2, text)?;
+            statement.raw_execute()?;
+        }
+    }
+    transaction.commit()?;
+    Ok(batch.num_rows())
+}
+
+fn bind_key(
+    statement: &mut rusqlite::CachedStatement<'_>,
+    index: usize,
+    key: &ArrayRef,
+    row: usize,
+) -> Result<()> {
+    if key.is_null(row) {
+        return Err(Error::Invalid("a key value is null".into()));
+    }
+    match key.data_type() {
+        DataType::Int64 => {
+            statement.raw_bind_parameter(index, key.as_primitive::<Int64Type>().value(row))?
+        }
+        _ => statement.raw_bind_parameter(index, key.as_string::<i32>().value(row))?,
+    }
+    Ok(())
+}
+
+fn event_time_micros(batch: &RecordBatch, column: &str) -> Result<ArrayRef> {
+    let array = batch.column_by_name(column).ok_or_else(|| {
+        Error::Invalid(format!(
+            "event-time column '{column}' is missing from the rows"
+        ))
+    })?;
+    if array.null_count() > 0 {
+        return Err(Error::Invalid(format!(
+            "event-time column '{column}' holds nulls"
+        )));
+    }
+    Ok(cast(
+        array,
+        &DataType::Timestamp(TimeUnit::Microsecond, None),
+    )?)
+}
+
+/// The batch's rows as JSON objects, one per line, nulls explicit, timestamps RFC 3339 UTC.
+fn rows_as_json(batch: &RecordBatch) -> Result<Vec<u8>> {
+    let batch = with_utc_timestamps(batch)?;
+    let mut writer = WriterBuilder::new()
+        .with_explicit_nulls(true)
+        .with_timestamp_format(RFC3339_UTC.to_string())
+        .with_timestamp_tz_format(RFC3339_UTC.to_string())
+        .build::<_, LineDelimited>(Vec::new());
+    writer.write(&batch)?;
+    writer.finish()?;
+    Ok(writer.into_inner())
+}
+
+/// Zoned timestamps are shown in UTC, so that one format fits every column.
+fn with_utc_timestamps(batch: &RecordBatch) -> Result<RecordBatch> {
+    let mut fields = Vec::with_capacity(batch.num_columns());
+    let mut columns = Vec::with_capacity(batch.num_columns());
+    for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
+        match field.data_type() {
+            DataType::Timestamp(unit, Some(_)) => {
+                let utc = DataType::Timestamp(*unit, Some(Arc::from("UTC")));
+                columns.push(cast(column, &utc)?);
+                fields.push(Field::new(field.name(), utc, field.is_nullable()));
+            }
+            _ => {
+                columns.push(column.clone());
+                fields.push(field.as_ref().clone());
+            }
+        }
+    }
+    Ok(RecordBatch::try_new(
+        Arc::new(Schema::new(fields)),
+        columns,
+    )?)
+}
+
+fn parse_time(text: &str) -> Result<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| Error::Storage(format!("malformed time '{text}' in the online store: {e}")))
+}
+
+fn parse_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T> {
+    serde_json::from_str(text)
+        .map_err(|e| Error::Storage(format!("malformed online store entry: {e}")))
+}

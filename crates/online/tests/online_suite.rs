@@ -1,0 +1,307 @@
+//! The behaviour every online store backend must have.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use arrow::array::{
+    Decimal128Array, Float64Array, Int32Array, RecordBatch, StringArray, TimestampMicrosecondArray,
+};
+use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+use chrono::{DateTime, Utc};
+use fengine_online::{Error, OnlineStore, OnlineTable, SqliteOnlineStore};
+use rstest::rstest;
+use serde_json::json;
+
+type Backend = (Box<dyn OnlineStore>, tempfile::TempDir);
+
+fn embedded() -> Backend {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteOnlineStore::open(dir.path().join("online.sqlite")).unwrap();
+    (Box::new(store), dir)
+}
+
+fn time(text: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(text)
+        .unwrap()
+        .with_timezone(&Utc)
+}
+
+fn schema() -> Arc<Schema> {
+    Arc::new(Schema::new(vec![
+        Field::new("customer_id", DataType::Int32, false),
+        Field::new("region", DataType::Utf8, false),
+        Field::new(
+            "event_time",
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            false,
+        ),
+        Field::new("spend", DataType::Decimal128(12, 2), true),
+        Field::new("ratio", DataType::Float64, true),
+    ]))
+}
+
+fn table(ttl: Option<Duration>) -> OnlineTable {
+    OnlineTable {
+        group: "spend".into(),
+        version: 1,
+        schema: schema(),
+        key_columns: vec!["customer_id".into(), "region".into()],
+        event_time_column: "event_time".into(),
+        ttl,
+    }
+}
+
+fn batch(rows: &[(i32, &str, &str, Option<i128>, Option<f64>)]) -> RecordBatch {
+    RecordBatch::try_new(
+        schema(),
+        vec![
+            Arc::new(Int32Array::from_iter_values(rows.iter().map(|r| r.0))),
+            Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.1))),
+            Arc::new(
+                TimestampMicrosecondArray::from_iter_values(
+                    rows.iter().map(|r| time(r.2).timestamp_micros()),
+                )
+                .with_timezone("UTC"),
+            ),
+            Arc::new(
+                Decimal128Array::from_iter(rows.iter().map(|r| r.3))
+                    .with_precision_and_scale(12, 2)
+                    .unwrap(),
+            ),
+            Arc::new(Float64Array::from_iter(rows.iter().map(|r| r.4))),
+        ],
+    )
+    .unwrap()
+}
+
+async fn load(
+    store: &dyn OnlineStore,
+    table: &OnlineTable,
+    as_of: &str,
+    batches: Vec<RecordBatch>,
+) -> u64 {
+    let mut load = store.begin_load(table).await.unwrap();
+    for batch in batches {
+        load.write(batch).await.unwrap();
+    }
+    load.commit(time(as_of)).await.unwrap()
+}
+
+fn key(customer: &str, region: &str) -> Vec<String> {
+    vec![customer.to_string(), region.to_string()]
+}
+
+#[rstest]
+#[case::embedded(embedded())]
+#[tokio::test]
+async fn serves_loaded_rows_by_composite_key(#[case] backend: Backend) {
+    let store = backend.0.as_ref();
+    assert_eq!(store.loaded_as_of("spend", 1).await.unwrap(), None);
+    let loaded = load(
+        store,
+        &table(None),
+        "2024-03-01T00:00:00Z",
+        vec![
+            batch(&[(1, "EU", "2024-02-28T10:00:00Z", Some(12345), Some(0.5))]),
+            batch(&[
+                (1, "US", "2024-02-27T00:00:00.250Z", None, None),
+                (2, "EU", "2024-02-01T00:00:00Z", Some(-5), Some(2.0)),
+            ]),
+        ],
+    )
+    .await;
+    assert_eq!(loaded, 3);
+    assert_eq!(
+        store.loaded_as_of("spend", 1).await.unwrap(),
+        Some(time("2024-03-01T00:00:00Z"))
+    );
+
+    let row = store
+        .get("spend", None, &key("1", "US"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        serde_json::Value::Object(row.values),
+        json!({"customer_id": 1, "region": "US", "event_time": "2024-02-27T00:00:00.250Z",
+               "spend": null, "ratio": null})
+    );
+    assert_eq!(row.event_time, time("2024-02-27T00:00:00.250Z"));
+    assert_eq!(row.version, 1);
+    let row = store
+        .get("spend", Some(1), &key("1", "EU"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.values["spend"].to_string(), "123.45");
+    assert_eq!(row.values["event_time"], json!("2024-02-28T10:00:00Z"));
+    let row = store
+        .get("spend", None, &key("2", "EU"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.values["spend"].to_string(), "-0.05");
+    assert_eq!(row.values["ratio"], json!(2.0));
+
+    assert_eq!(
+        store.get("spend", None, &key("2", "US")).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        store.get("spend", None, &key("3", "EU")).await.unwrap(),
+        None
+    );
+}
+
+#[rstest]
+#[case::embedded(embedded())]
+#[tokio::test]
+async fn a_later_load_replaces_rows_of_the_same_key_and_keeps_others(#[case] backend: Backend) {
+    let store = backend.0.as_ref();
+    load(
+        store,
+        &table(None),
+        "2024-03-01T00:00:00Z",
+        vec![batch(&[
+            (1, "EU", "2024-02-28T00:00:00Z", Some(100), None),
+            (2, "EU", "2024-02-28T00:00:00Z", Some(200), None),
+        ])],
+    )
+    .await;
+    load(
+        store,
+        &table(None),
+        "2024-03-02T00:00:00Z",
+        vec![batch(&[(1, "EU", "2024-03-01T12:00:00Z", Some(150), None)])],
+    )
+    .await;
+    let first = store
+        .get("spend", None, &key("1", "EU"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (first.values["spend"].to_string(), first.event_time),
+        ("1.50".to_string(), time("2024-03-01T12:00:00Z"))
+    );
+    let second = store
+        .get("spend", None, &key("2", "EU"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(second.values["spend"].to_string(), "2.00");
+    assert_eq!(
+        store.loaded_as_of("spend", 1).await.unwrap(),
+        Some(time("2024-03-02T00:00:00Z"))
+    );
+}
+
+#[rstest]
+#[case::embedded(embedded())]
+#[tokio::test]
+async fn serves_the_newest_loaded_version_unless_asked(#[case] backend: Backend) {
+    let store = backend.0.as_ref();
+    load(
+        store,
+        &table(None),
+        "2024-03-01T00:00:00Z",
+        vec![batch(&[(1, "EU", "2024-02-28T00:00:00Z", Some(100), None)])],
+    )
+    .await;
+    let v2 = OnlineTable {
+        version: 2,
+        ..table(None)
+    };
+    load(
+        store,
+        &v2,
+        "2024-03-01T00:00:00Z",
+        vec![batch(&[(1, "EU", "2024-02-28T00:00:00Z", Some(999), None)])],
+    )
+    .await;
+    let latest = store
+        .get("spend", None, &key("1", "EU"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (latest.version, latest.values["spend"].to_string()),
+        (2, "9.99".to_string())
+    );
+    let first = store
+        .get("spend", Some(1), &key("1", "EU"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (first.version, first.values["spend"].to_string()),
+        (1, "1.00".to_string())
+    );
+}
+
+#[rstest]
+#[case::embedded(embedded())]
+#[tokio::test]
+async fn rows_past_their_ttl_are_expired(#[case] backend: Backend) {
+    let store = backend.0.as_ref();
+    let day = Duration::from_secs(86_400);
+    load(
+        store,
+        &table(Some(day)),
+        "2024-03-01T00:00:00Z",
+        vec![batch(&[(1, "EU", "2024-02-28T00:00:00Z", None, None)])],
+    )
+    .await;
+    let row = store
+        .get("spend", None, &key("1", "EU"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.ttl, Some(day));
+    assert!(!row.is_expired(time("2024-02-28T23:59:59Z")));
+    assert!(row.is_expired(time("2024-02-29T00:00:00Z")));
+}
+
+#[rstest]
+#[case::embedded(embedded())]
+#[tokio::test]
+async fn bad_lookups_say_what_is_wrong(#[case] backend: Backend) {
+    let store = backend.0.as_ref();
+    let error = store.get("spend", None, &key("1", "EU")).await.unwrap_err();
+    assert!(matches!(error, Error::NotFound(_)));
+    assert_eq!(
+        error.to_string(),
+        "feature group 'spend' has not been loaded online"
+    );
+    load(
+        store,
+        &table(None),
+        "2024-03-01T00:00:00Z",
+        vec![batch(&[(1, "EU", "2024-02-28T00:00:00Z", None, None)])],
+    )
+    .await;
+    let error = store
+        .get("spend", Some(7), &key("1", "EU"))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "feature group 'spend' version 7 has not been loaded online"
+    );
+    let error = store
+        .get("spend", None, &["1".to_string()])
+        .await
+        .unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "feature group 'spend' is keyed by (customer_id, region): give 2 key value(s), got 1"
+    );
+    let error = store
+        .get("spend", None, &key("one", "EU"))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "key column 'customer_id' holds whole numbers; 'one' is not one"
+    );
+}
