@@ -1,1 +1,206 @@
-fn main() {}
+//! `fengine`: SQL feature pipelines on DataFusion, published as catalogued Parquet
+//! snapshots and online values.
+
+mod output;
+mod profile;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use chrono::{DateTime, Utc};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use fengine_engine::{Error, ErrorKind, RunOptions};
+
+/// Exit codes, documented in the README: a scheduler retries only infrastructure faults.
+const EXIT_NOT_FOUND: u8 = 1;
+const EXIT_BAD_INPUT: u8 = 2;
+const EXIT_CHECK_FAILED: u8 = 3;
+const EXIT_INFRASTRUCTURE: u8 = 4;
+
+#[derive(Parser)]
+#[command(
+    name = "fengine",
+    version,
+    about = "SQL feature pipelines on DataFusion"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check a pipeline, compute its feature groups, publish their snapshots and load the
+    /// latest values online.
+    Run(RunArgs),
+    /// Check a pipeline and show what each feature group would publish; writes nothing.
+    Plan(PlanArgs),
+    /// Print a key's online row as one JSON object.
+    Get(GetArgs),
+}
+
+#[derive(Args)]
+struct ProfileArgs {
+    /// The profile in the config file; without one, the embedded defaults.
+    #[arg(long, env = "FENGINE_PROFILE")]
+    profile: Option<String>,
+    /// The config file [default: ./fengine.toml]
+    #[arg(long, env = "FENGINE_CONFIG")]
+    config: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct PipelineArgs {
+    /// The pipeline file.
+    pipeline: PathBuf,
+    /// The snapshot time, RFC 3339 in whole seconds [default: now]
+    #[arg(long, value_parser = parse_as_of)]
+    as_of: Option<DateTime<Utc>>,
+    /// A run parameter for param('name'); repeat for more.
+    #[arg(long = "param", value_name = "NAME=VALUE", value_parser = parse_param)]
+    params: Vec<(String, String)>,
+    #[arg(long, value_enum, default_value_t = Output::Text)]
+    output: Output,
+    #[command(flatten)]
+    profile: ProfileArgs,
+}
+
+#[derive(Args)]
+struct RunArgs {
+    #[command(flatten)]
+    pipeline: PipelineArgs,
+    /// Load the online store even if it holds values of a later as-of.
+    #[arg(long)]
+    force: bool,
+}
+
+#[derive(Args)]
+struct PlanArgs {
+    #[command(flatten)]
+    pipeline: PipelineArgs,
+}
+
+#[derive(Args)]
+struct GetArgs {
+    /// The feature group.
+    group: String,
+    /// The key's values, in KEY order.
+    #[arg(required = true)]
+    key: Vec<String>,
+    /// The group version [default: the newest loaded]
+    #[arg(long)]
+    version: Option<u32>,
+    #[command(flatten)]
+    profile: ProfileArgs,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Output {
+    /// A line per feature group.
+    Text,
+    /// The run manifest or plan as JSON.
+    Json,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("fengine: cannot start the async runtime: {e}");
+            return ExitCode::from(EXIT_INFRASTRUCTURE);
+        }
+    };
+    match runtime.block_on(execute(cli.command)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("fengine: {error:#}");
+            ExitCode::from(exit_code(&error))
+        }
+    }
+}
+
+fn exit_code(error: &anyhow::Error) -> u8 {
+    match error.downcast_ref::<Error>().map(Error::kind) {
+        Some(ErrorKind::NotFound) => EXIT_NOT_FOUND,
+        Some(ErrorKind::BadInput) => EXIT_BAD_INPUT,
+        Some(ErrorKind::CheckFailed) => EXIT_CHECK_FAILED,
+        Some(ErrorKind::Infrastructure) | None => EXIT_INFRASTRUCTURE,
+    }
+}
+
+async fn execute(command: Command) -> Result<()> {
+    match command {
+        Command::Run(args) => {
+            let (pipeline, options) = prepare(&args.pipeline, args.force)?;
+            let backends = profile::load(
+                args.pipeline.profile.config.as_deref(),
+                args.pipeline.profile.profile.as_deref(),
+            )?;
+            let manifest = fengine_engine::run(&pipeline, &options, &backends).await?;
+            output::print_manifest(&manifest, args.pipeline.output == Output::Json)
+        }
+        Command::Plan(args) => {
+            let (pipeline, options) = prepare(&args.pipeline, false)?;
+            let backends = profile::load(
+                args.pipeline.profile.config.as_deref(),
+                args.pipeline.profile.profile.as_deref(),
+            )?;
+            let planned = fengine_engine::plan(&pipeline, &options, &backends).await?;
+            output::print_plan(
+                &planned,
+                &options,
+                &backends,
+                args.pipeline.output == Output::Json,
+            )
+        }
+        Command::Get(args) => {
+            let backends = profile::load(
+                args.profile.config.as_deref(),
+                args.profile.profile.as_deref(),
+            )?;
+            let row = fengine_engine::get(&backends, &args.group, args.version, &args.key).await?;
+            println!("{}", serde_json::Value::Object(row.values));
+            Ok(())
+        }
+    }
+}
+
+fn prepare(args: &PipelineArgs, force: bool) -> Result<(fengine_dialect::Pipeline, RunOptions)> {
+    let pipeline =
+        fengine_dialect::load_pipeline(Path::new(&args.pipeline)).map_err(Error::from)?;
+    let mut options = match args.as_of {
+        Some(as_of) => RunOptions::new(as_of),
+        None => RunOptions::now(),
+    };
+    options.force = force;
+    let mut params = BTreeMap::new();
+    for (name, value) in &args.params {
+        if params.insert(name.clone(), value.clone()).is_some() {
+            bail!(Error::Config(format!(
+                "--param {name} is given more than once"
+            )));
+        }
+    }
+    options.params = params;
+    Ok((pipeline, options))
+}
+
+fn parse_as_of(text: &str) -> Result<DateTime<Utc>> {
+    let time = DateTime::parse_from_rfc3339(text).with_context(|| {
+        format!("'{text}' is not an RFC 3339 time such as 2024-03-01T00:00:00Z")
+    })?;
+    Ok(time.with_timezone(&Utc))
+}
+
+fn parse_param(text: &str) -> Result<(String, String)> {
+    let Some((name, value)) = text.split_once('=') else {
+        bail!("'{text}' is not NAME=VALUE");
+    };
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        bail!("parameter name '{name}' may hold only letters, digits and underscores");
+    }
+    Ok((name.to_string(), value.to_string()))
+}

@@ -107,12 +107,12 @@ impl PipelineParser<'_> {
         let mut tags = None;
         let mut features = None;
         let mut online = None;
-        let mut as_location = None;
+        let as_location;
         loop {
             let clause = self.inner.parser.peek_token();
             let at = clause.span.start;
             if self.consume_words(&["AS"]) {
-                as_location = Some(at);
+                as_location = at;
                 break;
             } else if self.consume_words(&["VERSION"]) {
                 let value = self.expect_version()?;
@@ -146,7 +146,6 @@ impl PipelineParser<'_> {
                 ));
             }
         }
-        let as_location = as_location.unwrap_or(Location { line: 0, column: 0 });
         let key = key.ok_or_else(|| {
             self.error_at(
                 as_location,

@@ -1,1 +1,169 @@
-//! Runs fengine pipelines on DataFusion: checks, computes, publishes snapshots and online values
+//! Runs fengine pipelines on DataFusion: checks a pipeline before reading data, computes
+//! each feature group, writes its snapshot as Parquet, registers it in the catalog (the
+//! commit point) and loads the latest row per key into the online store.
+//!
+//! ```no_run
+//! use std::path::Path;
+//! use std::sync::Arc;
+//!
+//! use fengine_catalog::LocalCatalog;
+//! use fengine_engine::{Backends, RunOptions, Warehouse};
+//! use fengine_online::SqliteOnlineStore;
+//!
+//! # async fn example() -> fengine_engine::Result<()> {
+//! let backends = Backends {
+//!     warehouse: Warehouse::local(Path::new("warehouse"))?,
+//!     catalog: Arc::new(LocalCatalog::open("warehouse/catalog.sqlite")?),
+//!     online: Arc::new(SqliteOnlineStore::open("warehouse/online.sqlite")?),
+//!     database: "fengine".to_string(),
+//! };
+//! let pipeline = fengine_dialect::load_pipeline(Path::new("pipelines/customer_spend.sql"))?;
+//! let manifest = fengine_engine::run(&pipeline, &RunOptions::now(), &backends).await?;
+//! println!("{}", serde_json::to_string_pretty(&manifest).unwrap());
+//! # Ok(())
+//! # }
+//! ```
+
+mod error;
+mod functions;
+mod hive;
+mod manifest;
+mod plan;
+mod publish;
+mod warehouse;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::{DateTime, SecondsFormat, SubsecRound, Timelike, Utc};
+use datafusion::execution::context::{SessionConfig, SessionContext};
+use fengine_catalog::Catalog;
+use fengine_dialect::Pipeline;
+use fengine_online::{OnlineRow, OnlineStore};
+
+pub use error::{Error, ErrorKind, Result};
+pub use functions::{param_type_name, parse_param_value};
+pub use hive::hive_type;
+pub use manifest::{GroupManifest, OnlineOutcome, RunManifest, Timings};
+pub use plan::{PlannedGroup, PlannedPipeline};
+pub use warehouse::Warehouse;
+
+/// Where a run reads and writes, built from a profile.
+#[derive(Debug, Clone)]
+pub struct Backends {
+    pub warehouse: Warehouse,
+    pub catalog: Arc<dyn Catalog>,
+    pub online: Arc<dyn OnlineStore>,
+    /// The catalog database that snapshots are registered in.
+    pub database: String,
+}
+
+impl Backends {
+    fn session_context(&self) -> SessionContext {
+        let config = SessionConfig::new().with_information_schema(true);
+        let context = SessionContext::new_with_config(config);
+        let root = self.warehouse.root();
+        if root.scheme() != "file" {
+            context.register_object_store(root, self.warehouse.store().clone());
+        }
+        context
+    }
+}
+
+/// What a run is asked to do.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// The snapshot time, in whole seconds: `as_of()` in the pipeline.
+    pub as_of: DateTime<Utc>,
+    /// `param('name')` values, as given on the command line.
+    pub params: BTreeMap<String, String>,
+    /// Load the online store even if it holds a newer as-of.
+    pub force: bool,
+    /// Names this run's files, apart from other runs of the same as-of.
+    pub run_id: String,
+}
+
+impl RunOptions {
+    pub fn new(as_of: DateTime<Utc>) -> Self {
+        RunOptions {
+            as_of,
+            params: BTreeMap::new(),
+            force: false,
+            run_id: uuid::Uuid::new_v4().simple().to_string()[..12].to_string(),
+        }
+    }
+
+    pub fn now() -> Self {
+        RunOptions::new(Utc::now().trunc_subsecs(0))
+    }
+}
+
+/// The partition value of a snapshot: its as-of as `YYYYMMDDTHHMMSSZ`.
+pub fn snapshot_name(as_of: DateTime<Utc>) -> String {
+    as_of.format("%Y%m%dT%H%M%SZ").to_string()
+}
+
+/// Checks the pipeline without reading data: statements run, feature group queries plan,
+/// their outputs fit their declarations and the catalog's published schemas.
+pub async fn plan(
+    pipeline: &Pipeline,
+    options: &RunOptions,
+    backends: &Backends,
+) -> Result<PlannedPipeline> {
+    if options.as_of.nanosecond() != 0 {
+        return Err(Error::Config(format!(
+            "the as-of {} has a fraction of a second; snapshots are named by whole seconds",
+            options.as_of.to_rfc3339()
+        )));
+    }
+    plan::plan_pipeline(pipeline, options, backends).await
+}
+
+/// Plans the pipeline, then computes and publishes each feature group in order. Each group
+/// is published on its own: a failing group stops the run but leaves earlier groups
+/// published.
+pub async fn run(
+    pipeline: &Pipeline,
+    options: &RunOptions,
+    backends: &Backends,
+) -> Result<RunManifest> {
+    let started = Instant::now();
+    let planned = plan(pipeline, options, backends).await?;
+    let mut groups = Vec::with_capacity(planned.groups.len());
+    for group in &planned.groups {
+        groups.push(publish::publish_group(&planned.context, group, options, backends).await?);
+    }
+    Ok(RunManifest {
+        pipeline: pipeline.path.display().to_string(),
+        as_of: options.as_of,
+        params: options.params.clone(),
+        warehouse: backends.warehouse.root().to_string(),
+        groups,
+        elapsed_ms: started.elapsed().as_millis() as u64,
+    })
+}
+
+/// The online row of `key`, unless missing or past its time to live.
+pub async fn get(
+    backends: &Backends,
+    group: &str,
+    version: Option<u32>,
+    key: &[String],
+) -> Result<OnlineRow> {
+    let describe = || {
+        format!(
+            "feature group '{group}' has no online value for key ({})",
+            key.join(", ")
+        )
+    };
+    match backends.online.get(group, version, key).await? {
+        Some(row) if row.is_expired(Utc::now()) => Err(Error::NotFound(format!(
+            "{}: its value of {} is past the group's ttl",
+            describe(),
+            row.event_time.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+        ))),
+        Some(row) => Ok(row),
+        None => Err(Error::NotFound(describe())),
+    }
+}

@@ -1,0 +1,53 @@
+//! The run manifest: what a run read, wrote, registered and loaded, for the scheduler that
+//! started it.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RunManifest {
+    pub pipeline: String,
+    pub as_of: DateTime<Utc>,
+    pub params: BTreeMap<String, String>,
+    pub warehouse: String,
+    pub groups: Vec<GroupManifest>,
+    pub elapsed_ms: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct GroupManifest {
+    pub group: String,
+    pub version: u32,
+    /// `<database>.<table>` in the catalog.
+    pub table: String,
+    pub rows_written: u64,
+    pub snapshot_location: String,
+    /// `snapshot_ts=<as-of>`
+    pub partition: String,
+    /// Whether an earlier snapshot of the same as-of was replaced.
+    pub replaced: bool,
+    pub online: OnlineOutcome,
+    pub timings_ms: Timings,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum OnlineOutcome {
+    Loaded {
+        rows: u64,
+    },
+    /// The store holds a newer as-of; loading this one would put older values over newer.
+    SkippedNewer {
+        loaded_as_of: DateTime<Utc>,
+    },
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Timings {
+    pub compute_and_write: u64,
+    pub check: u64,
+    pub register: u64,
+    pub online: u64,
+}

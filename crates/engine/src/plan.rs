@@ -1,0 +1,444 @@
+//! Checking a pipeline before any data is read: its statements run (sources and views are
+//! defined, which checks that sources exist) and each feature group's query is planned and
+//! its output checked against the group's declaration.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arrow::datatypes::{DataType, SchemaRef};
+use datafusion::common::ScalarValue;
+use datafusion::dataframe::DataFrame;
+use datafusion::execution::context::SessionContext;
+use datafusion::sql::sqlparser::ast::Statement as SqlStatement;
+use fengine_catalog::{Column, Table};
+use fengine_dialect::{
+    CreateFeatureGroup, DataFusionStatement, Pipeline, SourceLocation, Statement,
+};
+use fengine_online::KeyKind;
+
+use crate::functions::{as_of_udf, param_udf, parse_param_value};
+use crate::hive::hive_type;
+use crate::{Backends, Error, Result, RunOptions};
+
+/// A pipeline whose checks passed, ready to compute.
+pub struct PlannedPipeline {
+    pub(crate) context: SessionContext,
+    pub groups: Vec<PlannedGroup>,
+    pub params: BTreeMap<String, ScalarValue>,
+}
+
+/// A feature group whose query planned and whose output fits its declaration.
+pub struct PlannedGroup {
+    pub definition: CreateFeatureGroup,
+    pub location: SourceLocation,
+    pub(crate) frame: DataFrame,
+    pub schema: SchemaRef,
+    pub ttl: Option<Duration>,
+    /// The catalog table its snapshots are registered in.
+    pub table: Table,
+}
+
+impl PlannedGroup {
+    pub fn name(&self) -> String {
+        self.definition.name()
+    }
+}
+
+pub(crate) async fn plan_pipeline(
+    pipeline: &Pipeline,
+    options: &RunOptions,
+    backends: &Backends,
+) -> Result<PlannedPipeline> {
+    let params: BTreeMap<String, ScalarValue> = options
+        .params
+        .iter()
+        .map(|(name, text)| (name.clone(), parse_param_value(text)))
+        .collect();
+    let context = backends.session_context();
+    context.register_udf(as_of_udf(options.as_of));
+    context.register_udf(param_udf(params.clone()));
+
+    let mut groups: Vec<PlannedGroup> = Vec::new();
+    for statement in &pipeline.statements {
+        let location = &statement.location;
+        match &statement.statement {
+            Statement::Sql(sql) => run_definition(&context, sql, location).await?,
+            Statement::CreateFeatureGroup(group) => {
+                if let Some(first) = groups.iter().find(|g| g.name() == group.name()) {
+                    return Err(Error::plan(
+                        location,
+                        format!(
+                            "feature group '{}' is defined twice: first at {}",
+                            group.name(),
+                            first.location
+                        ),
+                    ));
+                }
+                groups.push(plan_group(&context, group, location, backends).await?);
+            }
+            Statement::Include(_) => unreachable!("load_pipeline resolves includes"),
+        }
+    }
+    if groups.is_empty() {
+        return Err(Error::Plan {
+            location: None,
+            message: format!(
+                "{} defines no feature group: add a CREATE FEATURE GROUP statement",
+                pipeline.path.display()
+            ),
+        });
+    }
+    Ok(PlannedPipeline {
+        context,
+        groups,
+        params,
+    })
+}
+
+/// Runs a statement that defines sources, views or settings. Queries and statements that
+/// write are refused: a pipeline's output is its feature groups.
+async fn run_definition(
+    context: &SessionContext,
+    statement: &DataFusionStatement,
+    location: &SourceLocation,
+) -> Result<()> {
+    let mut statement = statement.clone();
+    match &mut statement {
+        DataFusionStatement::CreateExternalTable(table) => {
+            let folder = location.file.parent().unwrap_or_else(|| Path::new(""));
+            for source in &mut table.locations {
+                *source = resolve_relative_location(folder, source);
+            }
+        }
+        DataFusionStatement::Statement(inner) if !is_definition(inner) => {
+            return Err(Error::plan(
+                location,
+                "only statements that define sources, views and settings (CREATE EXTERNAL TABLE, \
+                 CREATE VIEW, SET, ...) may stand alone in a pipeline; put queries in a CREATE \
+                 FEATURE GROUP",
+            ));
+        }
+        DataFusionStatement::CopyTo(_) | DataFusionStatement::Explain(_) => {
+            return Err(Error::plan(
+                location,
+                "COPY and EXPLAIN are not pipeline statements",
+            ));
+        }
+        _ => {}
+    }
+    let state = context.state();
+    let plan = state
+        .statement_to_plan(statement)
+        .await
+        .map_err(|e| Error::from_datafusion(Some(location), e))?;
+    context
+        .execute_logical_plan(plan)
+        .await
+        .map_err(|e| Error::from_datafusion(Some(location), e))?
+        .collect()
+        .await
+        .map_err(|e| Error::from_datafusion(Some(location), e))?;
+    Ok(())
+}
+
+fn is_definition(statement: &SqlStatement) -> bool {
+    matches!(
+        statement,
+        SqlStatement::CreateView { .. }
+            | SqlStatement::CreateTable { .. }
+            | SqlStatement::CreateSchema { .. }
+            | SqlStatement::CreateDatabase { .. }
+            | SqlStatement::CreateFunction { .. }
+            | SqlStatement::Drop { .. }
+            | SqlStatement::Set(_)
+    )
+}
+
+/// A source LOCATION without a scheme is relative to the file that names it, so that a
+/// pipeline runs from any working directory.
+fn resolve_relative_location(folder: &Path, location: &str) -> String {
+    if location.contains("://") || Path::new(location).is_absolute() {
+        return location.to_string();
+    }
+    let joined = folder.join(location);
+    let resolved = joined.canonicalize().unwrap_or(joined);
+    let mut text = resolved.display().to_string();
+    if location.ends_with('/') && !text.ends_with('/') {
+        text.push('/');
+    }
+    text
+}
+
+async fn plan_group(
+    context: &SessionContext,
+    group: &CreateFeatureGroup,
+    location: &SourceLocation,
+    backends: &Backends,
+) -> Result<PlannedGroup> {
+    let name = group.name();
+    check_group_name(&name, location)?;
+    let query = DataFusionStatement::Statement(Box::new(SqlStatement::Query(group.query.clone())));
+    let plan = context
+        .state()
+        .statement_to_plan(query)
+        .await
+        .map_err(|e| Error::from_datafusion(Some(location), e))
+        .map_err(|e| in_group(&name, e))?;
+    let frame = context
+        .execute_logical_plan(plan)
+        .await
+        .map_err(|e| Error::from_datafusion(Some(location), e))?;
+    let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
+    check_output(group, &schema, location)?;
+    let ttl = group
+        .online
+        .ttl
+        .as_deref()
+        .map(|ttl| {
+            parse_ttl(ttl)
+                .map_err(|m| Error::plan(location, format!("feature group '{name}': {m}")))
+        })
+        .transpose()?;
+    let table = catalog_table(group, &schema, backends, location)?;
+    if let Some(registered) = backends
+        .catalog
+        .get_table(&table.database, &table.name)
+        .await?
+        && let Some(conflict) = registered.schema_conflict(&table)
+    {
+        return Err(Error::plan(
+            location,
+            format!(
+                "feature group '{name}' version {} changes the schema of a published version: \
+                 {conflict}. Bump VERSION to publish the new schema as a new table",
+                group.version
+            ),
+        ));
+    }
+    Ok(PlannedGroup {
+        definition: group.clone(),
+        location: location.clone(),
+        frame,
+        schema,
+        ttl,
+        table,
+    })
+}
+
+fn in_group(name: &str, error: Error) -> Error {
+    match error {
+        Error::Plan { location, message } => Error::Plan {
+            location,
+            message: format!("feature group '{name}': {message}"),
+        },
+        other => other,
+    }
+}
+
+/// Group names become table, folder and online table names: lower-case letters, digits and
+/// underscores work everywhere those do (Glue, S3, DynamoDB, SQLite).
+fn check_group_name(name: &str, location: &SourceLocation) -> Result<()> {
+    let valid = name.chars().next().is_some_and(|c| c.is_ascii_lowercase())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if valid {
+        Ok(())
+    } else {
+        Err(Error::plan(
+            location,
+            format!(
+                "feature group name '{name}' must start with a lower-case letter and hold only \
+                 lower-case letters, digits and underscores"
+            ),
+        ))
+    }
+}
+
+fn check_output(
+    group: &CreateFeatureGroup,
+    schema: &SchemaRef,
+    location: &SourceLocation,
+) -> Result<()> {
+    let name = group.name();
+    let columns: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+    let find = |column: &str, role: &str| {
+        schema.field_with_name(column).map_err(|_| {
+            Error::plan(
+                location,
+                format!(
+                    "feature group '{name}': {role} column '{column}' is not in the query's output \
+                     (columns: {})",
+                    columns.join(", ")
+                ),
+            )
+        })
+    };
+    let mut seen = HashSet::new();
+    for key in group.key_columns() {
+        let field = find(&key, "KEY")?;
+        if !seen.insert(key.clone()) {
+            return Err(Error::plan(
+                location,
+                format!("feature group '{name}': KEY names column '{key}' twice"),
+            ));
+        }
+        if KeyKind::of(field.data_type()).is_none() {
+            return Err(Error::plan(
+                location,
+                format!(
+                    "feature group '{name}': KEY column '{key}' is of type {}; a key must be a whole \
+                     number, a string or a date",
+                    field.data_type()
+                ),
+            ));
+        }
+    }
+    let event_time = group.event_time_column();
+    let field = find(&event_time, "EVENT TIME")?;
+    if !matches!(field.data_type(), DataType::Timestamp(_, _)) {
+        return Err(Error::plan(
+            location,
+            format!(
+                "feature group '{name}': EVENT TIME column '{event_time}' is of type {}; it must be \
+                 a timestamp (CAST it AS TIMESTAMP)",
+                field.data_type()
+            ),
+        ));
+    }
+    if seen.contains(&event_time) {
+        return Err(Error::plan(
+            location,
+            format!(
+                "feature group '{name}': column '{event_time}' cannot be both KEY and EVENT TIME"
+            ),
+        ));
+    }
+    for feature in &group.features {
+        find(&feature.column_name(), "FEATURES")?;
+    }
+    for field in schema.fields() {
+        if hive_type(field.data_type()).is_none() {
+            return Err(Error::plan(
+                location,
+                format!(
+                    "feature group '{name}': column '{}' is of type {}, which Parquet snapshots in \
+                     the catalog cannot hold; CAST it to another type",
+                    field.name(),
+                    field.data_type()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `'30 days'`, `'12 hours'`, `'90 minutes'`: a fixed length of time (months vary in length,
+/// so they are refused).
+pub(crate) fn parse_ttl(text: &str) -> std::result::Result<Duration, String> {
+    let invalid =
+        || format!("ONLINE ttl '{text}' is not a length of time such as '30 days' or '12 hours'");
+    let interval = arrow::compute::kernels::cast_utils::parse_interval_month_day_nano(text)
+        .map_err(|_| invalid())?;
+    if interval.months != 0 {
+        return Err(format!(
+            "ONLINE ttl '{text}' uses months, whose length varies; give days instead"
+        ));
+    }
+    let nanos = i128::from(interval.days) * 86_400_000_000_000 + i128::from(interval.nanoseconds);
+    if nanos <= 0 {
+        return Err(invalid());
+    }
+    Ok(Duration::from_nanos(
+        u64::try_from(nanos).map_err(|_| invalid())?,
+    ))
+}
+
+fn catalog_table(
+    group: &CreateFeatureGroup,
+    schema: &SchemaRef,
+    backends: &Backends,
+    location: &SourceLocation,
+) -> Result<Table> {
+    let name = group.name();
+    let comments: BTreeMap<String, &str> = group
+        .features
+        .iter()
+        .map(|f| (f.column_name(), f.comment.as_str()))
+        .collect();
+    let columns = schema
+        .fields()
+        .iter()
+        .map(|field| Column {
+            name: field.name().clone(),
+            data_type: hive_type(field.data_type()).expect("checked by check_output"),
+            comment: comments.get(field.name()).map(|c| c.to_string()),
+        })
+        .collect();
+    let tags: BTreeMap<String, &str> = group
+        .tags
+        .iter()
+        .map(|(k, v)| (k.value.clone(), v.as_str()))
+        .collect();
+    let mut parameters = BTreeMap::from([
+        ("classification".to_string(), "parquet".to_string()),
+        ("fengine.group".to_string(), name.clone()),
+        ("fengine.version".to_string(), group.version.to_string()),
+        ("fengine.key".to_string(), group.key_columns().join(",")),
+        ("fengine.event_time".to_string(), group.event_time_column()),
+        (
+            "fengine.tags".to_string(),
+            serde_json::to_string(&tags).expect("strings serialize"),
+        ),
+        (
+            "fengine.pipeline".to_string(),
+            location.file.display().to_string(),
+        ),
+    ]);
+    if let Some(description) = &group.description {
+        parameters.insert("fengine.description".to_string(), description.clone());
+    }
+    if let Some(ttl) = &group.online.ttl {
+        parameters.insert("fengine.online_ttl".to_string(), ttl.clone());
+    }
+    Ok(Table {
+        database: backends.database.clone(),
+        name: format!("{name}_v{}", group.version),
+        description: group.description.clone(),
+        location: backends
+            .warehouse
+            .table_location(&name, group.version)
+            .to_string(),
+        columns,
+        partition_keys: vec![Column {
+            name: "snapshot_ts".to_string(),
+            data_type: "string".to_string(),
+            comment: Some("the run's as-of, YYYYMMDDTHHMMSSZ".to_string()),
+        }],
+        parameters,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ttl_is_a_fixed_length_of_time() {
+        assert_eq!(parse_ttl("30 days"), Ok(Duration::from_secs(30 * 86_400)));
+        assert_eq!(parse_ttl("12 hours"), Ok(Duration::from_secs(12 * 3_600)));
+        assert_eq!(
+            parse_ttl("1 day 6 hours"),
+            Ok(Duration::from_secs(30 * 3_600))
+        );
+        assert!(parse_ttl("1 month").unwrap_err().contains("months"));
+        assert!(
+            parse_ttl("soon")
+                .unwrap_err()
+                .contains("is not a length of time")
+        );
+        assert!(parse_ttl("0 days").is_err());
+    }
+}

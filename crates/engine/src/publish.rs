@@ -1,0 +1,296 @@
+//! Computing a planned feature group and publishing it: Parquet snapshot, output checks,
+//! catalog registration (the commit point), then the online load.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::datatypes::UInt64Type;
+use arrow::util::display::array_value_to_string;
+use datafusion::common::config::TableParquetOptions;
+use datafusion::dataframe::{DataFrame, DataFrameWriteOptions};
+use datafusion::execution::context::SessionContext;
+use datafusion::functions_aggregate::expr_fn::count;
+use datafusion::functions_window::expr_fn::row_number;
+use datafusion::logical_expr::{Expr, ExprFunctionExt, ident, lit};
+use datafusion::prelude::ParquetReadOptions;
+use fengine_catalog::Partition;
+use fengine_online::OnlineTable;
+use futures::StreamExt;
+use url::Url;
+
+use crate::manifest::{GroupManifest, OnlineOutcome, Timings};
+use crate::plan::PlannedGroup;
+use crate::{Backends, Error, Result, RunOptions, snapshot_name};
+
+const ROW_NUMBER: &str = "__fengine_row_number";
+
+pub(crate) async fn publish_group(
+    context: &SessionContext,
+    group: &PlannedGroup,
+    options: &RunOptions,
+    backends: &Backends,
+) -> Result<GroupManifest> {
+    let name = group.name();
+    let version = group.definition.version;
+    let snapshot = snapshot_name(options.as_of);
+    let snapshot_location = backends
+        .warehouse
+        .snapshot_location(&name, version, &snapshot);
+    let run_location = snapshot_location
+        .join(&format!("run-{}/", options.run_id))
+        .expect("run ids are valid URL path segments");
+    let mut timings = Timings::default();
+
+    let started = Instant::now();
+    let written = write_snapshot(group, &run_location).await;
+    timings.compute_and_write = elapsed_ms(started);
+    let rows_written = match written {
+        Ok(rows) => rows,
+        Err(e) => return Err(discard(backends, &run_location, e).await),
+    };
+
+    let started = Instant::now();
+    let snapshot = read_snapshot(context, group, &run_location).await?;
+    if let Err(e) = check_snapshot(group, snapshot.clone()).await {
+        return Err(discard(backends, &run_location, e).await);
+    }
+    timings.check = elapsed_ms(started);
+
+    fail_point("before_register");
+    let started = Instant::now();
+    let partition = Partition {
+        values: vec![snapshot_name(options.as_of)],
+        location: run_location.to_string(),
+        parameters: BTreeMap::from([
+            (
+                "fengine.as_of".to_string(),
+                options
+                    .as_of
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            ),
+            ("fengine.rows".to_string(), rows_written.to_string()),
+            ("fengine.run_id".to_string(), options.run_id.clone()),
+        ]),
+    };
+    let replaced = match backends
+        .catalog
+        .register_snapshot(&group.table, &partition)
+        .await
+    {
+        Ok(replaced) => replaced,
+        Err(e) => return Err(discard(backends, &run_location, e.into()).await),
+    };
+    // Earlier runs of this as-of, replaced or killed before registering, are garbage now.
+    backends
+        .warehouse
+        .delete_prefix_except(&snapshot_location, &run_location)
+        .await?;
+    timings.register = elapsed_ms(started);
+
+    let started = Instant::now();
+    let online = load_online(group, snapshot, options, backends).await?;
+    timings.online = elapsed_ms(started);
+
+    Ok(GroupManifest {
+        group: name,
+        version,
+        table: format!("{}.{}", group.table.database, group.table.name),
+        rows_written,
+        snapshot_location: run_location.to_string(),
+        partition: format!("snapshot_ts={}", partition.values[0]),
+        replaced: replaced.is_some(),
+        online,
+        timings_ms: timings,
+    })
+}
+
+/// Streams the group's rows into Parquet files under `location`; returns the row count.
+async fn write_snapshot(group: &PlannedGroup, location: &Url) -> Result<u64> {
+    let mut parquet = TableParquetOptions::default();
+    parquet.global.compression = Some("zstd(3)".to_string());
+    let counts = group
+        .frame
+        .clone()
+        .write_parquet(
+            location.as_str(),
+            DataFrameWriteOptions::new(),
+            Some(parquet),
+        )
+        .await
+        .map_err(|e| in_group(group, e))?;
+    Ok(counts
+        .iter()
+        .filter(|batch| batch.num_columns() > 0)
+        .map(|batch| {
+            batch
+                .column(0)
+                .as_primitive::<UInt64Type>()
+                .iter()
+                .flatten()
+                .sum::<u64>()
+        })
+        .sum())
+}
+
+async fn read_snapshot(
+    context: &SessionContext,
+    group: &PlannedGroup,
+    location: &Url,
+) -> Result<DataFrame> {
+    context
+        .read_parquet(
+            location.as_str(),
+            ParquetReadOptions::default().schema(&group.schema),
+        )
+        .await
+        .map_err(|e| in_group(group, e))
+}
+
+/// Every row has its key and event time, and no two rows share both.
+async fn check_snapshot(group: &PlannedGroup, snapshot: DataFrame) -> Result<()> {
+    let name = group.name();
+    let keys = group.definition.key_columns();
+    let event_time = group.definition.event_time_column();
+    let identity: Vec<Expr> = keys.iter().chain([&event_time]).map(|c| ident(c)).collect();
+
+    let any_null = identity
+        .iter()
+        .map(|c| c.clone().is_null())
+        .reduce(Expr::or)
+        .expect("a group has key columns");
+    let nulls = first_row(snapshot.clone().filter(any_null), group).await?;
+    if let Some(row) = nulls {
+        return Err(Error::Check(format!(
+            "feature group '{name}': a row has a null key or event time ({}); every row needs \
+             its KEY and EVENT TIME. Nothing of this group was published",
+            describe_row(&row)
+        )));
+    }
+
+    let repeated = snapshot
+        .aggregate(identity, vec![count(lit(1)).alias("rows")])
+        .and_then(|counts| counts.filter(ident("rows").gt(lit(1i64))));
+    if let Some(row) = first_row(repeated, group).await? {
+        return Err(Error::Check(format!(
+            "feature group '{name}': several rows share a key and event time ({}); a group holds \
+             one row per key and event time. Nothing of this group was published",
+            describe_row(&row)
+        )));
+    }
+    Ok(())
+}
+
+async fn first_row(
+    frame: datafusion::error::Result<DataFrame>,
+    group: &PlannedGroup,
+) -> Result<Option<RecordBatch>> {
+    let batches = frame
+        .and_then(|f| f.limit(0, Some(1)))
+        .map_err(|e| in_group(group, e))?
+        .collect()
+        .await
+        .map_err(|e| in_group(group, e))?;
+    Ok(batches.into_iter().find(|b| b.num_rows() > 0))
+}
+
+fn describe_row(batch: &RecordBatch) -> String {
+    batch
+        .schema()
+        .fields()
+        .iter()
+        .zip(batch.columns())
+        .map(|(field, column)| {
+            let value = if column.is_null(0) {
+                "NULL".to_string()
+            } else {
+                array_value_to_string(column, 0).unwrap_or_else(|_| "?".to_string())
+            };
+            format!("{}={value}", field.name())
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Loads the latest row per key, unless the store holds a newer as-of and the run is not
+/// forced: older values never silently replace newer ones.
+async fn load_online(
+    group: &PlannedGroup,
+    snapshot: DataFrame,
+    options: &RunOptions,
+    backends: &Backends,
+) -> Result<OnlineOutcome> {
+    let name = group.name();
+    let version = group.definition.version;
+    if let Some(loaded_as_of) = backends.online.loaded_as_of(&name, version).await?
+        && loaded_as_of > options.as_of
+        && !options.force
+    {
+        return Ok(OnlineOutcome::SkippedNewer { loaded_as_of });
+    }
+    let keys = group.definition.key_columns();
+    let latest_first = row_number()
+        .partition_by(keys.iter().map(|k| ident(k)).collect())
+        .order_by(vec![
+            ident(group.definition.event_time_column()).sort(false, true),
+        ])
+        .build()
+        .and_then(|n| snapshot.window(vec![n.alias(ROW_NUMBER)]))
+        .and_then(|f| f.filter(ident(ROW_NUMBER).eq(lit(1u64))))
+        .and_then(|f| f.drop_columns(&[ROW_NUMBER]))
+        .map_err(|e| in_group(group, e))?;
+    let mut batches = latest_first
+        .execute_stream()
+        .await
+        .map_err(|e| in_group(group, e))?;
+    let table = OnlineTable {
+        group: name,
+        version,
+        schema: group.schema.clone(),
+        key_columns: keys,
+        event_time_column: group.definition.event_time_column(),
+        ttl: group.ttl,
+    };
+    let mut load = backends.online.begin_load(&table).await?;
+    while let Some(batch) = batches.next().await {
+        let batch = batch.map_err(|e| in_group(group, e))?;
+        if batch.num_rows() > 0 {
+            load.write(batch).await?;
+        }
+    }
+    let rows = load.commit(options.as_of).await?;
+    Ok(OnlineOutcome::Loaded { rows })
+}
+
+/// Deletes what a failed run wrote, keeping the run's error as the one reported.
+async fn discard(backends: &Backends, run_location: &Url, error: Error) -> Error {
+    if let Err(cleanup) = backends.warehouse.delete_prefix(run_location).await {
+        eprintln!(
+            "fengine: warning: could not delete the unpublished files at {run_location}: {cleanup}"
+        );
+    }
+    error
+}
+
+fn in_group(group: &PlannedGroup, error: datafusion::error::DataFusionError) -> Error {
+    match Error::from_datafusion(Some(&group.location), error) {
+        Error::Plan { location, message } => Error::Plan {
+            location,
+            message: format!("feature group '{}': {message}", group.name()),
+        },
+        other => other,
+    }
+}
+
+fn elapsed_ms(started: Instant) -> u64 {
+    started.elapsed().as_millis() as u64
+}
+
+/// Stops the process at a named point when `FENGINE_FAIL_AT` names it: how the tests kill a
+/// run at the worst moment.
+fn fail_point(name: &str) {
+    if std::env::var("FENGINE_FAIL_AT").is_ok_and(|at| at == name) {
+        eprintln!("fengine: FENGINE_FAIL_AT={name}: aborting");
+        std::process::abort();
+    }
+}

@@ -1,0 +1,121 @@
+//! The warehouse: where snapshots are written, a local folder or an object store prefix.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use futures::TryStreamExt;
+use object_store::ObjectStore;
+use object_store::ObjectStoreExt;
+use object_store::local::LocalFileSystem;
+use object_store::path::Path as ObjectPath;
+use url::Url;
+
+use crate::{Error, Result};
+
+#[derive(Debug, Clone)]
+pub struct Warehouse {
+    /// Ends with '/'.
+    root: Url,
+    /// The store serving `root`'s scheme and authority; paths are the URL's path.
+    store: Arc<dyn ObjectStore>,
+}
+
+impl Warehouse {
+    /// A warehouse in a local folder, created if missing.
+    pub fn local(folder: &Path) -> Result<Self> {
+        std::fs::create_dir_all(folder).map_err(|e| {
+            Error::Config(format!(
+                "cannot create warehouse folder '{}': {e}",
+                folder.display()
+            ))
+        })?;
+        let absolute = folder.canonicalize().map_err(|e| {
+            Error::Config(format!(
+                "cannot open warehouse folder '{}': {e}",
+                folder.display()
+            ))
+        })?;
+        let root = Url::from_directory_path(&absolute).map_err(|_| {
+            Error::Config(format!("'{}' is not a usable folder", absolute.display()))
+        })?;
+        let store = LocalFileSystem::new().with_automatic_cleanup(true);
+        Ok(Warehouse::new(root, Arc::new(store)))
+    }
+
+    /// A warehouse at `root` in `store`, which serves the URL's scheme and authority.
+    pub fn new(mut root: Url, store: Arc<dyn ObjectStore>) -> Self {
+        if !root.path().ends_with('/') {
+            root.set_path(&format!("{}/", root.path()));
+        }
+        Warehouse { root, store }
+    }
+
+    pub fn root(&self) -> &Url {
+        &self.root
+    }
+
+    pub fn store(&self) -> &Arc<dyn ObjectStore> {
+        &self.store
+    }
+
+    /// `<root>/<group>/v<version>/`: the root of a feature group version's table.
+    pub fn table_location(&self, group: &str, version: u32) -> Url {
+        self.join(&format!("{group}/v{version}/"))
+    }
+
+    /// `<table>/snapshot_ts=<snapshot>/`: where every run of one as-of writes.
+    pub fn snapshot_location(&self, group: &str, version: u32, snapshot: &str) -> Url {
+        self.join(&format!("{group}/v{version}/snapshot_ts={snapshot}/"))
+    }
+
+    fn join(&self, relative: &str) -> Url {
+        self.root
+            .join(relative)
+            .expect("group names are valid URL path segments")
+    }
+
+    /// Deletes every object under `prefix`.
+    pub async fn delete_prefix(&self, prefix: &Url) -> Result<()> {
+        self.delete_under(prefix, None).await
+    }
+
+    /// Deletes every object under `prefix` except those under `keep`: what earlier or
+    /// killed runs of a snapshot left beside the registered one.
+    pub async fn delete_prefix_except(&self, prefix: &Url, keep: &Url) -> Result<()> {
+        self.delete_under(prefix, Some(keep)).await
+    }
+
+    async fn delete_under(&self, prefix: &Url, keep: Option<&Url>) -> Result<()> {
+        let prefix_path = object_path(prefix)?;
+        let keep_path = keep.map(object_path).transpose()?;
+        let doomed: Vec<ObjectPath> = self
+            .store
+            .list(Some(&prefix_path))
+            .map_ok(|meta| meta.location)
+            .try_filter(|location| {
+                let kept = keep_path
+                    .as_ref()
+                    .is_some_and(|k| location.prefix_matches(k));
+                futures::future::ready(!kept)
+            })
+            .try_collect()
+            .await
+            .map_err(|e| Error::Infrastructure(format!("cannot list '{prefix}': {e}")))?;
+        for location in doomed {
+            match self.store.delete(&location).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => {
+                    return Err(Error::Infrastructure(format!(
+                        "cannot delete '{location}': {e}"
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn object_path(url: &Url) -> Result<ObjectPath> {
+    ObjectPath::from_url_path(url.path())
+        .map_err(|e| Error::Infrastructure(format!("'{url}' is not an object store path: {e}")))
+}
