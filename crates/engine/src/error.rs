@@ -5,7 +5,7 @@ use fengine_dialect::{ParseError, SourceLocation};
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The pipeline file cannot be parsed.
-    #[error("{0}")]
+    #[error(transparent)]
     Parse(#[from] ParseError),
     /// The pipeline parses but cannot run as written: a missing column, a wrong type, an
     /// unknown parameter, a source that does not exist.
@@ -90,16 +90,11 @@ fn is_infrastructure(error: &DataFusionError) -> bool {
     }
 }
 
-/// DataFusion's innermost message, without the context layers that repeat it.
+/// DataFusion's innermost message, without the context layers and prefixes that repeat it.
 fn describe_datafusion_error(error: &DataFusionError) -> String {
-    let root = error.find_root();
-    let message = root.message().trim().to_string();
-    match root {
-        DataFusionError::SQL(..) | DataFusionError::Plan(_) | DataFusionError::SchemaError(..) => {
-            message
-        }
-        _ => root.to_string(),
-    }
+    let message = error.find_root().message().trim().to_string();
+    // The parquet crate's errors wrap each other with the same prefix.
+    message.replace("Parquet error: Parquet error: ", "Parquet error: ")
 }
 
 impl From<fengine_catalog::Error> for Error {

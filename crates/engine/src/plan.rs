@@ -105,12 +105,18 @@ async fn run_definition(
     location: &SourceLocation,
 ) -> Result<()> {
     let mut statement = statement.clone();
+    let mut source = None;
     match &mut statement {
         DataFusionStatement::CreateExternalTable(table) => {
             let folder = location.file.parent().unwrap_or_else(|| Path::new(""));
-            for source in &mut table.locations {
-                *source = resolve_relative_location(folder, source);
+            for path in &mut table.locations {
+                *path = resolve_relative_location(folder, path);
             }
+            source = Some(format!(
+                "source '{}' at '{}'",
+                table.name,
+                table.locations.join("', '")
+            ));
         }
         DataFusionStatement::Statement(inner) if !is_definition(inner) => {
             return Err(Error::plan(
@@ -128,19 +134,20 @@ async fn run_definition(
         }
         _ => {}
     }
-    let state = context.state();
-    let plan = state
-        .statement_to_plan(statement)
-        .await
-        .map_err(|e| Error::from_datafusion(Some(location), e))?;
-    context
-        .execute_logical_plan(plan)
-        .await
-        .map_err(|e| Error::from_datafusion(Some(location), e))?
-        .collect()
-        .await
-        .map_err(|e| Error::from_datafusion(Some(location), e))?;
-    Ok(())
+    let executed = async {
+        let plan = context.state().statement_to_plan(statement).await?;
+        context.execute_logical_plan(plan).await?.collect().await
+    };
+    executed.await.map(|_| ()).map_err(|e| {
+        let error = Error::from_datafusion(Some(location), e);
+        match (source, error) {
+            (Some(source), Error::Plan { location, message }) => Error::Plan {
+                location,
+                message: format!("{source}: {message}"),
+            },
+            (_, error) => error,
+        }
+    })
 }
 
 fn is_definition(statement: &SqlStatement) -> bool {
@@ -163,7 +170,10 @@ fn resolve_relative_location(folder: &Path, location: &str) -> String {
         return location.to_string();
     }
     let joined = folder.join(location);
-    let resolved = joined.canonicalize().unwrap_or(joined);
+    let resolved = joined
+        .canonicalize()
+        .or_else(|_| std::path::absolute(&joined))
+        .unwrap_or(joined);
     let mut text = resolved.display().to_string();
     if location.ends_with('/') && !text.ends_with('/') {
         text.push('/');
@@ -190,6 +200,14 @@ async fn plan_group(
         .execute_logical_plan(plan)
         .await
         .map_err(|e| Error::from_datafusion(Some(location), e))?;
+    // Physical planning runs type coercion and the optimizer, which is where a wrong
+    // param() or function argument shows; it reads no data.
+    frame
+        .clone()
+        .create_physical_plan()
+        .await
+        .map_err(|e| Error::from_datafusion(Some(location), e))
+        .map_err(|e| in_group(&name, e))?;
     let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
     check_output(group, &schema, location)?;
     let ttl = group

@@ -159,7 +159,11 @@ async fn check_snapshot(group: &PlannedGroup, snapshot: DataFrame) -> Result<()>
         .map(|c| c.clone().is_null())
         .reduce(Expr::or)
         .expect("a group has key columns");
-    let nulls = first_row(snapshot.clone().filter(any_null), group).await?;
+    let nulls = snapshot
+        .clone()
+        .select(identity.clone())
+        .and_then(|f| f.filter(any_null));
+    let nulls = first_row(nulls, group).await?;
     if let Some(row) = nulls {
         return Err(Error::Check(format!(
             "feature group '{name}': a row has a null key or event time ({}); every row needs \

@@ -1,0 +1,199 @@
+//! Bad input: each case gets its own message and exit code, and leaves the warehouse, the
+//! catalog and the online store exactly as they were.
+
+mod common;
+
+use std::path::PathBuf;
+
+use common::*;
+use rstest::rstest;
+
+const EXIT_NOT_FOUND: i32 = 1;
+const EXIT_BAD_INPUT: i32 = 2;
+const EXIT_CHECK_FAILED: i32 = 3;
+
+const PAYMENTS_CSV: &str = "\
+customer_id,amount,event_time
+1,10.0,2024-03-01T10:00:00Z
+1,5.5,2024-03-02T11:00:00Z
+2,100.0,2024-02-01T00:00:00Z
+";
+
+const SOURCE: &str = "\
+CREATE EXTERNAL TABLE payments (customer_id BIGINT NOT NULL, amount DOUBLE NOT NULL, event_time TIMESTAMP NOT NULL)
+STORED AS CSV LOCATION 'payments.csv' OPTIONS ('format.has_header' 'true');
+";
+
+fn group(select: &str) -> String {
+    format!(
+        "{SOURCE}\nCREATE FEATURE GROUP totals KEY (customer_id) EVENT TIME event_time AS\n{select};\n"
+    )
+}
+
+const GOOD_SELECT: &str = "SELECT customer_id, max(event_time) AS event_time, sum(amount) AS total FROM payments GROUP BY customer_id";
+
+/// A workspace where `good.sql` has already published `totals` and loaded it online.
+fn published() -> Workspace {
+    let workspace = Workspace::new();
+    workspace.write("payments.csv", PAYMENTS_CSV);
+    workspace.write("good.sql", &group(GOOD_SELECT));
+    workspace
+        .fengine(&["run", "good.sql", "--as-of", "2024-03-05T00:00:00Z"])
+        .success();
+    workspace
+}
+
+/// Everything but SQLite's transient journal files.
+fn state(workspace: &Workspace) -> Vec<(PathBuf, Vec<u8>)> {
+    workspace
+        .files()
+        .into_iter()
+        .filter(|(path, _)| {
+            let name = path.to_string_lossy();
+            !name.ends_with("-wal") && !name.ends_with("-shm")
+        })
+        .collect()
+}
+
+fn file(path: &'static str, text: impl Into<String>) -> (&'static str, String) {
+    (path, text.into())
+}
+
+#[rstest]
+#[case::malformed_sql(
+    vec![file("bad.sql", "CREATE VIEW v AS SELEC 1;")], &["run", "bad.sql"],
+    EXIT_BAD_INPUT, "fengine: bad.sql:1:18: Expected: SELECT, VALUES, or a subquery in the query body, found: SELEC\n 1 | CREATE VIEW v AS SELEC 1;\n   |                  ^\n"
+)]
+#[case::missing_pipeline(
+    vec![], &["run", "nope.sql"],
+    EXIT_BAD_INPUT, "fengine: nope.sql: cannot read pipeline file 'nope.sql': No such file or directory (os error 2)\n"
+)]
+#[case::missing_include(
+    vec![file("bad.sql", "INCLUDE 'sql/missing.sql';")], &["run", "bad.sql"],
+    EXIT_BAD_INPUT, "fengine: bad.sql:1:1: cannot read pipeline file 'sql/missing.sql': No such file or directory (os error 2)\n 1 | INCLUDE 'sql/missing.sql';\n   | ^\n"
+)]
+#[case::include_cycle(
+    vec![file("bad.sql", "INCLUDE 'other.sql';"), file("other.sql", "INCLUDE 'bad.sql';")], &["run", "bad.sql"],
+    EXIT_BAD_INPUT, "fengine: other.sql:1:1: include cycle: <ws>/bad.sql -> <ws>/other.sql -> <ws>/bad.sql\n 1 | INCLUDE 'bad.sql';\n   | ^\n"
+)]
+#[case::missing_key_column(
+    vec![file("bad.sql", &group("SELECT max(event_time) AS event_time, sum(amount) AS total FROM payments"))], &["run", "bad.sql"],
+    EXIT_BAD_INPUT, "fengine: bad.sql:4:1: feature group 'totals': KEY column 'customer_id' is not in the query's output (columns: event_time, total)\n"
+)]
+#[case::key_of_a_float_type(
+    vec![file("bad.sql", &group("SELECT amount AS customer_id, event_time FROM payments"))], &["run", "bad.sql"],
+    EXIT_BAD_INPUT, "fengine: bad.sql:4:1: feature group 'totals': KEY column 'customer_id' is of type Float64; a key must be a whole number, a string or a date\n"
+)]
+#[case::event_time_not_a_timestamp(
+    vec![file("bad.sql", &group("SELECT customer_id, CAST(max(event_time) AS DATE) AS event_time FROM payments GROUP BY customer_id"))], &["run", "bad.sql"],
+    EXIT_BAD_INPUT, "fengine: bad.sql:4:1: feature group 'totals': EVENT TIME column 'event_time' is of type Date32; it must be a timestamp (CAST it AS TIMESTAMP)\n"
+)]
+#[case::null_key(
+    vec![file("bad.sql", &group("SELECT CASE WHEN customer_id = 2 THEN NULL ELSE customer_id END AS customer_id, max(event_time) AS event_time, sum(amount) AS total FROM payments GROUP BY 1"))],
+    &["run", "bad.sql", "--as-of", "2024-03-06T00:00:00Z"],
+    EXIT_CHECK_FAILED, "fengine: feature group 'totals': a row has a null key or event time (customer_id=NULL, event_time=2024-02-01T00:00:00); every row needs its KEY and EVENT TIME. Nothing of this group was published\n"
+)]
+#[case::repeated_key_and_event_time(
+    vec![file("bad.sql", &group("SELECT customer_id, as_of() AS event_time, amount AS total FROM payments"))],
+    &["run", "bad.sql", "--as-of", "2024-03-06T00:00:00Z"],
+    EXIT_CHECK_FAILED, "fengine: feature group 'totals': several rows share a key and event time (customer_id=1, event_time=2024-03-06T00:00:00Z, rows=2); a group holds one row per key and event time. Nothing of this group was published\n"
+)]
+#[case::unknown_param(
+    vec![file("bad.sql", &group("SELECT customer_id, max(event_time) AS event_time, sum(amount) AS total FROM payments WHERE amount > param('min_amount') GROUP BY customer_id"))],
+    &["run", "bad.sql", "--param", "max_amount=3"],
+    EXIT_BAD_INPUT, "fengine: bad.sql:4:1: feature group 'totals': unknown parameter 'min_amount' in param('min_amount'): pass --param min_amount=<value> (given: max_amount)\n"
+)]
+#[case::unknown_column(
+    vec![file("bad.sql", &group("SELECT customer_id, event_tme AS event_time FROM payments"))], &["run", "bad.sql"],
+    EXIT_BAD_INPUT, "fengine: bad.sql:4:1: feature group 'totals': No field named event_tme. Did you mean 'payments.event_time'?\nValid fields are payments.customer_id, payments.amount, payments.event_time.\n"
+)]
+#[case::duplicate_group(
+    vec![file("bad.sql", &format!("{}\nCREATE FEATURE GROUP totals KEY (customer_id) EVENT TIME event_time AS {GOOD_SELECT};", group(GOOD_SELECT)))],
+    &["run", "bad.sql"],
+    EXIT_BAD_INPUT, "fengine: bad.sql:7:1: feature group 'totals' is defined twice: first at bad.sql:4:1\n"
+)]
+#[case::schema_change_without_a_new_version(
+    vec![file("bad.sql", &group("SELECT customer_id, max(event_time) AS event_time, count(*) AS total FROM payments GROUP BY customer_id"))],
+    &["run", "bad.sql"],
+    EXIT_BAD_INPUT, "fengine: bad.sql:4:1: feature group 'totals' version 1 changes the schema of a published version: table 'fengine.totals_v1' has columns (customer_id bigint, event_time timestamp, total double), the new snapshot has (customer_id bigint, event_time timestamp, total bigint). Bump VERSION to publish the new schema as a new table\n"
+)]
+#[case::missing_source(
+    vec![file("bad.sql", "CREATE EXTERNAL TABLE t STORED AS PARQUET LOCATION 'data/nowhere/';")], &["run", "bad.sql"],
+    EXIT_BAD_INPUT, "fengine: bad.sql:1:1: source 't' at '<ws>/data/nowhere/': No files found at file://<ws>/data/nowhere/. Cannot infer schema from an empty location; either add data files or declare an explicit schema for the table.\n"
+)]
+#[case::unreadable_source(
+    vec![file("data/broken.parquet", "this is not parquet"), file("bad.sql", "CREATE EXTERNAL TABLE t STORED AS PARQUET LOCATION 'data/';")],
+    &["run", "bad.sql"],
+    EXIT_BAD_INPUT, "fengine: bad.sql:1:1: source 't' at '<ws>/data/': Parquet error: Invalid Parquet file. Corrupt footer\n"
+)]
+#[case::query_outside_a_group(
+    vec![file("bad.sql", &format!("{SOURCE}SELECT * FROM payments;"))], &["run", "bad.sql"],
+    EXIT_BAD_INPUT, "fengine: bad.sql:3:1: only statements that define sources, views and settings (CREATE EXTERNAL TABLE, CREATE VIEW, SET, ...) may stand alone in a pipeline; put queries in a CREATE FEATURE GROUP\n"
+)]
+#[case::no_feature_group(
+    vec![file("bad.sql", SOURCE)], &["run", "bad.sql"],
+    EXIT_BAD_INPUT, "fengine: bad.sql defines no feature group: add a CREATE FEATURE GROUP statement\n"
+)]
+#[case::ttl_in_months(
+    vec![file("bad.sql", &group(GOOD_SELECT).replace("EVENT TIME event_time", "EVENT TIME event_time ONLINE (ttl = '1 month')"))],
+    &["run", "bad.sql"],
+    EXIT_BAD_INPUT, "fengine: bad.sql:4:1: feature group 'totals': ONLINE ttl '1 month' uses months, whose length varies; give days instead\n"
+)]
+#[case::as_of_not_rfc3339(
+    vec![], &["run", "good.sql", "--as-of", "yesterday"],
+    EXIT_BAD_INPUT, "error: invalid value 'yesterday' for '--as-of <AS_OF>': 'yesterday' is not an RFC 3339 time such as 2024-03-01T00:00:00Z\n\nFor more information, try '--help'.\n"
+)]
+#[case::as_of_with_a_fraction(
+    vec![], &["run", "good.sql", "--as-of", "2024-03-06T00:00:00.5Z"],
+    EXIT_BAD_INPUT, "fengine: the as-of 2024-03-06T00:00:00.500+00:00 has a fraction of a second; snapshots are named by whole seconds\n"
+)]
+#[case::unknown_profile(
+    vec![file("fengine.toml", "[profiles.dev]\nwarehouse = 'warehouse'\n")], &["run", "good.sql", "--profile", "prod"],
+    EXIT_BAD_INPUT, "fengine: profile 'prod' is not defined in 'fengine.toml' (profiles: dev)\n"
+)]
+#[case::malformed_profile(
+    vec![file("fengine.toml", "[profiles.default]\nwarehose = 'warehouse'\n")], &["run", "good.sql"],
+    EXIT_BAD_INPUT, "fengine: config file 'fengine.toml' is malformed: TOML parse error at line 2, column 1\n  |\n2 | warehose = 'warehouse'\n  | ^^^^^^^^\nunknown field `warehose`, expected one of `warehouse`, `catalog`, `catalog_path`, `database`, `online`, `online_path`\n\n"
+)]
+#[case::unknown_online_store(
+    vec![file("fengine.toml", "[profiles.default]\nonline = 'redis'\n")], &["run", "good.sql"],
+    EXIT_BAD_INPUT, "fengine: profile 'default': unknown online 'redis' (expected \"sqlite\")\n"
+)]
+#[case::get_with_too_few_key_values(
+    vec![], &["get", "totals"],
+    EXIT_BAD_INPUT, "error: the following required arguments were not provided:\n  <KEY>...\n\nUsage: fengine get <GROUP> <KEY>...\n\nFor more information, try '--help'.\n"
+)]
+#[case::get_with_a_non_numeric_key(
+    vec![], &["get", "totals", "abc"],
+    EXIT_BAD_INPUT, "fengine: key column 'customer_id' holds whole numbers; 'abc' is not one\n"
+)]
+#[case::get_of_an_unknown_group(
+    vec![], &["get", "nothing", "1"],
+    EXIT_NOT_FOUND, "fengine: feature group 'nothing' has not been loaded online\n"
+)]
+fn bad_input_is_reported_and_changes_nothing(
+    #[case] files: Vec<(&str, String)>,
+    #[case] args: &[&str],
+    #[case] code: i32,
+    #[case] message: &str,
+) {
+    let workspace = published();
+    for (path, text) in &files {
+        workspace.write(path, text);
+    }
+    let before = state(&workspace);
+    let outcome = workspace.fengine(args);
+    let root = workspace.dir.path().canonicalize().unwrap();
+    let stderr = outcome.stderr.replace(root.to_str().unwrap(), "<ws>");
+    assert_eq!(
+        (outcome.code, stderr.as_str()),
+        (code, message),
+        "stdout: {}",
+        outcome.stdout
+    );
+    assert_eq!(
+        state(&workspace),
+        before,
+        "a failed command changed the workspace"
+    );
+}
