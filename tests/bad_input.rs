@@ -77,43 +77,43 @@ fn file(path: &'static str, text: impl Into<String>) -> (&'static str, String) {
     EXIT_BAD_INPUT, "fengine: other.sql:1:1: include cycle: <ws>/bad.sql -> <ws>/other.sql -> <ws>/bad.sql\n 1 | INCLUDE 'bad.sql';\n   | ^\n"
 )]
 #[case::missing_key_column(
-    vec![file("bad.sql", &group("SELECT max(event_time) AS event_time, sum(amount) AS total FROM payments"))], &["run", "bad.sql"],
+    vec![file("bad.sql", group("SELECT max(event_time) AS event_time, sum(amount) AS total FROM payments"))], &["run", "bad.sql"],
     EXIT_BAD_INPUT, "fengine: bad.sql:4:1: feature group 'totals': KEY column 'customer_id' is not in the query's output (columns: event_time, total)\n"
 )]
 #[case::key_of_a_float_type(
-    vec![file("bad.sql", &group("SELECT amount AS customer_id, event_time FROM payments"))], &["run", "bad.sql"],
+    vec![file("bad.sql", group("SELECT amount AS customer_id, event_time FROM payments"))], &["run", "bad.sql"],
     EXIT_BAD_INPUT, "fengine: bad.sql:4:1: feature group 'totals': KEY column 'customer_id' is of type Float64; a key must be a whole number, a string or a date\n"
 )]
 #[case::event_time_not_a_timestamp(
-    vec![file("bad.sql", &group("SELECT customer_id, CAST(max(event_time) AS DATE) AS event_time FROM payments GROUP BY customer_id"))], &["run", "bad.sql"],
+    vec![file("bad.sql", group("SELECT customer_id, CAST(max(event_time) AS DATE) AS event_time FROM payments GROUP BY customer_id"))], &["run", "bad.sql"],
     EXIT_BAD_INPUT, "fengine: bad.sql:4:1: feature group 'totals': EVENT TIME column 'event_time' is of type Date32; it must be a timestamp (CAST it AS TIMESTAMP)\n"
 )]
 #[case::null_key(
-    vec![file("bad.sql", &group("SELECT CASE WHEN customer_id = 2 THEN NULL ELSE customer_id END AS customer_id, max(event_time) AS event_time, sum(amount) AS total FROM payments GROUP BY 1"))],
+    vec![file("bad.sql", group("SELECT CASE WHEN customer_id = 2 THEN NULL ELSE customer_id END AS customer_id, max(event_time) AS event_time, sum(amount) AS total FROM payments GROUP BY 1"))],
     &["run", "bad.sql", "--as-of", "2024-03-06T00:00:00Z"],
     EXIT_CHECK_FAILED, "fengine: feature group 'totals': a row has a null key or event time (customer_id=NULL, event_time=2024-02-01T00:00:00); every row needs its KEY and EVENT TIME. Nothing of this group was published\n"
 )]
 #[case::repeated_key_and_event_time(
-    vec![file("bad.sql", &group("SELECT customer_id, as_of() AS event_time, amount AS total FROM payments"))],
+    vec![file("bad.sql", group("SELECT customer_id, as_of() AS event_time, amount AS total FROM payments"))],
     &["run", "bad.sql", "--as-of", "2024-03-06T00:00:00Z"],
     EXIT_CHECK_FAILED, "fengine: feature group 'totals': several rows share a key and event time (customer_id=1, event_time=2024-03-06T00:00:00Z, rows=2); a group holds one row per key and event time. Nothing of this group was published\n"
 )]
 #[case::unknown_param(
-    vec![file("bad.sql", &group("SELECT customer_id, max(event_time) AS event_time, sum(amount) AS total FROM payments WHERE amount > param('min_amount') GROUP BY customer_id"))],
+    vec![file("bad.sql", group("SELECT customer_id, max(event_time) AS event_time, sum(amount) AS total FROM payments WHERE amount > param('min_amount') GROUP BY customer_id"))],
     &["run", "bad.sql", "--param", "max_amount=3"],
     EXIT_BAD_INPUT, "fengine: bad.sql:4:1: feature group 'totals': unknown parameter 'min_amount' in param('min_amount'): pass --param min_amount=<value> (given: max_amount)\n"
 )]
 #[case::unknown_column(
-    vec![file("bad.sql", &group("SELECT customer_id, event_tme AS event_time FROM payments"))], &["run", "bad.sql"],
+    vec![file("bad.sql", group("SELECT customer_id, event_tme AS event_time FROM payments"))], &["run", "bad.sql"],
     EXIT_BAD_INPUT, "fengine: bad.sql:4:1: feature group 'totals': No field named event_tme. Did you mean 'payments.event_time'?\nValid fields are payments.customer_id, payments.amount, payments.event_time.\n"
 )]
 #[case::duplicate_group(
-    vec![file("bad.sql", &format!("{}\nCREATE FEATURE GROUP totals KEY (customer_id) EVENT TIME event_time AS {GOOD_SELECT};", group(GOOD_SELECT)))],
+    vec![file("bad.sql", format!("{}\nCREATE FEATURE GROUP totals KEY (customer_id) EVENT TIME event_time AS {GOOD_SELECT};", group(GOOD_SELECT)))],
     &["run", "bad.sql"],
     EXIT_BAD_INPUT, "fengine: bad.sql:7:1: feature group 'totals' is defined twice: first at bad.sql:4:1\n"
 )]
 #[case::schema_change_without_a_new_version(
-    vec![file("bad.sql", &group("SELECT customer_id, max(event_time) AS event_time, count(*) AS total FROM payments GROUP BY customer_id"))],
+    vec![file("bad.sql", group("SELECT customer_id, max(event_time) AS event_time, count(*) AS total FROM payments GROUP BY customer_id"))],
     &["run", "bad.sql"],
     EXIT_BAD_INPUT, "fengine: bad.sql:4:1: feature group 'totals' version 1 changes the schema of a published version: table 'fengine.totals_v1' has columns (customer_id bigint, event_time timestamp, total double), the new snapshot has (customer_id bigint, event_time timestamp, total bigint). Bump VERSION to publish the new schema as a new table\n"
 )]
@@ -127,7 +127,7 @@ fn file(path: &'static str, text: impl Into<String>) -> (&'static str, String) {
     EXIT_BAD_INPUT, "fengine: bad.sql:1:1: source 't' at '<ws>/data/': Parquet error: Invalid Parquet file. Corrupt footer\n"
 )]
 #[case::query_outside_a_group(
-    vec![file("bad.sql", &format!("{SOURCE}SELECT * FROM payments;"))], &["run", "bad.sql"],
+    vec![file("bad.sql", format!("{SOURCE}SELECT * FROM payments;"))], &["run", "bad.sql"],
     EXIT_BAD_INPUT, "fengine: bad.sql:3:1: only statements that define sources, views and settings (CREATE EXTERNAL TABLE, CREATE VIEW, SET, ...) may stand alone in a pipeline; put queries in a CREATE FEATURE GROUP\n"
 )]
 #[case::no_feature_group(
@@ -135,7 +135,7 @@ fn file(path: &'static str, text: impl Into<String>) -> (&'static str, String) {
     EXIT_BAD_INPUT, "fengine: bad.sql defines no feature group: add a CREATE FEATURE GROUP statement\n"
 )]
 #[case::ttl_in_months(
-    vec![file("bad.sql", &group(GOOD_SELECT).replace("EVENT TIME event_time", "EVENT TIME event_time ONLINE (ttl = '1 month')"))],
+    vec![file("bad.sql", group(GOOD_SELECT).replace("EVENT TIME event_time", "EVENT TIME event_time ONLINE (ttl = '1 month')"))],
     &["run", "bad.sql"],
     EXIT_BAD_INPUT, "fengine: bad.sql:4:1: feature group 'totals': ONLINE ttl '1 month' uses months, whose length varies; give days instead\n"
 )]

@@ -12,15 +12,15 @@ const AS_OF: &str = "2024-04-01T00:00:00Z";
 const DAY_US: i64 = 86_400_000_000;
 const HOUR_US: i64 = 3_600_000_000;
 
+/// Compares a run's results, given its manifest, with the reference.
+type Check = fn(&Workspace, &serde_json::Value);
+
 /// Each example with its run arguments and the check of its results.
-fn examples() -> BTreeMap<&'static str, (Vec<&'static str>, fn(&Workspace, &serde_json::Value))> {
+fn examples() -> BTreeMap<&'static str, (Vec<&'static str>, Check)> {
     BTreeMap::from([
         (
             "customer_spend.sql",
-            (
-                vec![],
-                check_customer_spend as fn(&Workspace, &serde_json::Value),
-            ),
+            (vec![], check_customer_spend as Check),
         ),
         (
             "transaction_velocity.sql",

@@ -152,7 +152,7 @@ async fn check_snapshot(group: &PlannedGroup, snapshot: DataFrame) -> Result<()>
     let name = group.name();
     let keys = group.definition.key_columns();
     let event_time = group.definition.event_time_column();
-    let identity: Vec<Expr> = keys.iter().chain([&event_time]).map(|c| ident(c)).collect();
+    let identity: Vec<Expr> = keys.iter().chain([&event_time]).map(ident).collect();
 
     let any_null = identity
         .iter()
@@ -234,7 +234,7 @@ async fn load_online(
     }
     let keys = group.definition.key_columns();
     let latest_first = row_number()
-        .partition_by(keys.iter().map(|k| ident(k)).collect())
+        .partition_by(keys.iter().map(ident).collect())
         .order_by(vec![
             ident(group.definition.event_time_column()).sort(false, true),
         ])

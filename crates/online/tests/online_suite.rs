@@ -51,7 +51,10 @@ fn table(ttl: Option<Duration>) -> OnlineTable {
     }
 }
 
-fn batch(rows: &[(i32, &str, &str, Option<i128>, Option<f64>)]) -> RecordBatch {
+/// (customer_id, region, event_time, spend in cents, ratio)
+type Row<'a> = (i32, &'a str, &'a str, Option<i128>, Option<f64>);
+
+fn batch(rows: &[Row<'_>]) -> RecordBatch {
     RecordBatch::try_new(
         schema(),
         vec![
