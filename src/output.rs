@@ -1,11 +1,14 @@
 //! What `run` and `plan` print: a line per feature group, or JSON for schedulers.
 
+use std::collections::BTreeMap;
+
 use anyhow::Result;
+use chrono::{DateTime, Utc};
 use fengine_engine::{
     Backends, OnlineOutcome, PlannedPipeline, RunManifest, RunOptions, param_type_name,
     snapshot_name,
 };
-use serde_json::json;
+use serde::Serialize;
 
 pub fn print_manifest(manifest: &RunManifest, as_json: bool) -> Result<()> {
     if as_json {
@@ -38,6 +41,42 @@ pub fn print_manifest(manifest: &RunManifest, as_json: bool) -> Result<()> {
     Ok(())
 }
 
+#[derive(Serialize)]
+struct PlanReport {
+    as_of: DateTime<Utc>,
+    params: BTreeMap<String, ParamReport>,
+    groups: Vec<GroupReport>,
+}
+
+#[derive(Serialize)]
+struct ParamReport {
+    #[serde(rename = "type")]
+    sql_type: &'static str,
+    value: String,
+}
+
+#[derive(Serialize)]
+struct GroupReport {
+    group: String,
+    version: u32,
+    key: Vec<String>,
+    event_time: String,
+    columns: Vec<ColumnReport>,
+    table: String,
+    snapshot_location: String,
+    online_ttl_seconds: Option<u64>,
+}
+
+#[derive(Serialize)]
+struct ColumnReport {
+    name: String,
+    #[serde(rename = "type")]
+    arrow_type: String,
+    catalog_type: String,
+    nullable: bool,
+    comment: Option<String>,
+}
+
 pub fn print_plan(
     planned: &PlannedPipeline,
     options: &RunOptions,
@@ -45,87 +84,76 @@ pub fn print_plan(
     as_json: bool,
 ) -> Result<()> {
     let snapshot = snapshot_name(options.as_of);
-    let groups: Vec<serde_json::Value> = planned
-        .groups
-        .iter()
-        .map(|group| {
-            let definition = &group.definition;
-            let columns: Vec<serde_json::Value> = group
-                .schema
-                .fields()
-                .iter()
-                .zip(&group.table.columns)
-                .map(|(field, column)| {
-                    json!({"name": field.name(), "type": field.data_type().to_string(),
-                           "catalog_type": column.data_type, "nullable": field.is_nullable(),
-                           "comment": column.comment})
-                })
-                .collect();
-            json!({
-                "group": group.name(),
-                "version": definition.version,
-                "key": definition.key_columns(),
-                "event_time": definition.event_time_column(),
-                "columns": columns,
-                "table": format!("{}.{}", group.table.database, group.table.name),
-                "snapshot_location": backends.warehouse.snapshot_location(&group.name(), definition.version, &snapshot).to_string(),
-                "online_ttl_seconds": group.ttl.map(|t| t.as_secs()),
-            })
-        })
-        .collect();
-    if as_json {
-        let params: serde_json::Map<String, serde_json::Value> = planned
+    let report = PlanReport {
+        as_of: options.as_of,
+        params: planned
             .params
             .iter()
             .map(|(name, value)| {
-                (
-                    name.clone(),
-                    json!({"type": param_type_name(value), "value": value.to_string()}),
-                )
+                let param = ParamReport {
+                    sql_type: param_type_name(value),
+                    value: value.to_string(),
+                };
+                (name.clone(), param)
             })
-            .collect();
-        println!(
-            "{}",
-            serde_json::to_string_pretty(
-                &json!({"as_of": options.as_of, "params": params, "groups": groups})
-            )?
-        );
+            .collect(),
+        groups: planned
+            .groups
+            .iter()
+            .map(|group| GroupReport {
+                group: group.name(),
+                version: group.definition.version,
+                key: group.definition.key_columns(),
+                event_time: group.definition.event_time_column(),
+                columns: group
+                    .schema
+                    .fields()
+                    .iter()
+                    .zip(&group.table.columns)
+                    .map(|(field, column)| ColumnReport {
+                        name: field.name().clone(),
+                        arrow_type: field.data_type().to_string(),
+                        catalog_type: column.data_type.clone(),
+                        nullable: field.is_nullable(),
+                        comment: column.comment.clone(),
+                    })
+                    .collect(),
+                table: format!("{}.{}", group.table.database, group.table.name),
+                snapshot_location: backends
+                    .warehouse
+                    .snapshot_location(&group.name(), group.definition.version, &snapshot)
+                    .to_string(),
+                online_ttl_seconds: group.ttl.map(|t| t.as_secs()),
+            })
+            .collect(),
+    };
+    if as_json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(());
     }
-    for (name, value) in &planned.params {
-        println!("param {name} = {value} ({})", param_type_name(value));
+    for (name, param) in &report.params {
+        println!("param {name} = {} ({})", param.value, param.sql_type);
     }
-    for group in &groups {
+    for group in &report.groups {
         println!(
             "feature group {} v{}  key ({})  event time {}",
-            group["group"].as_str().unwrap_or_default(),
-            group["version"],
-            group["key"]
-                .as_array()
-                .map(|k| k
-                    .iter()
-                    .filter_map(|v| v.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", "))
-                .unwrap_or_default(),
-            group["event_time"].as_str().unwrap_or_default()
+            group.group,
+            group.version,
+            group.key.join(", "),
+            group.event_time
         );
-        for column in group["columns"].as_array().into_iter().flatten() {
+        for column in &group.columns {
+            let comment = column
+                .comment
+                .as_deref()
+                .map(|c| format!("  -- {c}"))
+                .unwrap_or_default();
             println!(
-                "  {:<24} {}{}",
-                column["name"].as_str().unwrap_or_default(),
-                column["type"].as_str().unwrap_or_default(),
-                column["comment"]
-                    .as_str()
-                    .map(|c| format!("  -- {c}"))
-                    .unwrap_or_default()
+                "  {:<24} {:<12} {}{comment}",
+                column.name, column.catalog_type, column.arrow_type
             );
         }
-        println!(
-            "  -> {} at {}",
-            group["table"].as_str().unwrap_or_default(),
-            group["snapshot_location"].as_str().unwrap_or_default()
-        );
+        println!("  -> {} at {}", group.table, group.snapshot_location);
     }
     Ok(())
 }

@@ -325,3 +325,37 @@ fn plan_shows_each_group_and_writes_nothing() {
     assert_eq!(after, before.into_keys().collect::<Vec<_>>());
     assert!(workspace.partitions("payment_totals_v1").is_empty());
 }
+
+#[test]
+fn a_snapshot_without_rows_is_published_with_its_schema() {
+    let workspace = fixture();
+    let manifest = run(&workspace, "2024-01-01T00:00:00Z", &[])
+        .success()
+        .json();
+    let group = &manifest["groups"][0];
+    assert_eq!(
+        (&group["rows_written"], &group["online"]["rows"]),
+        (&json!(0), &json!(0))
+    );
+    let location = group["snapshot_location"].as_str().unwrap();
+    assert_eq!(row_count(&read_parquet_folder(location)), 0);
+    let folder = location.strip_prefix("file://").unwrap();
+    let file = std::fs::read_dir(folder)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+        std::fs::File::open(file).unwrap(),
+    )
+    .unwrap();
+    let names: Vec<String> = reader
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    assert_eq!(names, ["customer_id", "event_time", "total", "n"]);
+    assert_eq!(workspace.partitions("payment_totals_v1").len(), 1);
+}

@@ -22,3 +22,9 @@ impl From<serde_json::Error> for Error {
         Error::Storage(format!("malformed catalog entry: {error}"))
     }
 }
+
+impl From<fengine_sqlite::Error> for Error {
+    fn from(error: fengine_sqlite::Error) -> Self {
+        Error::Storage(error.to_string())
+    }
+}

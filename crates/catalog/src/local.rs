@@ -1,8 +1,9 @@
 //! The embedded catalog: Glue's model in one SQLite file.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use async_trait::async_trait;
+use fengine_sqlite::SqliteFile;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use crate::{Catalog, Error, Partition, Result, Table};
@@ -35,50 +36,19 @@ CREATE TABLE IF NOT EXISTS catalog_partitions (
 /// at any point leaves the catalog as it was before that run or after it, never between.
 #[derive(Debug, Clone)]
 pub struct LocalCatalog {
-    path: PathBuf,
+    file: SqliteFile,
 }
 
 impl LocalCatalog {
     /// Opens the catalog file, creating it (and its folder) if missing.
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
-        let path = path.as_ref().to_path_buf();
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(|e| {
-                Error::Storage(format!("cannot create folder '{}': {e}", parent.display()))
-            })?;
-        }
-        let catalog = LocalCatalog { path };
-        catalog.connect()?.execute_batch(SCHEMA)?;
-        Ok(catalog)
+        Ok(LocalCatalog {
+            file: SqliteFile::create(path, "catalog", SCHEMA)?,
+        })
     }
 
     pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    fn connect(&self) -> Result<Connection> {
-        let connection = Connection::open(&self.path).map_err(|e| {
-            Error::Storage(format!(
-                "cannot open catalog '{}': {e}",
-                self.path.display()
-            ))
-        })?;
-        connection.busy_timeout(std::time::Duration::from_secs(30))?;
-        connection.pragma_update(None, "journal_mode", "WAL")?;
-        connection.pragma_update(None, "foreign_keys", "ON")?;
-        Ok(connection)
-    }
-
-    /// Runs blocking SQLite work off the async runtime's worker threads.
-    async fn with_connection<T, F>(&self, work: F) -> Result<T>
-    where
-        T: Send + 'static,
-        F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
-    {
-        let catalog = self.clone();
-        tokio::task::spawn_blocking(move || work(&mut catalog.connect()?))
-            .await
-            .map_err(|e| Error::Storage(format!("catalog task failed: {e}")))?
+        self.file.path()
     }
 }
 
@@ -90,19 +60,20 @@ impl Catalog for LocalCatalog {
         partition: &Partition,
     ) -> Result<Option<Partition>> {
         let (table, partition) = (table.clone(), partition.clone());
-        self.with_connection(move |connection| {
-            let now = chrono::Utc::now().to_rfc3339();
-            let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            tx.execute(
-                "INSERT OR IGNORE INTO catalog_databases (name, created_at) VALUES (?1, ?2)",
-                params![table.database, now],
-            )?;
-            if let Some(existing) = read_table(&tx, &table.database, &table.name)?
-                && let Some(conflict) = existing.schema_conflict(&table)
-            {
-                return Err(Error::Conflict(conflict));
-            }
-            tx.execute(
+        self.file
+            .run(move |connection| {
+                let now = chrono::Utc::now().to_rfc3339();
+                let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                tx.execute(
+                    "INSERT OR IGNORE INTO catalog_databases (name, created_at) VALUES (?1, ?2)",
+                    params![table.database, now],
+                )?;
+                if let Some(existing) = read_table(&tx, &table.database, &table.name)?
+                    && let Some(conflict) = existing.schema_conflict(&table)
+                {
+                    return Err(Error::Conflict(conflict));
+                }
+                tx.execute(
                 "INSERT INTO catalog_tables (database, name, definition, created_at, updated_at)
                  VALUES (?1, ?2, ?3, ?4, ?4)
                  ON CONFLICT (database, name)
@@ -114,58 +85,60 @@ impl Catalog for LocalCatalog {
                     now
                 ],
             )?;
-            let key_values = serde_json::to_string(&partition.values)?;
-            let replaced: Option<String> = tx
-                .query_row(
-                    "SELECT definition FROM catalog_partitions
+                let key_values = serde_json::to_string(&partition.values)?;
+                let replaced: Option<String> = tx
+                    .query_row(
+                        "SELECT definition FROM catalog_partitions
                      WHERE database = ?1 AND table_name = ?2 AND key_values = ?3",
-                    params![table.database, table.name, key_values],
-                    |row| row.get(0),
-                )
-                .optional()?;
-            tx.execute(
-                "INSERT OR REPLACE INTO catalog_partitions
+                        params![table.database, table.name, key_values],
+                        |row| row.get(0),
+                    )
+                    .optional()?;
+                tx.execute(
+                    "INSERT OR REPLACE INTO catalog_partitions
                  (database, table_name, key_values, definition, created_at)
                  VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![
-                    table.database,
-                    table.name,
-                    key_values,
-                    serde_json::to_string(&partition)?,
-                    now
-                ],
-            )?;
-            tx.commit()?;
-            replaced
-                .map(|d| serde_json::from_str(&d))
-                .transpose()
-                .map_err(Error::from)
-        })
-        .await
+                    params![
+                        table.database,
+                        table.name,
+                        key_values,
+                        serde_json::to_string(&partition)?,
+                        now
+                    ],
+                )?;
+                tx.commit()?;
+                replaced
+                    .map(|d| serde_json::from_str(&d))
+                    .transpose()
+                    .map_err(Error::from)
+            })
+            .await
     }
 
     async fn get_table(&self, database: &str, name: &str) -> Result<Option<Table>> {
         let (database, name) = (database.to_string(), name.to_string());
-        self.with_connection(move |connection| read_table(connection, &database, &name))
+        self.file
+            .run(move |connection| read_table(connection, &database, &name))
             .await
     }
 
     async fn list_partitions(&self, database: &str, table: &str) -> Result<Vec<Partition>> {
         let (database, table) = (database.to_string(), table.to_string());
-        self.with_connection(move |connection| {
-            let mut statement = connection.prepare(
-                "SELECT definition FROM catalog_partitions
+        self.file
+            .run(move |connection| {
+                let mut statement = connection.prepare(
+                    "SELECT definition FROM catalog_partitions
                  WHERE database = ?1 AND table_name = ?2 ORDER BY key_values",
-            )?;
-            let definitions = statement
-                .query_map(params![database, table], |row| row.get::<_, String>(0))?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            definitions
-                .iter()
-                .map(|d| serde_json::from_str(d).map_err(Error::from))
-                .collect()
-        })
-        .await
+                )?;
+                let definitions = statement
+                    .query_map(params![database, table], |row| row.get::<_, String>(0))?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                definitions
+                    .iter()
+                    .map(|d| serde_json::from_str(d).map_err(Error::from))
+                    .collect()
+            })
+            .await
     }
 }
 

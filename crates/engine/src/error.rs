@@ -54,6 +54,17 @@ impl Error {
         }
     }
 
+    /// Names the feature group in the message of a pipeline error.
+    pub(crate) fn in_group(self, group: &str) -> Self {
+        match self {
+            Error::Plan { location, message } => Error::Plan {
+                location,
+                message: format!("feature group '{group}': {message}"),
+            },
+            other => other,
+        }
+    }
+
     /// A DataFusion error met while planning or running the statement at `location`.
     /// Failures to reach storage are infrastructure faults; anything else is the pipeline's.
     pub(crate) fn from_datafusion(

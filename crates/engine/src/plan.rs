@@ -195,7 +195,7 @@ async fn plan_group(
         .statement_to_plan(query)
         .await
         .map_err(|e| Error::from_datafusion(Some(location), e))
-        .map_err(|e| in_group(&name, e))?;
+        .map_err(|e| e.in_group(&name))?;
     let frame = context
         .execute_logical_plan(plan)
         .await
@@ -207,7 +207,7 @@ async fn plan_group(
         .create_physical_plan()
         .await
         .map_err(|e| Error::from_datafusion(Some(location), e))
-        .map_err(|e| in_group(&name, e))?;
+        .map_err(|e| e.in_group(&name))?;
     let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
     check_output(group, &schema, location)?;
     let ttl = group
@@ -243,16 +243,6 @@ async fn plan_group(
         ttl,
         table,
     })
-}
-
-fn in_group(name: &str, error: Error) -> Error {
-    match error {
-        Error::Plan { location, message } => Error::Plan {
-            location,
-            message: format!("feature group '{name}': {message}"),
-        },
-        other => other,
-    }
 }
 
 /// Group names become table, folder and online table names: lower-case letters, digits and

@@ -17,6 +17,7 @@ use datafusion::prelude::ParquetReadOptions;
 use fengine_catalog::Partition;
 use fengine_online::OnlineTable;
 use futures::StreamExt;
+use parquet::arrow::ArrowWriter;
 use url::Url;
 
 use crate::manifest::{GroupManifest, OnlineOutcome, Timings};
@@ -43,7 +44,7 @@ pub(crate) async fn publish_group(
     let mut timings = Timings::default();
 
     let started = Instant::now();
-    let written = write_snapshot(group, &run_location).await;
+    let written = write_snapshot(group, &run_location, backends).await;
     timings.compute_and_write = elapsed_ms(started);
     let rows_written = match written {
         Ok(rows) => rows,
@@ -106,7 +107,8 @@ pub(crate) async fn publish_group(
 }
 
 /// Streams the group's rows into Parquet files under `location`; returns the row count.
-async fn write_snapshot(group: &PlannedGroup, location: &Url) -> Result<u64> {
+/// A snapshot without rows still gets a file, so that readers find its schema.
+async fn write_snapshot(group: &PlannedGroup, location: &Url, backends: &Backends) -> Result<u64> {
     let mut parquet = TableParquetOptions::default();
     parquet.global.compression = Some("zstd(3)".to_string());
     let counts = group
@@ -119,7 +121,7 @@ async fn write_snapshot(group: &PlannedGroup, location: &Url) -> Result<u64> {
         )
         .await
         .map_err(|e| in_group(group, e))?;
-    Ok(counts
+    let rows = counts
         .iter()
         .filter(|batch| batch.num_columns() > 0)
         .map(|batch| {
@@ -130,7 +132,16 @@ async fn write_snapshot(group: &PlannedGroup, location: &Url) -> Result<u64> {
                 .flatten()
                 .sum::<u64>()
         })
-        .sum())
+        .sum();
+    if rows == 0 {
+        let mut file = Vec::new();
+        ArrowWriter::try_new(&mut file, group.schema.clone(), None)
+            .and_then(|writer| writer.close())
+            .map_err(|e| Error::Infrastructure(format!("cannot encode an empty snapshot: {e}")))?;
+        let path = location.join("empty.parquet").expect("a valid file name");
+        backends.warehouse.put(&path, file).await?;
+    }
+    Ok(rows)
 }
 
 async fn read_snapshot(
@@ -277,13 +288,7 @@ async fn discard(backends: &Backends, run_location: &Url, error: Error) -> Error
 }
 
 fn in_group(group: &PlannedGroup, error: datafusion::error::DataFusionError) -> Error {
-    match Error::from_datafusion(Some(&group.location), error) {
-        Error::Plan { location, message } => Error::Plan {
-            location,
-            message: format!("feature group '{}': {message}", group.name()),
-        },
-        other => other,
-    }
+    Error::from_datafusion(Some(&group.location), error).in_group(&group.name())
 }
 
 fn elapsed_ms(started: Instant) -> u64 {

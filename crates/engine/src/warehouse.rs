@@ -74,6 +74,15 @@ impl Warehouse {
             .expect("group names are valid URL path segments")
     }
 
+    /// Writes `bytes` as the object at `location`.
+    pub async fn put(&self, location: &Url, bytes: Vec<u8>) -> Result<()> {
+        self.store
+            .put(&object_path(location)?, bytes.into())
+            .await
+            .map_err(|e| Error::Infrastructure(format!("cannot write '{location}': {e}")))?;
+        Ok(())
+    }
+
     /// Deletes every object under `prefix`.
     pub async fn delete_prefix(&self, prefix: &Url) -> Result<()> {
         self.delete_under(prefix, None).await

@@ -25,3 +25,9 @@ impl From<arrow::error::ArrowError> for Error {
         Error::Invalid(error.to_string())
     }
 }
+
+impl From<fengine_sqlite::Error> for Error {
+    fn from(error: fengine_sqlite::Error) -> Self {
+        Error::Storage(error.to_string())
+    }
+}

@@ -4,7 +4,7 @@
 //! microseconds since the epoch, and the whole snapshot row as a JSON object, which is what
 //! `get` serves. `online_tables` records each version's key, time to live and last load.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,7 +15,10 @@ use arrow::json::WriterBuilder;
 use arrow::json::writer::LineDelimited;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use fengine_sqlite::SqliteFile;
 use rusqlite::{Connection, OptionalExtension, params};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 
 use crate::keys::{KeyKind, key_values};
 use crate::{Error, OnlineLoad, OnlineRow, OnlineStore, OnlineTable, Result};
@@ -39,49 +42,19 @@ const RFC3339_UTC: &str = "%Y-%m-%dT%H:%M:%S%.fZ";
 
 #[derive(Debug, Clone)]
 pub struct SqliteOnlineStore {
-    path: PathBuf,
+    file: SqliteFile,
 }
 
 impl SqliteOnlineStore {
     /// Opens the store's file, creating it (and its folder) if missing.
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
-        let path = path.as_ref().to_path_buf();
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(|e| {
-                Error::Storage(format!("cannot create folder '{}': {e}", parent.display()))
-            })?;
-        }
-        let store = SqliteOnlineStore { path };
-        store.connect()?.execute_batch(SCHEMA)?;
-        Ok(store)
+        Ok(SqliteOnlineStore {
+            file: SqliteFile::create(path, "online store", SCHEMA)?,
+        })
     }
 
     pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    fn connect(&self) -> Result<Connection> {
-        let connection = Connection::open(&self.path).map_err(|e| {
-            Error::Storage(format!(
-                "cannot open online store '{}': {e}",
-                self.path.display()
-            ))
-        })?;
-        connection.busy_timeout(Duration::from_secs(30))?;
-        connection.pragma_update(None, "journal_mode", "WAL")?;
-        connection.pragma_update(None, "synchronous", "NORMAL")?;
-        Ok(connection)
-    }
-
-    async fn blocking<T, F>(&self, work: F) -> Result<T>
-    where
-        T: Send + 'static,
-        F: FnOnce(Connection) -> Result<T> + Send + 'static,
-    {
-        let store = self.clone();
-        tokio::task::spawn_blocking(move || work(store.connect()?))
-            .await
-            .map_err(|e| Error::Storage(format!("online store task failed: {e}")))?
+        self.file.path()
     }
 }
 
@@ -97,17 +70,18 @@ fn quote(column: &str) -> String {
 impl OnlineStore for SqliteOnlineStore {
     async fn loaded_as_of(&self, group: &str, version: u32) -> Result<Option<DateTime<Utc>>> {
         let group = group.to_string();
-        self.blocking(move |connection| {
-            let as_of: Option<Option<String>> = connection
+        self.file
+            .run(move |connection| {
+                let as_of: Option<Option<String>> = connection
                 .query_row(
                     "SELECT loaded_as_of FROM online_tables WHERE group_name = ?1 AND version = ?2",
                     params![group, version],
                     |row| row.get(0),
                 )
                 .optional()?;
-            as_of.flatten().map(|text| parse_time(&text)).transpose()
-        })
-        .await
+                as_of.flatten().map(|text| parse_time(&text)).transpose()
+            })
+            .await
     }
 
     async fn begin_load(&self, table: &OnlineTable) -> Result<Box<dyn OnlineLoad>> {
@@ -153,8 +127,8 @@ impl OnlineStore for SqliteOnlineStore {
             keys.join(", ")
         );
         let register = table.clone();
-        let connection = self
-            .blocking(move |connection| {
+        self.file
+            .run(move |connection| {
                 connection.execute_batch(&create)?;
                 connection.execute(
                     "INSERT INTO online_tables (group_name, version, key_columns, key_kinds, ttl_seconds)
@@ -171,15 +145,14 @@ impl OnlineStore for SqliteOnlineStore {
                         register.ttl.map(|ttl| ttl.as_secs() as i64),
                     ],
                 )?;
-                Ok(connection)
+                Ok::<_, Error>(())
             })
             .await?;
-        Ok(Box::new(SqliteLoad {
-            connection: Some(connection),
-            table: table.clone(),
+        Ok(Box::new(SqliteLoad::start(
+            self.file.clone(),
+            table.clone(),
             insert,
-            rows: 0,
-        }))
+        )))
     }
 
     async fn get(
@@ -189,113 +162,145 @@ impl OnlineStore for SqliteOnlineStore {
         key: &[String],
     ) -> Result<Option<OnlineRow>> {
         let (group, key) = (group.to_string(), key.to_vec());
-        self.blocking(move |connection| {
-            let loaded: Option<(u32, String, String, Option<i64>)> = connection
-                .query_row(
-                    "SELECT version, key_columns, key_kinds, ttl_seconds FROM online_tables
+        self.file
+            .run(move |connection| {
+                let loaded: Option<(u32, String, String, Option<i64>)> = connection
+                    .query_row(
+                        "SELECT version, key_columns, key_kinds, ttl_seconds FROM online_tables
                      WHERE group_name = ?1 AND (?2 IS NULL OR version = ?2)
                        AND loaded_as_of IS NOT NULL
                      ORDER BY version DESC LIMIT 1",
-                    params![group, version],
-                    |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
-                )
-                .optional()?;
-            let Some((version, key_columns, key_kinds, ttl_seconds)) = loaded else {
-                return Err(Error::NotFound(match version {
-                    Some(v) => {
-                        format!("feature group '{group}' version {v} has not been loaded online")
-                    }
-                    None => format!("feature group '{group}' has not been loaded online"),
-                }));
-            };
-            let key_columns: Vec<String> = parse_json(&key_columns)?;
-            let key_kinds: Vec<String> = parse_json(&key_kinds)?;
-            if key.len() != key_columns.len() {
-                return Err(Error::Invalid(format!(
-                    "feature group '{group}' is keyed by ({}): give {} key value(s), got {}",
-                    key_columns.join(", "),
-                    key_columns.len(),
-                    key.len()
-                )));
-            }
-            let conditions: Vec<String> = key_columns
-                .iter()
-                .map(|c| format!("{} = ?", quote(c)))
-                .collect();
-            let sql = format!(
-                "SELECT fengine_event_time_us, fengine_row FROM {} WHERE {}",
-                data_table(&group, version),
-                conditions.join(" AND ")
-            );
-            let mut statement = connection.prepare(&sql)?;
-            for (index, ((value, column), kind)) in
-                key.iter().zip(&key_columns).zip(&key_kinds).enumerate()
-            {
-                match KeyKind::from_name(kind) {
-                    Some(KeyKind::Integer) => {
-                        let number: i64 = value.parse().map_err(|_| {
+                        params![group, version],
+                        |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
+                    )
+                    .optional()?;
+                let Some((version, key_columns, key_kinds, ttl_seconds)) = loaded else {
+                    return Err(Error::NotFound(match version {
+                        Some(v) => {
+                            format!(
+                                "feature group '{group}' version {v} has not been loaded online"
+                            )
+                        }
+                        None => format!("feature group '{group}' has not been loaded online"),
+                    }));
+                };
+                let key_columns: Vec<String> = parse_json(&key_columns)?;
+                let key_kinds: Vec<String> = parse_json(&key_kinds)?;
+                if key.len() != key_columns.len() {
+                    return Err(Error::Invalid(format!(
+                        "feature group '{group}' is keyed by ({}): give {} key value(s), got {}",
+                        key_columns.join(", "),
+                        key_columns.len(),
+                        key.len()
+                    )));
+                }
+                let conditions: Vec<String> = key_columns
+                    .iter()
+                    .map(|c| format!("{} = ?", quote(c)))
+                    .collect();
+                let sql = format!(
+                    "SELECT fengine_event_time_us, fengine_row FROM {} WHERE {}",
+                    data_table(&group, version),
+                    conditions.join(" AND ")
+                );
+                let mut statement = connection.prepare(&sql)?;
+                for (index, ((value, column), kind)) in
+                    key.iter().zip(&key_columns).zip(&key_kinds).enumerate()
+                {
+                    match KeyKind::from_name(kind) {
+                        Some(KeyKind::Integer) => {
+                            let number: i64 = value.parse().map_err(|_| {
                             Error::Invalid(format!(
                                 "key column '{column}' holds whole numbers; '{value}' is not one"
                             ))
                         })?;
-                        statement.raw_bind_parameter(index + 1, number)?;
+                            statement.raw_bind_parameter(index + 1, number)?;
+                        }
+                        _ => statement.raw_bind_parameter(index + 1, value)?,
                     }
-                    _ => statement.raw_bind_parameter(index + 1, value)?,
                 }
-            }
-            let mut rows = statement.raw_query();
-            let Some(row) = rows.next()? else {
-                return Ok(None);
-            };
-            let event_time_us: i64 = row.get(0)?;
-            let values: serde_json::Map<String, serde_json::Value> =
-                parse_json(&row.get::<_, String>(1)?)?;
-            Ok(Some(OnlineRow {
-                values,
-                event_time: DateTime::from_timestamp_micros(event_time_us).ok_or_else(|| {
-                    Error::Storage(format!("event time {event_time_us} out of range"))
-                })?,
-                version,
-                ttl: ttl_seconds.map(|s| Duration::from_secs(s as u64)),
-            }))
-        })
-        .await
+                let mut rows = statement.raw_query();
+                let Some(row) = rows.next()? else {
+                    return Ok(None);
+                };
+                let event_time_us: i64 = row.get(0)?;
+                let values: serde_json::Map<String, serde_json::Value> =
+                    parse_json(&row.get::<_, String>(1)?)?;
+                Ok(Some(OnlineRow {
+                    values,
+                    event_time: DateTime::from_timestamp_micros(event_time_us).ok_or_else(
+                        || Error::Storage(format!("event time {event_time_us} out of range")),
+                    )?,
+                    version,
+                    ttl: ttl_seconds.map(|s| Duration::from_secs(s as u64)),
+                }))
+            })
+            .await
     }
 }
 
+/// A load whose batches a blocking thread writes while the caller computes the next ones.
 struct SqliteLoad {
-    /// Taken while a batch is written on a blocking thread.
-    connection: Option<Connection>,
+    batches: Option<mpsc::Sender<RecordBatch>>,
+    writer: JoinHandle<Result<(Connection, u64)>>,
     table: OnlineTable,
-    insert: String,
-    rows: u64,
+}
+
+/// Batches waiting for the writer: enough to keep it busy, few enough to bound memory.
+const BATCHES_IN_FLIGHT: usize = 2;
+
+impl SqliteLoad {
+    fn start(file: SqliteFile, table: OnlineTable, insert: String) -> Self {
+        let (sender, mut receiver) = mpsc::channel::<RecordBatch>(BATCHES_IN_FLIGHT);
+        let writer_table = table.clone();
+        let writer = tokio::task::spawn_blocking(move || {
+            let mut connection = file.connect()?;
+            let mut rows = 0;
+            while let Some(batch) = receiver.blocking_recv() {
+                rows += write_batch(&mut connection, &insert, &writer_table, &batch)? as u64;
+            }
+            Ok((connection, rows))
+        });
+        SqliteLoad {
+            batches: Some(sender),
+            writer,
+            table,
+        }
+    }
+
+    /// Waits for the writer to write every batch sent, or to fail.
+    async fn finish(mut self: Box<Self>) -> Result<(Connection, u64)> {
+        drop(self.batches.take());
+        (&mut self.writer)
+            .await
+            .map_err(|e| Error::Storage(format!("online store writer failed: {e}")))?
+    }
 }
 
 #[async_trait]
 impl OnlineLoad for SqliteLoad {
     async fn write(&mut self, batch: RecordBatch) -> Result<()> {
-        let mut connection = self
-            .connection
-            .take()
-            .ok_or_else(|| Error::Storage("an earlier write of this load failed".into()))?;
-        let (insert, table) = (self.insert.clone(), self.table.clone());
-        let (connection, written) = tokio::task::spawn_blocking(move || {
-            let written = write_batch(&mut connection, &insert, &table, &batch);
-            (connection, written)
-        })
-        .await
-        .map_err(|e| Error::Storage(format!("online store task failed: {e}")))?;
-        self.rows += written? as u64;
-        self.connection = Some(connection);
-        Ok(())
+        let sender = self
+            .batches
+            .as_ref()
+            .expect("only finish() takes the sender");
+        if sender.send(batch).await.is_ok() {
+            return Ok(());
+        }
+        // The writer stopped early: its result says why.
+        self.batches = None;
+        match (&mut self.writer).await {
+            Ok(Err(e)) => Err(e),
+            Ok(Ok(_)) => Err(Error::Storage(
+                "the online store writer stopped early".into(),
+            )),
+            Err(e) => Err(Error::Storage(format!("online store writer failed: {e}"))),
+        }
     }
 
-    async fn commit(mut self: Box<Self>, as_of: DateTime<Utc>) -> Result<u64> {
-        let connection = self
-            .connection
-            .take()
-            .ok_or_else(|| Error::Storage("an earlier write of this load failed".into()))?;
-        let (group, version, rows) = (self.table.group.clone(), self.table.version, self.rows);
+    async fn commit(self: Box<Self>, as_of: DateTime<Utc>) -> Result<u64> {
+        let (group, version) = (self.table.group.clone(), self.table.version);
+        let (connection, rows) = self.finish().await?;
         tokio::task::spawn_blocking(move || {
             connection.execute(
                 "UPDATE online_tables SET loaded_as_of = ?3, loaded_at = ?4, loaded_rows = ?5

@@ -308,3 +308,51 @@ async fn bad_lookups_say_what_is_wrong(#[case] backend: Backend) {
         "key column 'customer_id' holds whole numbers; 'one' is not one"
     );
 }
+
+#[rstest]
+#[case::embedded(embedded())]
+#[tokio::test]
+async fn a_batch_that_cannot_be_stored_fails_the_load_and_is_not_recorded(
+    #[case] backend: Backend,
+) {
+    use arrow::array::UInt64Array;
+    let store = backend.0.as_ref();
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::UInt64, false),
+        Field::new(
+            "event_time",
+            DataType::Timestamp(TimeUnit::Microsecond, None),
+            false,
+        ),
+    ]));
+    let table = OnlineTable {
+        group: "wide".into(),
+        version: 1,
+        schema: schema.clone(),
+        key_columns: vec!["id".into()],
+        event_time_column: "event_time".into(),
+        ttl: None,
+    };
+    let batch = RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(UInt64Array::from(vec![1, u64::MAX])),
+            Arc::new(TimestampMicrosecondArray::from(vec![0, 0])),
+        ],
+    )
+    .unwrap();
+    let mut load = store.begin_load(&table).await.unwrap();
+    // The failure shows on this write or, if the writer is behind, on the next call.
+    let error = match load.write(batch).await {
+        Err(e) => e,
+        Ok(()) => load.commit(time("2024-03-01T00:00:00Z")).await.unwrap_err(),
+    };
+    assert!(matches!(error, Error::Invalid(_)), "{error}");
+    assert!(
+        error
+            .to_string()
+            .starts_with("key column 'id' does not fit a 64-bit integer"),
+        "{error}"
+    );
+    assert_eq!(store.loaded_as_of("wide", 1).await.unwrap(), None);
+}
