@@ -51,6 +51,14 @@ struct ProfileArgs {
     config: Option<PathBuf>,
 }
 
+impl ProfileArgs {
+    async fn load(&self) -> Result<fengine_engine::Backends> {
+        profile::resolve(self.config.as_deref(), self.profile.as_deref())?
+            .backends()
+            .await
+    }
+}
+
 #[derive(Args)]
 struct PipelineArgs {
     /// The pipeline file.
@@ -135,19 +143,13 @@ async fn execute(command: Command) -> Result<()> {
     match command {
         Command::Run(args) => {
             let (pipeline, options) = prepare(&args.pipeline, args.force)?;
-            let backends = profile::load(
-                args.pipeline.profile.config.as_deref(),
-                args.pipeline.profile.profile.as_deref(),
-            )?;
+            let backends = args.pipeline.profile.load().await?;
             let manifest = fengine_engine::run(&pipeline, &options, &backends).await?;
             output::print_manifest(&manifest, args.pipeline.output == Output::Json)
         }
         Command::Plan(args) => {
             let (pipeline, options) = prepare(&args.pipeline, false)?;
-            let backends = profile::load(
-                args.pipeline.profile.config.as_deref(),
-                args.pipeline.profile.profile.as_deref(),
-            )?;
+            let backends = args.pipeline.profile.load().await?;
             let planned = fengine_engine::plan(&pipeline, &options, &backends).await?;
             output::print_plan(
                 &planned,
@@ -157,10 +159,7 @@ async fn execute(command: Command) -> Result<()> {
             )
         }
         Command::Get(args) => {
-            let backends = profile::load(
-                args.profile.config.as_deref(),
-                args.profile.profile.as_deref(),
-            )?;
+            let backends = args.profile.load().await?;
             let row = fengine_engine::get(&backends, &args.group, args.version, &args.key).await?;
             println!("{}", serde_json::Value::Object(row.values));
             Ok(())

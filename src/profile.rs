@@ -3,7 +3,7 @@
 //! ```toml
 //! [profiles.default]
 //! warehouse = "warehouse"            # a folder (relative to this file) or a URL
-//! catalog = "local"                  # the embedded catalog
+//! catalog = "local"                  # the embedded catalog, or "glue"
 //! catalog_path = "warehouse/catalog.sqlite"
 //! database = "fengine"
 //! online = "sqlite"                  # the embedded online store
@@ -15,10 +15,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Result, bail};
-use fengine_catalog::LocalCatalog;
+use datafusion::execution::object_store::ObjectStoreRegistry;
+use fengine_catalog::{Catalog, LocalCatalog};
 use fengine_engine::{Backends, Error, Warehouse};
-use fengine_online::SqliteOnlineStore;
+use fengine_online::{OnlineStore, SqliteOnlineStore};
 use serde::Deserialize;
+use url::Url;
 
 pub const DEFAULT_PROFILE: &str = "default";
 const DEFAULT_CONFIG: &str = "fengine.toml";
@@ -38,11 +40,14 @@ pub struct Profile {
     #[serde(default = "default_catalog")]
     pub catalog: String,
     pub catalog_path: Option<String>,
-    #[serde(default = "default_database")]
+    /// The catalog database of the snapshots (`glue_database` works too).
+    #[serde(default = "default_database", alias = "glue_database")]
     pub database: String,
     #[serde(default = "default_online")]
     pub online: String,
     pub online_path: Option<String>,
+    /// The KMS key that encrypts snapshots written to S3.
+    pub s3_sse_kms_key_id: Option<String>,
 }
 
 fn default_warehouse() -> String {
@@ -126,35 +131,51 @@ fn embedded() -> Profile {
         database: default_database(),
         online: default_online(),
         online_path: None,
+        s3_sse_kms_key_id: None,
     }
 }
 
 impl ResolvedProfile {
     /// Builds the profile's backends; the one place that maps backend names to code.
-    pub fn backends(&self) -> Result<Backends> {
+    pub async fn backends(&self) -> Result<Backends> {
         let profile = &self.profile;
-        let warehouse_folder = self.local_path(&profile.warehouse, "warehouse")?;
-        let warehouse = Warehouse::local(&warehouse_folder)?;
-        let catalog: Arc<dyn fengine_catalog::Catalog> = match profile.catalog.as_str() {
-            "local" => {
-                let path = self.path_or(
-                    profile.catalog_path.as_deref(),
-                    &warehouse_folder,
-                    "catalog.sqlite",
-                );
-                Arc::new(LocalCatalog::open(&path).map_err(Error::from)?)
+        let aws = Aws::new(self.uses_aws()).await;
+        let (warehouse, local_folder) = self.warehouse(&aws)?;
+        let local_file = |configured: Option<&str>, name: &str| -> Result<PathBuf> {
+            match (configured, &local_folder) {
+                (Some(path), _) => Ok(self.base.join(path)),
+                (None, Some(folder)) => Ok(folder.join(name)),
+                (None, None) => bail!(Error::Config(format!(
+                    "profile '{}': the warehouse is not a folder, so give {} a path",
+                    self.name,
+                    if name.starts_with("catalog") {
+                        "catalog_path"
+                    } else {
+                        "online_path"
+                    }
+                ))),
             }
-            other => bail!(self.unknown("catalog", other, "\"local\"")),
         };
-        let online: Arc<dyn fengine_online::OnlineStore> = match profile.online.as_str() {
-            "sqlite" => {
-                let path = self.path_or(
+        let catalog: Arc<dyn Catalog> = match profile.catalog.as_str() {
+            "local" => Arc::new(
+                LocalCatalog::open(local_file(
+                    profile.catalog_path.as_deref(),
+                    "catalog.sqlite",
+                )?)
+                .map_err(Error::from)?,
+            ),
+            #[cfg(feature = "aws")]
+            "glue" => Arc::new(fengine_aws::GlueCatalog::new(aws.context(&self.name)?)),
+            other => bail!(self.unknown("catalog", other, "\"local\" or \"glue\"")),
+        };
+        let online: Arc<dyn OnlineStore> = match profile.online.as_str() {
+            "sqlite" => Arc::new(
+                SqliteOnlineStore::open(local_file(
                     profile.online_path.as_deref(),
-                    &warehouse_folder,
                     "online.sqlite",
-                );
-                Arc::new(SqliteOnlineStore::open(&path).map_err(Error::from)?)
-            }
+                )?)
+                .map_err(Error::from)?,
+            ),
             other => bail!(self.unknown("online", other, "\"sqlite\"")),
         };
         Ok(Backends {
@@ -162,27 +183,37 @@ impl ResolvedProfile {
             catalog,
             online,
             database: profile.database.clone(),
+            object_stores: aws.object_stores(),
         })
     }
 
-    fn local_path(&self, location: &str, setting: &str) -> Result<PathBuf> {
-        if let Some(path) = location.strip_prefix("file://") {
-            return Ok(PathBuf::from(path));
+    fn uses_aws(&self) -> bool {
+        self.profile.warehouse.starts_with("s3://") || self.profile.catalog == "glue"
+    }
+
+    /// The warehouse, and its folder when it is a local one.
+    fn warehouse(&self, aws: &Aws) -> Result<(Warehouse, Option<PathBuf>)> {
+        let location = &self.profile.warehouse;
+        if location.starts_with("s3://") {
+            let url = Url::parse(location).map_err(|e| {
+                Error::Config(format!(
+                    "profile '{}': warehouse '{location}': {e}",
+                    self.name
+                ))
+            })?;
+            return Ok((
+                aws.s3_warehouse(&self.name, url, self.profile.s3_sse_kms_key_id.as_deref())?,
+                None,
+            ));
         }
-        if location.contains("://") {
+        if location.contains("://") && !location.starts_with("file://") {
             bail!(Error::Config(format!(
-                "profile '{}': {setting} '{location}' is a URL this build cannot write to; \
-                 give a folder",
+                "profile '{}': warehouse '{location}' is neither a folder nor an s3:// URL",
                 self.name
             )));
         }
-        Ok(self.base.join(location))
-    }
-
-    fn path_or(&self, configured: Option<&str>, warehouse: &Path, file: &str) -> PathBuf {
-        configured
-            .map(|p| self.base.join(p))
-            .unwrap_or_else(|| warehouse.join(file))
+        let folder = self.base.join(location.trim_start_matches("file://"));
+        Ok((Warehouse::local(&folder)?, Some(folder)))
     }
 
     fn unknown(&self, setting: &str, value: &str, expected: &str) -> anyhow::Error {
@@ -194,7 +225,66 @@ impl ResolvedProfile {
     }
 }
 
-/// The named profile's backends.
-pub fn load(config: Option<&Path>, name: Option<&str>) -> Result<Backends> {
-    resolve(config, name)?.backends()
+/// The AWS configuration, loaded only for profiles that use AWS.
+struct Aws {
+    #[cfg(feature = "aws")]
+    context: Option<fengine_aws::AwsContext>,
+}
+
+#[cfg(feature = "aws")]
+impl Aws {
+    async fn new(needed: bool) -> Self {
+        let context = if needed {
+            Some(fengine_aws::AwsContext::load().await)
+        } else {
+            None
+        };
+        Aws { context }
+    }
+
+    fn context(&self, profile: &str) -> Result<&fengine_aws::AwsContext> {
+        self.context
+            .as_ref()
+            .ok_or_else(|| Error::Config(format!("profile '{profile}' does not use AWS")).into())
+    }
+
+    fn s3_warehouse(
+        &self,
+        profile: &str,
+        url: Url,
+        sse_kms_key_id: Option<&str>,
+    ) -> Result<Warehouse> {
+        let store = fengine_aws::s3_store(self.context(profile)?, &url, sse_kms_key_id)
+            .map_err(|e| Error::Config(format!("profile '{profile}': {e}")))?;
+        Ok(Warehouse::new(url, store))
+    }
+
+    fn object_stores(&self) -> Option<Arc<dyn ObjectStoreRegistry>> {
+        self.context.as_ref().map(|aws| {
+            Arc::new(fengine_aws::S3StoreRegistry::new(aws)) as Arc<dyn ObjectStoreRegistry>
+        })
+    }
+}
+
+#[cfg(not(feature = "aws"))]
+impl Aws {
+    async fn new(_needed: bool) -> Self {
+        Aws {}
+    }
+
+    fn s3_warehouse(
+        &self,
+        profile: &str,
+        url: Url,
+        _sse_kms_key_id: Option<&str>,
+    ) -> Result<Warehouse> {
+        bail!(Error::Config(format!(
+            "profile '{profile}': warehouse '{url}' is on S3, and this fengine was built without \
+             AWS support: build it with `--features aws`"
+        )))
+    }
+
+    fn object_stores(&self) -> Option<Arc<dyn ObjectStoreRegistry>> {
+        None
+    }
 }

@@ -2,6 +2,9 @@
 //! and readers of what it wrote that do not go through fengine's own code.
 #![allow(dead_code)] // each test binary uses its own share of the helpers
 
+#[cfg(feature = "aws")]
+pub mod aws;
+
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};

@@ -16,6 +16,7 @@
 //!     catalog: Arc::new(LocalCatalog::open("warehouse/catalog.sqlite")?),
 //!     online: Arc::new(SqliteOnlineStore::open("warehouse/online.sqlite")?),
 //!     database: "fengine".to_string(),
+//!     object_stores: None,
 //! };
 //! let pipeline = fengine_dialect::load_pipeline(Path::new("pipelines/customer_spend.sql"))?;
 //! let manifest = fengine_engine::run(&pipeline, &RunOptions::now(), &backends).await?;
@@ -38,6 +39,8 @@ use std::time::Instant;
 
 use chrono::{DateTime, SecondsFormat, SubsecRound, Timelike, Utc};
 use datafusion::execution::context::{SessionConfig, SessionContext};
+use datafusion::execution::object_store::ObjectStoreRegistry;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use fengine_catalog::Catalog;
 use fengine_dialect::Pipeline;
 use fengine_online::{OnlineRow, OnlineStore};
@@ -57,17 +60,27 @@ pub struct Backends {
     pub online: Arc<dyn OnlineStore>,
     /// The catalog database that snapshots are registered in.
     pub database: String,
+    /// Serves the object stores of sources and the warehouse by URL; DataFusion's default
+    /// (local files) when `None`.
+    pub object_stores: Option<Arc<dyn ObjectStoreRegistry>>,
 }
 
 impl Backends {
-    fn session_context(&self) -> SessionContext {
+    fn session_context(&self) -> Result<SessionContext> {
         let config = SessionConfig::new().with_information_schema(true);
-        let context = SessionContext::new_with_config(config);
+        let mut runtime = RuntimeEnvBuilder::new();
+        if let Some(registry) = &self.object_stores {
+            runtime = runtime.with_object_store_registry(registry.clone());
+        }
+        let runtime = runtime
+            .build_arc()
+            .map_err(|e| Error::Infrastructure(format!("cannot start DataFusion: {e}")))?;
+        let context = SessionContext::new_with_config_rt(config, runtime);
         let root = self.warehouse.root();
         if root.scheme() != "file" {
             context.register_object_store(root, self.warehouse.store().clone());
         }
-        context
+        Ok(context)
     }
 }
 

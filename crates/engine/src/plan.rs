@@ -56,7 +56,7 @@ pub(crate) async fn plan_pipeline(
         .iter()
         .map(|(name, text)| (name.clone(), parse_param_value(text)))
         .collect();
-    let context = backends.session_context();
+    let context = backends.session_context()?;
     context.register_udf(as_of_udf(options.as_of));
     context.register_udf(param_udf(params.clone()));
 

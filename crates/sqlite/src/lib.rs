@@ -5,8 +5,10 @@
 //! ```no_run
 //! # async fn example() -> Result<(), fengine_sqlite::Error> {
 //! let file = fengine_sqlite::SqliteFile::create("warehouse/notes.sqlite", "notes", "CREATE TABLE IF NOT EXISTS notes (text TEXT)")?;
-//! let count: i64 = file
-//!     .run(|connection| Ok(connection.query_row("SELECT count(*) FROM notes", [], |row| row.get(0))?))
+//! let count = file
+//!     .run(|connection| -> Result<i64, fengine_sqlite::Error> {
+//!         Ok(connection.query_row("SELECT count(*) FROM notes", [], |row| row.get(0))?)
+//!     })
 //!     .await?;
 //! # Ok(())
 //! # }

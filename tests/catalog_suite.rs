@@ -1,0 +1,209 @@
+//! The behaviour every catalog backend must have: the embedded one, and Glue (against the
+//! local server that tests/run.sh starts) with `--features aws`.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use fengine_catalog::{Catalog, Column, Error, LocalCatalog, Partition, Table};
+use rstest::rstest;
+
+enum Kind {
+    Embedded,
+    #[cfg(feature = "aws")]
+    Glue,
+}
+
+/// A catalog with a database of its own, so that cases run in parallel on one server.
+struct Backend {
+    catalog: Box<dyn Catalog>,
+    database: String,
+    _folder: tempfile::TempDir,
+}
+
+async fn backend(kind: Kind) -> Backend {
+    let folder = tempfile::tempdir().unwrap();
+    let (catalog, database): (Box<dyn Catalog>, String) = match kind {
+        Kind::Embedded => {
+            let catalog = LocalCatalog::open(folder.path().join("catalog.sqlite")).unwrap();
+            (Box::new(catalog), "features".to_string())
+        }
+        #[cfg(feature = "aws")]
+        Kind::Glue => {
+            let aws = common::aws::context().await;
+            (
+                Box::new(fengine_aws::GlueCatalog::new(&aws)),
+                common::aws::unique_name("features"),
+            )
+        }
+    };
+    Backend {
+        catalog,
+        database,
+        _folder: folder,
+    }
+}
+
+impl Backend {
+    fn table(&self, columns: &[(&str, &str)]) -> Table {
+        Table {
+            database: self.database.clone(),
+            name: "spend_v1".into(),
+            description: Some("spend per customer".into()),
+            location: "s3://bucket/w/spend/v1/".into(),
+            columns: columns
+                .iter()
+                .map(|(name, data_type)| Column {
+                    name: name.to_string(),
+                    data_type: data_type.to_string(),
+                    comment: Some(format!("{name} comment")),
+                })
+                .collect(),
+            partition_keys: vec![Column {
+                name: "snapshot_ts".into(),
+                data_type: "string".into(),
+                comment: None,
+            }],
+            parameters: BTreeMap::from([("fengine.key".to_string(), "customer_id".to_string())]),
+        }
+    }
+
+    async fn partitions(&self) -> Vec<Partition> {
+        self.catalog
+            .list_partitions(&self.database, "spend_v1")
+            .await
+            .unwrap()
+    }
+
+    async fn stored_table(&self) -> Option<Table> {
+        self.catalog
+            .get_table(&self.database, "spend_v1")
+            .await
+            .unwrap()
+    }
+}
+
+fn partition(value: &str, run: &str) -> Partition {
+    Partition {
+        values: vec![value.into()],
+        location: format!("s3://bucket/w/spend/v1/snapshot_ts={value}/{run}/"),
+        parameters: BTreeMap::from([("fengine.rows".to_string(), "7".to_string())]),
+    }
+}
+
+const COLUMNS: [(&str, &str); 2] = [("customer_id", "bigint"), ("spend", "double")];
+
+#[rstest]
+#[case::embedded(Kind::Embedded)]
+#[cfg_attr(feature = "aws", case::glue(Kind::Glue))]
+#[tokio::test]
+async fn registers_a_table_and_its_partitions(#[case] kind: Kind) {
+    let backend = backend(kind).await;
+    assert_eq!(backend.stored_table().await, None);
+    let replaced = backend
+        .catalog
+        .register_snapshot(
+            &backend.table(&COLUMNS),
+            &partition("20240102T000000Z", "a"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(replaced, None);
+    backend
+        .catalog
+        .register_snapshot(
+            &backend.table(&COLUMNS),
+            &partition("20240101T000000Z", "b"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(backend.stored_table().await, Some(backend.table(&COLUMNS)));
+    assert_eq!(
+        backend.partitions().await,
+        [
+            partition("20240101T000000Z", "b"),
+            partition("20240102T000000Z", "a")
+        ]
+    );
+}
+
+#[rstest]
+#[case::embedded(Kind::Embedded)]
+#[cfg_attr(feature = "aws", case::glue(Kind::Glue))]
+#[tokio::test]
+async fn a_second_registration_of_a_partition_replaces_it(#[case] kind: Kind) {
+    let backend = backend(kind).await;
+    let first = partition("20240101T000000Z", "run1");
+    backend
+        .catalog
+        .register_snapshot(&backend.table(&COLUMNS), &first)
+        .await
+        .unwrap();
+    let second = partition("20240101T000000Z", "run2");
+    let replaced = backend
+        .catalog
+        .register_snapshot(&backend.table(&COLUMNS), &second)
+        .await
+        .unwrap();
+    assert_eq!(replaced, Some(first));
+    assert_eq!(backend.partitions().await, [second]);
+}
+
+#[rstest]
+#[case::embedded(Kind::Embedded)]
+#[cfg_attr(feature = "aws", case::glue(Kind::Glue))]
+#[tokio::test]
+async fn a_schema_change_is_refused_and_changes_nothing(#[case] kind: Kind) {
+    let backend = backend(kind).await;
+    let first = partition("20240101T000000Z", "a");
+    backend
+        .catalog
+        .register_snapshot(&backend.table(&COLUMNS), &first)
+        .await
+        .unwrap();
+    let changed = backend.table(&[("customer_id", "bigint"), ("spend", "decimal(12,2)")]);
+    let error = backend
+        .catalog
+        .register_snapshot(&changed, &partition("20240102T000000Z", "b"))
+        .await
+        .unwrap_err();
+    assert!(matches!(error, Error::Conflict(_)), "{error}");
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "table '{}.spend_v1' has columns (customer_id bigint, spend double), \
+             the new snapshot has (customer_id bigint, spend decimal(12,2))",
+            backend.database
+        )
+    );
+    assert_eq!(backend.partitions().await, [first]);
+    assert_eq!(backend.stored_table().await, Some(backend.table(&COLUMNS)));
+}
+
+#[rstest]
+#[case::embedded(Kind::Embedded)]
+#[cfg_attr(feature = "aws", case::glue(Kind::Glue))]
+#[tokio::test]
+async fn comments_and_parameters_may_change(#[case] kind: Kind) {
+    let backend = backend(kind).await;
+    backend
+        .catalog
+        .register_snapshot(
+            &backend.table(&COLUMNS),
+            &partition("20240101T000000Z", "a"),
+        )
+        .await
+        .unwrap();
+    let mut updated = backend.table(&COLUMNS);
+    updated.description = Some("new words".into());
+    updated.columns[1].comment = Some("sum of amount".into());
+    updated
+        .parameters
+        .insert("fengine.tags".into(), "{}".into());
+    backend
+        .catalog
+        .register_snapshot(&updated, &partition("20240102T000000Z", "b"))
+        .await
+        .unwrap();
+    assert_eq!(backend.stored_table().await, Some(updated));
+}
