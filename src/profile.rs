@@ -6,7 +6,7 @@
 //! catalog = "local"                  # the embedded catalog, or "glue"
 //! catalog_path = "warehouse/catalog.sqlite"
 //! database = "fengine"
-//! online = "sqlite"                  # the embedded online store
+//! online = "sqlite"                  # the embedded online store, or "dynamodb"
 //! online_path = "warehouse/online.sqlite"
 //! ```
 
@@ -48,6 +48,25 @@ pub struct Profile {
     pub online_path: Option<String>,
     /// The KMS key that encrypts snapshots written to S3.
     pub s3_sse_kms_key_id: Option<String>,
+    /// Prepended to the DynamoDB table names: `<prefix><group>_v<version>`.
+    #[serde(default)]
+    #[cfg_attr(
+        not(feature = "aws"),
+        allow(dead_code, reason = "read by the AWS backends")
+    )]
+    pub dynamodb_table_prefix: String,
+    /// BatchWriteItem requests in flight during a load [default: 32].
+    #[cfg_attr(
+        not(feature = "aws"),
+        allow(dead_code, reason = "read by the AWS backends")
+    )]
+    pub dynamodb_requests_in_flight: Option<usize>,
+    /// How long a load retries throttled and unprocessed items [default: 900].
+    #[cfg_attr(
+        not(feature = "aws"),
+        allow(dead_code, reason = "read by the AWS backends")
+    )]
+    pub dynamodb_load_deadline_seconds: Option<u64>,
 }
 
 fn default_warehouse() -> String {
@@ -132,6 +151,9 @@ fn embedded() -> Profile {
         online: default_online(),
         online_path: None,
         s3_sse_kms_key_id: None,
+        dynamodb_table_prefix: String::new(),
+        dynamodb_requests_in_flight: None,
+        dynamodb_load_deadline_seconds: None,
     }
 }
 
@@ -166,6 +188,8 @@ impl ResolvedProfile {
             ),
             #[cfg(feature = "aws")]
             "glue" => Arc::new(fengine_aws::GlueCatalog::new(aws.context(&self.name)?)),
+            #[cfg(not(feature = "aws"))]
+            "glue" => bail!(without_aws(&self.name, "catalog 'glue'")),
             other => bail!(self.unknown("catalog", other, "\"local\" or \"glue\"")),
         };
         let online: Arc<dyn OnlineStore> = match profile.online.as_str() {
@@ -176,7 +200,24 @@ impl ResolvedProfile {
                 )?)
                 .map_err(Error::from)?,
             ),
-            other => bail!(self.unknown("online", other, "\"sqlite\"")),
+            #[cfg(feature = "aws")]
+            "dynamodb" => {
+                let mut settings = fengine_aws::WriteSettings::default();
+                if let Some(requests) = profile.dynamodb_requests_in_flight {
+                    settings.requests_in_flight = requests;
+                }
+                if let Some(seconds) = profile.dynamodb_load_deadline_seconds {
+                    settings.deadline = std::time::Duration::from_secs(seconds);
+                }
+                Arc::new(fengine_aws::DynamoDbOnlineStore::new(
+                    aws.context(&self.name)?,
+                    &profile.dynamodb_table_prefix,
+                    settings,
+                ))
+            }
+            #[cfg(not(feature = "aws"))]
+            "dynamodb" => bail!(without_aws(&self.name, "online store 'dynamodb'")),
+            other => bail!(self.unknown("online", other, "\"sqlite\" or \"dynamodb\"")),
         };
         Ok(Backends {
             warehouse,
@@ -188,7 +229,9 @@ impl ResolvedProfile {
     }
 
     fn uses_aws(&self) -> bool {
-        self.profile.warehouse.starts_with("s3://") || self.profile.catalog == "glue"
+        self.profile.warehouse.starts_with("s3://")
+            || self.profile.catalog == "glue"
+            || self.profile.online == "dynamodb"
     }
 
     /// The warehouse, and its folder when it is a local one.
@@ -264,6 +307,14 @@ impl Aws {
             Arc::new(fengine_aws::S3StoreRegistry::new(aws)) as Arc<dyn ObjectStoreRegistry>
         })
     }
+}
+
+#[cfg(not(feature = "aws"))]
+fn without_aws(profile: &str, what: &str) -> Error {
+    Error::Config(format!(
+        "profile '{profile}': the {what} is on AWS, and this fengine was built without AWS \
+         support: build it with `cargo build --features aws`"
+    ))
 }
 
 #[cfg(not(feature = "aws"))]

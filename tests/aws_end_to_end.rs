@@ -1,23 +1,27 @@
 //! The example pipeline against the local AWS server: snapshots written to S3, registered in
-//! Glue the way Athena reads them. Run by tests/run.sh with `--features aws`.
+//! Glue the way Athena reads them, latest values in DynamoDB. Run by tests/run.sh with
+//! `--features aws`.
 #![cfg(feature = "aws")]
 
 mod common;
 
 use common::*;
 
-fn aws_workspace() -> (Workspace, String, String) {
+/// A workspace whose `aws` profile uses a bucket, a Glue database and a DynamoDB table
+/// prefix of its own; returns them too.
+fn aws_workspace() -> (Workspace, String, String, String) {
     let bucket = aws::create_bucket();
     let database = aws::unique_name("fengine");
+    let prefix = format!("{database}_");
     let workspace = Workspace::new();
     workspace.write(
         "fengine.toml",
         &format!(
             "[profiles.aws]\nwarehouse = 's3://{bucket}/warehouse'\ncatalog = 'glue'\n\
-             glue_database = '{database}'\nonline = 'sqlite'\nonline_path = 'online.sqlite'\n"
+             glue_database = '{database}'\nonline = 'dynamodb'\ndynamodb_table_prefix = '{prefix}'\n"
         ),
     );
-    (workspace, bucket, database)
+    (workspace, bucket, database, prefix)
 }
 
 fn run(workspace: &Workspace, as_of: &str) -> serde_json::Value {
@@ -40,7 +44,7 @@ fn run(workspace: &Workspace, as_of: &str) -> serde_json::Value {
 #[tokio::test]
 async fn snapshots_land_on_s3_and_in_glue_as_athena_reads_them() {
     use fengine_catalog::Catalog;
-    let (workspace, bucket, database) = aws_workspace();
+    let (workspace, bucket, database, prefix) = aws_workspace();
     let manifest = run(&workspace, "2024-04-01T00:00:00Z");
     let group = &manifest["groups"][0];
     let location = group["snapshot_location"].as_str().unwrap();
@@ -125,9 +129,74 @@ async fn snapshots_land_on_s3_and_in_glue_as_athena_reads_them() {
         "{objects:?}"
     );
 
+    // The online values, read with DynamoDB's own API, then through `fengine get`.
+    use fengine_aws::sdk::dynamodb::types::AttributeValue;
+    let spend = snapshot_spend(&bucket).await;
+    let dynamodb = fengine_aws::sdk::dynamodb::Client::new(aws::context().await.sdk_config());
+    let composite = dynamodb
+        .get_item()
+        .table_name(format!("{prefix}customer_category_spend_v1"))
+        .key("fengine_key", AttributeValue::S("7#grocery".into()))
+        .send()
+        .await
+        .unwrap();
+    let item = composite.item().expect("customer 7 bought groceries");
+    assert_eq!(item["category"].as_s().unwrap(), "grocery");
+    assert_eq!(item["event_time"].as_n().unwrap(), "1711929600");
+    for (customer, spend_30d) in spend.iter().take(5) {
+        let output = dynamodb
+            .get_item()
+            .table_name(format!("{prefix}customer_spend_v1"))
+            .key("customer_id", AttributeValue::N(customer.to_string()))
+            .send()
+            .await
+            .unwrap();
+        let item = output.item().unwrap();
+        let stored: f64 = item["spend_30d"].as_n().unwrap().parse().unwrap();
+        assert_close(stored, *spend_30d, "spend_30d in DynamoDB");
+    }
+    let (customer, spend_30d) = spend.iter().next().unwrap();
     let online = workspace
-        .fengine(&["get", "customer_spend", "7", "--profile", "aws"])
+        .fengine(&[
+            "get",
+            "customer_spend",
+            &customer.to_string(),
+            "--profile",
+            "aws",
+        ])
         .success()
         .json();
-    assert_eq!(online["customer_id"], 7);
+    assert_eq!(online["customer_id"], *customer);
+    assert_eq!(online["event_time"], "2024-04-01T00:00:00Z");
+    assert_close(
+        online["spend_30d"].as_f64().unwrap(),
+        *spend_30d,
+        "spend_30d from get",
+    );
+    let keys: Vec<&String> = online.as_object().unwrap().keys().collect();
+    assert_eq!(
+        keys,
+        [
+            "customer_id",
+            "event_time",
+            "spend_7d",
+            "spend_30d",
+            "txn_count_30d",
+            "max_amount_30d"
+        ]
+    );
+}
+
+/// customer -> spend_30d, read from the snapshot's objects in S3.
+async fn snapshot_spend(bucket: &str) -> std::collections::BTreeMap<i64, f64> {
+    use arrow::datatypes::{Float64Type, Int64Type};
+    let objects = aws::list_objects(bucket, "warehouse/customer_spend/v1/").await;
+    let batches = aws::read_parquet_objects(bucket, &objects).await;
+    let customers = column::<Int64Type>(&batches, "customer_id");
+    let spend = column::<Float64Type>(&batches, "spend_30d");
+    customers
+        .into_iter()
+        .zip(spend)
+        .map(|(c, s)| (c.unwrap(), s.unwrap()))
+        .collect()
 }

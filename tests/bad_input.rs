@@ -153,11 +153,11 @@ fn file(path: &'static str, text: impl Into<String>) -> (&'static str, String) {
 )]
 #[case::malformed_profile(
     vec![file("fengine.toml", "[profiles.default]\nwarehose = 'warehouse'\n")], &["run", "good.sql"],
-    EXIT_BAD_INPUT, "fengine: config file 'fengine.toml' is malformed: TOML parse error at line 2, column 1\n  |\n2 | warehose = 'warehouse'\n  | ^^^^^^^^\nunknown field `warehose`, expected one of `warehouse`, `catalog`, `catalog_path`, `database`, `glue_database`, `online`, `online_path`, `s3_sse_kms_key_id`\n\n"
+    EXIT_BAD_INPUT, "fengine: config file 'fengine.toml' is malformed: TOML parse error at line 2, column 1\n  |\n2 | warehose = 'warehouse'\n  | ^^^^^^^^\nunknown field `warehose`, expected one of `warehouse`, `catalog`, `catalog_path`, `database`, `glue_database`, `online`, `online_path`, `s3_sse_kms_key_id`, `dynamodb_table_prefix`, `dynamodb_requests_in_flight`, `dynamodb_load_deadline_seconds`\n\n"
 )]
 #[case::unknown_online_store(
     vec![file("fengine.toml", "[profiles.default]\nonline = 'redis'\n")], &["run", "good.sql"],
-    EXIT_BAD_INPUT, "fengine: profile 'default': unknown online 'redis' (expected \"sqlite\")\n"
+    EXIT_BAD_INPUT, "fengine: profile 'default': unknown online 'redis' (expected \"sqlite\" or \"dynamodb\")\n"
 )]
 #[case::get_with_too_few_key_values(
     vec![], &["get", "totals"],

@@ -1,4 +1,7 @@
-//! The behaviour every online store backend must have.
+//! The behaviour every online store backend must have: the embedded one, and DynamoDB
+//! (against the local server that tests/run.sh starts) with `--features aws`.
+
+mod common;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,12 +15,33 @@ use fengine_online::{Error, OnlineStore, OnlineTable, SqliteOnlineStore};
 use rstest::rstest;
 use serde_json::json;
 
+enum Kind {
+    Embedded,
+    #[cfg(feature = "aws")]
+    DynamoDb,
+}
+
+/// A store, with a folder or a table prefix of its own so that cases run in parallel.
 type Backend = (Box<dyn OnlineStore>, tempfile::TempDir);
 
-fn embedded() -> Backend {
+async fn backend(kind: Kind) -> Backend {
     let dir = tempfile::tempdir().unwrap();
-    let store = SqliteOnlineStore::open(dir.path().join("online.sqlite")).unwrap();
-    (Box::new(store), dir)
+    let store: Box<dyn OnlineStore> = match kind {
+        Kind::Embedded => {
+            Box::new(SqliteOnlineStore::open(dir.path().join("online.sqlite")).unwrap())
+        }
+        #[cfg(feature = "aws")]
+        Kind::DynamoDb => {
+            let aws = common::aws::context().await;
+            let prefix = format!("{}_", common::aws::unique_name("t"));
+            Box::new(fengine_aws::DynamoDbOnlineStore::new(
+                &aws,
+                &prefix,
+                fengine_aws::WriteSettings::default(),
+            ))
+        }
+    };
+    (store, dir)
 }
 
 fn time(text: &str) -> DateTime<Utc> {
@@ -90,14 +114,21 @@ async fn load(
     load.commit(time(as_of)).await.unwrap()
 }
 
+/// A decimal as a number: stores may drop trailing zeros (DynamoDB stores `2.00` as `2`).
+fn amount(value: &serde_json::Value) -> f64 {
+    value.to_string().parse().unwrap()
+}
+
 fn key(customer: &str, region: &str) -> Vec<String> {
     vec![customer.to_string(), region.to_string()]
 }
 
 #[rstest]
-#[case::embedded(embedded())]
+#[case::embedded(Kind::Embedded)]
+#[cfg_attr(feature = "aws", case::dynamodb(Kind::DynamoDb))]
 #[tokio::test]
-async fn serves_loaded_rows_by_composite_key(#[case] backend: Backend) {
+async fn serves_loaded_rows_by_composite_key(#[case] kind: Kind) {
+    let backend = backend(kind).await;
     let store = backend.0.as_ref();
     assert_eq!(store.loaded_as_of("spend", 1).await.unwrap(), None);
     let loaded = load(
@@ -144,7 +175,7 @@ async fn serves_loaded_rows_by_composite_key(#[case] backend: Backend) {
         .unwrap()
         .unwrap();
     assert_eq!(row.values["spend"].to_string(), "-0.05");
-    assert_eq!(row.values["ratio"], json!(2.0));
+    assert_eq!(amount(&row.values["ratio"]), 2.0);
 
     assert_eq!(
         store.get("spend", None, &key("2", "US")).await.unwrap(),
@@ -157,9 +188,11 @@ async fn serves_loaded_rows_by_composite_key(#[case] backend: Backend) {
 }
 
 #[rstest]
-#[case::embedded(embedded())]
+#[case::embedded(Kind::Embedded)]
+#[cfg_attr(feature = "aws", case::dynamodb(Kind::DynamoDb))]
 #[tokio::test]
-async fn a_later_load_replaces_rows_of_the_same_key_and_keeps_others(#[case] backend: Backend) {
+async fn a_later_load_replaces_rows_of_the_same_key_and_keeps_others(#[case] kind: Kind) {
+    let backend = backend(kind).await;
     let store = backend.0.as_ref();
     load(
         store,
@@ -184,15 +217,15 @@ async fn a_later_load_replaces_rows_of_the_same_key_and_keeps_others(#[case] bac
         .unwrap()
         .unwrap();
     assert_eq!(
-        (first.values["spend"].to_string(), first.event_time),
-        ("1.50".to_string(), time("2024-03-01T12:00:00Z"))
+        (amount(&first.values["spend"]), first.event_time),
+        (1.5, time("2024-03-01T12:00:00Z"))
     );
     let second = store
         .get("spend", None, &key("2", "EU"))
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(second.values["spend"].to_string(), "2.00");
+    assert_eq!(amount(&second.values["spend"]), 2.0);
     assert_eq!(
         store.loaded_as_of("spend", 1).await.unwrap(),
         Some(time("2024-03-02T00:00:00Z"))
@@ -200,9 +233,11 @@ async fn a_later_load_replaces_rows_of_the_same_key_and_keeps_others(#[case] bac
 }
 
 #[rstest]
-#[case::embedded(embedded())]
+#[case::embedded(Kind::Embedded)]
+#[cfg_attr(feature = "aws", case::dynamodb(Kind::DynamoDb))]
 #[tokio::test]
-async fn serves_the_newest_loaded_version_unless_asked(#[case] backend: Backend) {
+async fn serves_the_newest_loaded_version_unless_asked(#[case] kind: Kind) {
+    let backend = backend(kind).await;
     let store = backend.0.as_ref();
     load(
         store,
@@ -236,16 +271,15 @@ async fn serves_the_newest_loaded_version_unless_asked(#[case] backend: Backend)
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(
-        (first.version, first.values["spend"].to_string()),
-        (1, "1.00".to_string())
-    );
+    assert_eq!((first.version, amount(&first.values["spend"])), (1, 1.0));
 }
 
 #[rstest]
-#[case::embedded(embedded())]
+#[case::embedded(Kind::Embedded)]
+#[cfg_attr(feature = "aws", case::dynamodb(Kind::DynamoDb))]
 #[tokio::test]
-async fn rows_past_their_ttl_are_expired(#[case] backend: Backend) {
+async fn rows_past_their_ttl_are_expired(#[case] kind: Kind) {
+    let backend = backend(kind).await;
     let store = backend.0.as_ref();
     let day = Duration::from_secs(86_400);
     load(
@@ -266,9 +300,11 @@ async fn rows_past_their_ttl_are_expired(#[case] backend: Backend) {
 }
 
 #[rstest]
-#[case::embedded(embedded())]
+#[case::embedded(Kind::Embedded)]
+#[cfg_attr(feature = "aws", case::dynamodb(Kind::DynamoDb))]
 #[tokio::test]
-async fn bad_lookups_say_what_is_wrong(#[case] backend: Backend) {
+async fn bad_lookups_say_what_is_wrong(#[case] kind: Kind) {
+    let backend = backend(kind).await;
     let store = backend.0.as_ref();
     let error = store.get("spend", None, &key("1", "EU")).await.unwrap_err();
     assert!(matches!(error, Error::NotFound(_)));
@@ -310,12 +346,12 @@ async fn bad_lookups_say_what_is_wrong(#[case] backend: Backend) {
 }
 
 #[rstest]
-#[case::embedded(embedded())]
+#[case::embedded(Kind::Embedded)]
+#[cfg_attr(feature = "aws", case::dynamodb(Kind::DynamoDb))]
 #[tokio::test]
-async fn a_batch_that_cannot_be_stored_fails_the_load_and_is_not_recorded(
-    #[case] backend: Backend,
-) {
+async fn a_batch_that_cannot_be_stored_fails_the_load_and_is_not_recorded(#[case] kind: Kind) {
     use arrow::array::UInt64Array;
+    let backend = backend(kind).await;
     let store = backend.0.as_ref();
     let schema = Arc::new(Schema::new(vec![
         Field::new("id", DataType::UInt64, false),

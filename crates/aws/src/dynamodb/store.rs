@@ -1,0 +1,485 @@
+//! DynamoDB as the online store: a table per feature group version, created when missing,
+//! and a metadata table recording each version's key, schema, ttl and last loaded as-of.
+
+use std::collections::HashMap;
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::DataType;
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::config::retry::RetryConfig;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
+    PointInTimeRecoverySpecification, ScalarAttributeType, SseSpecification,
+    TimeToLiveSpecification,
+};
+use chrono::{DateTime, Utc};
+use fengine_online::{Error, KeyKind, OnlineLoad, OnlineRow, OnlineStore, OnlineTable, Result};
+
+use super::items::{
+    COMPOSITE_KEY, EXPIRES_AT, batch_items, composite_key, hash_key_attribute, item_to_json,
+};
+use super::writer::{BatchWriter, WriteSettings};
+use crate::AwsContext;
+use crate::error::from_aws_sdk_error;
+
+/// The metadata table's name after the profile's prefix.
+const METADATA_TABLE: &str = "fengine_online_tables";
+
+#[derive(Debug, Clone)]
+pub struct DynamoDbOnlineStore {
+    client: Client,
+    /// Without the SDK's own retries: the batch writer retries with its own backoff and
+    /// deadline, and one policy is easier to reason about than two stacked.
+    batch_client: Client,
+    prefix: String,
+    settings: WriteSettings,
+}
+
+impl DynamoDbOnlineStore {
+    /// Tables are named `<prefix><group>_v<version>`; the metadata table
+    /// `<prefix>fengine_online_tables`.
+    pub fn new(aws: &AwsContext, prefix: &str, settings: WriteSettings) -> Self {
+        let batch_config = aws_sdk_dynamodb::config::Builder::from(&aws.config)
+            .retry_config(RetryConfig::disabled())
+            .build();
+        DynamoDbOnlineStore {
+            client: Client::new(&aws.config),
+            batch_client: Client::from_conf(batch_config),
+            prefix: prefix.to_string(),
+            settings,
+        }
+    }
+
+    fn table_name(&self, group: &str, version: u32) -> String {
+        format!("{}{group}_v{version}", self.prefix)
+    }
+
+    fn metadata_table(&self) -> String {
+        format!("{}{METADATA_TABLE}", self.prefix)
+    }
+
+    /// Creates the table unless it exists, and waits until it is active.
+    async fn ensure_table(
+        &self,
+        name: &str,
+        hash_key: &str,
+        key_type: ScalarAttributeType,
+    ) -> Result<()> {
+        match self.client.describe_table().table_name(name).send().await {
+            Ok(_) => return Ok(()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_resource_not_found_exception()) => {}
+            Err(e) => return Err(storage("DescribeTable", &e)),
+        }
+        let created = self
+            .client
+            .create_table()
+            .table_name(name)
+            .billing_mode(BillingMode::PayPerRequest)
+            .sse_specification(SseSpecification::builder().enabled(true).build())
+            .attribute_definitions(
+                AttributeDefinition::builder()
+                    .attribute_name(hash_key)
+                    .attribute_type(key_type)
+                    .build()
+                    .map_err(|e| Error::Storage(e.to_string()))?,
+            )
+            .key_schema(
+                KeySchemaElement::builder()
+                    .attribute_name(hash_key)
+                    .key_type(KeyType::Hash)
+                    .build()
+                    .map_err(|e| Error::Storage(e.to_string()))?,
+            )
+            .send()
+            .await;
+        match created {
+            Ok(_) => {}
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_resource_in_use_exception()) => {}
+            Err(e) => return Err(storage("CreateTable", &e)),
+        }
+        self.wait_until_active(name).await?;
+        self.client
+            .update_continuous_backups()
+            .table_name(name)
+            .point_in_time_recovery_specification(
+                PointInTimeRecoverySpecification::builder()
+                    .point_in_time_recovery_enabled(true)
+                    .build()
+                    .map_err(|e| Error::Storage(e.to_string()))?,
+            )
+            .send()
+            .await
+            .map_err(|e| storage("UpdateContinuousBackups", &e))?;
+        Ok(())
+    }
+
+    async fn wait_until_active(&self, name: &str) -> Result<()> {
+        for _ in 0..600 {
+            let table = self
+                .client
+                .describe_table()
+                .table_name(name)
+                .send()
+                .await
+                .map_err(|e| storage("DescribeTable", &e))?;
+            let status = table
+                .table()
+                .and_then(|t| t.table_status())
+                .map(|s| s.as_str().to_string());
+            if status.as_deref() == Some("ACTIVE") {
+                return Ok(());
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        }
+        Err(Error::Storage(format!(
+            "DynamoDB table '{name}' did not become active within 5 minutes"
+        )))
+    }
+
+    /// Sets attributes of a table's metadata item; names go through placeholders, as many
+    /// (`version`, `columns`) are reserved words of DynamoDB's expressions.
+    async fn update_metadata(
+        &self,
+        table: &str,
+        attributes: Vec<(&str, AttributeValue)>,
+    ) -> Result<()> {
+        let assignments: Vec<String> = (0..attributes.len())
+            .map(|i| format!("#a{i} = :a{i}"))
+            .collect();
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(self.metadata_table())
+            .key("table_name", AttributeValue::S(table.to_string()))
+            .update_expression(format!("SET {}", assignments.join(", ")));
+        for (i, (name, value)) in attributes.into_iter().enumerate() {
+            update = update
+                .expression_attribute_names(format!("#a{i}"), name)
+                .expression_attribute_values(format!(":a{i}"), value);
+        }
+        update.send().await.map_err(|e| storage("UpdateItem", &e))?;
+        Ok(())
+    }
+
+    async fn metadata(&self, table: &str) -> Result<Option<HashMap<String, AttributeValue>>> {
+        self.ensure_table(&self.metadata_table(), "table_name", ScalarAttributeType::S)
+            .await?;
+        let output = self
+            .client
+            .get_item()
+            .table_name(self.metadata_table())
+            .key("table_name", AttributeValue::S(table.to_string()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| storage("GetItem", &e))?;
+        Ok(output.item().cloned())
+    }
+
+    /// The newest version of the group with a completed load, or the given one.
+    async fn loaded_metadata(
+        &self,
+        group: &str,
+        version: Option<u32>,
+    ) -> Result<HashMap<String, AttributeValue>> {
+        self.ensure_table(&self.metadata_table(), "table_name", ScalarAttributeType::S)
+            .await?;
+        let mut newest: Option<HashMap<String, AttributeValue>> = None;
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .scan()
+                .table_name(self.metadata_table())
+                .filter_expression("#g = :g AND attribute_exists(loaded_as_of)")
+                .expression_attribute_names("#g", "group_name")
+                .expression_attribute_values(":g", AttributeValue::S(group.to_string()))
+                .set_exclusive_start_key(start)
+                .consistent_read(true)
+                .send()
+                .await
+                .map_err(|e| storage("Scan", &e))?;
+            for item in page.items() {
+                let item_version = number(item, "version").unwrap_or_default() as u32;
+                let newer = newest
+                    .as_ref()
+                    .is_none_or(|n| number(n, "version").unwrap_or_default() < item_version as i64);
+                if version.is_none_or(|v| v == item_version) && newer {
+                    newest = Some(item.clone());
+                }
+            }
+            start = page.last_evaluated_key().cloned();
+            if start.is_none() {
+                break;
+            }
+        }
+        newest.ok_or_else(|| {
+            Error::NotFound(match version {
+                Some(v) => {
+                    format!("feature group '{group}' version {v} has not been loaded online")
+                }
+                None => format!("feature group '{group}' has not been loaded online"),
+            })
+        })
+    }
+}
+
+fn storage<E, R>(
+    operation: &str,
+    error: &aws_smithy_runtime_api::client::result::SdkError<E, R>,
+) -> Error
+where
+    E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    Error::Storage(from_aws_sdk_error("DynamoDB", operation, error))
+}
+
+fn number(item: &HashMap<String, AttributeValue>, name: &str) -> Option<i64> {
+    item.get(name)?.as_n().ok()?.parse().ok()
+}
+
+fn text<'a>(item: &'a HashMap<String, AttributeValue>, name: &str) -> Option<&'a str> {
+    item.get(name)?.as_s().ok().map(String::as_str)
+}
+
+fn texts(item: &HashMap<String, AttributeValue>, name: &str) -> Vec<String> {
+    item.get(name)
+        .and_then(|v| v.as_l().ok())
+        .map(|values| {
+            values
+                .iter()
+                .filter_map(|v| v.as_s().ok().cloned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn string_list(values: &[String]) -> AttributeValue {
+    AttributeValue::L(
+        values
+            .iter()
+            .map(|v| AttributeValue::S(v.clone()))
+            .collect(),
+    )
+}
+
+#[async_trait]
+impl OnlineStore for DynamoDbOnlineStore {
+    async fn loaded_as_of(&self, group: &str, version: u32) -> Result<Option<DateTime<Utc>>> {
+        let Some(item) = self.metadata(&self.table_name(group, version)).await? else {
+            return Ok(None);
+        };
+        text(&item, "loaded_as_of")
+            .map(|t| {
+                DateTime::parse_from_rfc3339(t)
+                    .map(|t| t.with_timezone(&Utc))
+                    .map_err(|e| Error::Storage(format!("malformed loaded_as_of '{t}': {e}")))
+            })
+            .transpose()
+    }
+
+    async fn begin_load(&self, table: &OnlineTable) -> Result<Box<dyn OnlineLoad>> {
+        let name = self.table_name(&table.group, table.version);
+        let hash_key = hash_key_attribute(&table.key_columns).to_string();
+        let key_kinds = table
+            .key_columns
+            .iter()
+            .map(|k| {
+                let field = table.schema.field_with_name(k)?;
+                KeyKind::of(field.data_type()).ok_or_else(|| {
+                    Error::Invalid(format!(
+                        "key column '{k}' is of type {}, which cannot be a key",
+                        field.data_type()
+                    ))
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let key_type = match key_kinds.as_slice() {
+            [KeyKind::Integer] => ScalarAttributeType::N,
+            _ => ScalarAttributeType::S,
+        };
+        self.ensure_table(&name, &hash_key, key_type).await?;
+        let ttl_seconds = table.ttl.map(|ttl| ttl.as_secs());
+        if ttl_seconds.is_some() {
+            let enabled = self
+                .client
+                .update_time_to_live()
+                .table_name(&name)
+                .time_to_live_specification(
+                    TimeToLiveSpecification::builder()
+                        .attribute_name(EXPIRES_AT)
+                        .enabled(true)
+                        .build()
+                        .map_err(|e| Error::Storage(e.to_string()))?,
+                )
+                .send()
+                .await;
+            match enabled {
+                Ok(_) => {}
+                // Enabling it twice is refused: it is on already.
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|s| s.meta().code() == Some("ValidationException")) => {}
+                Err(e) => return Err(storage("UpdateTimeToLive", &e)),
+            }
+        }
+        let timestamp_columns: Vec<String> = table
+            .schema
+            .fields()
+            .iter()
+            .filter(|f| matches!(f.data_type(), DataType::Timestamp(..)))
+            .map(|f| f.name().clone())
+            .collect();
+        let kinds: Vec<String> = key_kinds.iter().map(|k| k.name().to_string()).collect();
+        let columns: Vec<String> = table
+            .schema
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
+        self.metadata(&name).await?;
+        let ttl = ttl_seconds.map_or(AttributeValue::Null(true), |s| {
+            AttributeValue::N(s.to_string())
+        });
+        self.update_metadata(
+            &name,
+            vec![
+                ("group_name", AttributeValue::S(table.group.clone())),
+                ("version", AttributeValue::N(table.version.to_string())),
+                ("key_columns", string_list(&table.key_columns)),
+                ("key_kinds", string_list(&kinds)),
+                (
+                    "event_time",
+                    AttributeValue::S(table.event_time_column.clone()),
+                ),
+                ("timestamp_columns", string_list(&timestamp_columns)),
+                ("columns", string_list(&columns)),
+                ("ttl_seconds", ttl),
+            ],
+        )
+        .await?;
+        Ok(Box::new(DynamoDbLoad {
+            writer: BatchWriter::new(self.batch_client.clone(), name.clone(), self.settings),
+            store: self.clone(),
+            table: table.clone(),
+            name,
+            ttl_seconds,
+        }))
+    }
+
+    async fn get(
+        &self,
+        group: &str,
+        version: Option<u32>,
+        key: &[String],
+    ) -> Result<Option<OnlineRow>> {
+        let metadata = self.loaded_metadata(group, version).await?;
+        let version = number(&metadata, "version").unwrap_or_default() as u32;
+        let key_columns = texts(&metadata, "key_columns");
+        let key_kinds = texts(&metadata, "key_kinds");
+        if key.len() != key_columns.len() {
+            return Err(Error::Invalid(format!(
+                "feature group '{group}' is keyed by ({}): give {} key value(s), got {}",
+                key_columns.join(", "),
+                key_columns.len(),
+                key.len()
+            )));
+        }
+        let mut canonical = Vec::with_capacity(key.len());
+        for ((value, column), kind) in key.iter().zip(&key_columns).zip(&key_kinds) {
+            canonical.push(match KeyKind::from_name(kind) {
+                Some(KeyKind::Integer) => value
+                    .parse::<i64>()
+                    .map_err(|_| {
+                        Error::Invalid(format!(
+                            "key column '{column}' holds whole numbers; '{value}' is not one"
+                        ))
+                    })?
+                    .to_string(),
+                _ => value.clone(),
+            });
+        }
+        let hash_key = match (key_columns.as_slice(), key_kinds.as_slice()) {
+            ([column], [kind]) if kind == KeyKind::Integer.name() => {
+                (column.clone(), AttributeValue::N(canonical[0].clone()))
+            }
+            ([column], _) => (column.clone(), AttributeValue::S(canonical[0].clone())),
+            _ => (
+                COMPOSITE_KEY.to_string(),
+                AttributeValue::S(composite_key(&canonical)),
+            ),
+        };
+        let output = self
+            .client
+            .get_item()
+            .table_name(self.table_name(group, version))
+            .key(hash_key.0, hash_key.1)
+            .send()
+            .await
+            .map_err(|e| storage("GetItem", &e))?;
+        let Some(item) = output.item() else {
+            return Ok(None);
+        };
+        let timestamp_columns = texts(&metadata, "timestamp_columns");
+        let values = item_to_json(item, &texts(&metadata, "columns"), &timestamp_columns);
+        let event_time = text(&metadata, "event_time")
+            .and_then(|column| values.get(column))
+            .and_then(|v| v.as_str())
+            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.with_timezone(&Utc))
+            .ok_or_else(|| {
+                Error::Storage(format!(
+                    "the item of key ({}) has no event time",
+                    key.join(", ")
+                ))
+            })?;
+        Ok(Some(OnlineRow {
+            values,
+            event_time,
+            version,
+            ttl: number(&metadata, "ttl_seconds").map(|s| std::time::Duration::from_secs(s as u64)),
+        }))
+    }
+}
+
+struct DynamoDbLoad {
+    writer: BatchWriter,
+    store: DynamoDbOnlineStore,
+    table: OnlineTable,
+    name: String,
+    ttl_seconds: Option<u64>,
+}
+
+#[async_trait]
+impl OnlineLoad for DynamoDbLoad {
+    async fn write(&mut self, batch: RecordBatch) -> Result<()> {
+        let items = batch_items(
+            &batch,
+            &self.table.key_columns,
+            &self.table.event_time_column,
+            self.ttl_seconds,
+        )?;
+        self.writer.write(items).await
+    }
+
+    async fn commit(self: Box<Self>, as_of: DateTime<Utc>) -> Result<u64> {
+        let rows = self.writer.finish().await?;
+        self.store
+            .update_metadata(
+                &self.name,
+                vec![
+                    ("loaded_as_of", AttributeValue::S(as_of.to_rfc3339())),
+                    ("loaded_at", AttributeValue::S(Utc::now().to_rfc3339())),
+                    ("loaded_rows", AttributeValue::N(rows.to_string())),
+                ],
+            )
+            .await?;
+        Ok(rows)
+    }
+}

@@ -1,0 +1,110 @@
+//! DynamoDB loads through an endpoint that throttles and leaves items unprocessed: nothing
+//! is lost, and what cannot be written in time is reported, never dropped.
+#![cfg(feature = "aws")]
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use arrow::array::{Float64Array, Int64Array, RecordBatch, TimestampMicrosecondArray};
+use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+use common::faulty_dynamodb::{Faults, FaultyDynamoDb};
+use fengine_aws::{AwsContext, DynamoDbOnlineStore, WriteSettings};
+use fengine_online::{OnlineStore, OnlineTable};
+
+fn table() -> OnlineTable {
+    OnlineTable {
+        group: "load".into(),
+        version: 1,
+        schema: Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, false),
+            Field::new(
+                "event_time",
+                DataType::Timestamp(TimeUnit::Microsecond, None),
+                false,
+            ),
+            Field::new("value", DataType::Float64, true),
+        ])),
+        key_columns: vec!["id".into()],
+        event_time_column: "event_time".into(),
+        ttl: None,
+    }
+}
+
+fn batch(ids: std::ops::Range<i64>) -> RecordBatch {
+    let n = ids.end - ids.start;
+    RecordBatch::try_new(
+        table().schema,
+        vec![
+            Arc::new(Int64Array::from_iter_values(ids.clone())),
+            Arc::new(TimestampMicrosecondArray::from_iter_values(
+                (0..n).map(|i| i * 1_000_000),
+            )),
+            Arc::new(Float64Array::from_iter_values(ids.map(|i| i as f64 / 2.0))),
+        ],
+    )
+    .unwrap()
+}
+
+async fn store(server: &FaultyDynamoDb, deadline: Duration) -> DynamoDbOnlineStore {
+    let aws = AwsContext::load_with_endpoint(Some(&server.endpoint)).await;
+    DynamoDbOnlineStore::new(
+        &aws,
+        "faults_",
+        WriteSettings {
+            requests_in_flight: 32,
+            deadline,
+        },
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_100k_item_load_through_throttling_and_unprocessed_items_loses_nothing() {
+    let server = FaultyDynamoDb::start(
+        Faults {
+            unprocessed_percent: 20,
+            throttled_percent: 10,
+        },
+        "id",
+    );
+    let store = store(&server, Duration::from_secs(300)).await;
+    let mut load = store.begin_load(&table()).await.unwrap();
+    for start in (0..100_000).step_by(8_192) {
+        load.write(batch(start..(start + 8_192).min(100_000)))
+            .await
+            .unwrap();
+    }
+    let written = load.commit(chrono::Utc::now()).await.unwrap();
+    assert_eq!(written, 100_000);
+    let accepted = server.accepted();
+    assert_eq!(accepted.len(), 100_000);
+    assert!((0..100_000).all(|id| accepted.contains(&id.to_string())));
+    let counts = server.counts();
+    assert!(
+        counts.throttled > 100 && counts.items_left_unprocessed > 10_000,
+        "{counts:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn items_still_unwritten_at_the_deadline_fail_the_load_with_their_count() {
+    let server = FaultyDynamoDb::start(
+        Faults {
+            unprocessed_percent: 100,
+            throttled_percent: 0,
+        },
+        "id",
+    );
+    let store = store(&server, Duration::from_millis(300)).await;
+    let mut load = store.begin_load(&table()).await.unwrap();
+    load.write(batch(0..1_000)).await.unwrap();
+    let error = load.commit(chrono::Utc::now()).await.unwrap_err();
+    assert!(
+        error.to_string().starts_with(
+            "online store: 1000 of 1000 items were not written to DynamoDB table 'faults_load_v1' within 0.3 s of retries"
+        ),
+        "{error}"
+    );
+    assert!(server.accepted().is_empty());
+}
