@@ -52,10 +52,12 @@ struct ProfileArgs {
 }
 
 impl ProfileArgs {
+    fn resolve(&self) -> Result<profile::ResolvedProfile> {
+        profile::resolve(self.config.as_deref(), self.profile.as_deref())
+    }
+
     async fn load(&self) -> Result<fengine_engine::Backends> {
-        profile::resolve(self.config.as_deref(), self.profile.as_deref())?
-            .backends()
-            .await
+        self.resolve()?.backends().await
     }
 }
 
@@ -88,6 +90,10 @@ struct RunArgs {
 struct PlanArgs {
     #[command(flatten)]
     pipeline: PipelineArgs,
+    /// Print the least-privilege IAM policy that running the pipeline under the profile
+    /// needs (S3 prefixes, Glue tables, DynamoDB tables, KMS key), instead of the plan.
+    #[arg(long)]
+    iam_policy: bool,
 }
 
 #[derive(Args)]
@@ -149,8 +155,14 @@ async fn execute(command: Command) -> Result<()> {
         }
         Command::Plan(args) => {
             let (pipeline, options) = prepare(&args.pipeline, false)?;
-            let backends = args.pipeline.profile.load().await?;
+            let profile = args.pipeline.profile.resolve()?;
+            let backends = profile.backends().await?;
             let planned = fengine_engine::plan(&pipeline, &options, &backends).await?;
+            if args.iam_policy {
+                let policy = profile.iam_policy(&planned).await?;
+                println!("{}", serde_json::to_string_pretty(&policy)?);
+                return Ok(());
+            }
             output::print_plan(
                 &planned,
                 &options,

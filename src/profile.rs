@@ -17,7 +17,7 @@ use std::sync::Arc;
 use anyhow::{Result, bail};
 use datafusion::execution::object_store::ObjectStoreRegistry;
 use fengine_catalog::{Catalog, LocalCatalog};
-use fengine_engine::{Backends, Error, Warehouse};
+use fengine_engine::{Backends, Error, PlannedPipeline, Warehouse};
 use fengine_online::{OnlineStore, SqliteOnlineStore};
 use serde::Deserialize;
 use url::Url;
@@ -61,6 +61,12 @@ pub struct Profile {
         allow(dead_code, reason = "read by the AWS backends")
     )]
     pub dynamodb_requests_in_flight: Option<usize>,
+    /// The account in the ARNs of `fengine plan --iam-policy` [default: *].
+    #[cfg_attr(
+        not(feature = "aws"),
+        allow(dead_code, reason = "read by the AWS backends")
+    )]
+    pub aws_account_id: Option<String>,
     /// How long a load retries throttled and unprocessed items [default: 900].
     #[cfg_attr(
         not(feature = "aws"),
@@ -154,6 +160,7 @@ fn embedded() -> Profile {
         dynamodb_table_prefix: String::new(),
         dynamodb_requests_in_flight: None,
         dynamodb_load_deadline_seconds: None,
+        aws_account_id: None,
     }
 }
 
@@ -337,5 +344,72 @@ impl Aws {
 
     fn object_stores(&self) -> Option<Arc<dyn ObjectStoreRegistry>> {
         None
+    }
+}
+
+#[cfg(feature = "aws")]
+impl ResolvedProfile {
+    /// The least-privilege IAM policy for running `planned` under this profile.
+    pub async fn iam_policy(&self, planned: &PlannedPipeline) -> Result<serde_json::Value> {
+        let profile = &self.profile;
+        let aws = fengine_aws::AwsContext::load().await;
+        let groups: Vec<(String, u32)> = planned
+            .groups
+            .iter()
+            .map(|g| (g.name(), g.definition.version))
+            .collect();
+        let warehouse = profile
+            .warehouse
+            .starts_with("s3://")
+            .then(|| Url::parse(&profile.warehouse))
+            .transpose()
+            .map_err(|e| Error::Config(format!("profile '{}': warehouse: {e}", self.name)))?;
+        let dynamodb_tables = if profile.online == "dynamodb" {
+            fengine_aws::DynamoDbOnlineStore::new(
+                &aws,
+                &profile.dynamodb_table_prefix,
+                Default::default(),
+            )
+            .table_names(&groups)
+        } else {
+            Vec::new()
+        };
+        let scope = fengine_aws::PolicyScope {
+            sources: planned.sources.clone(),
+            warehouse,
+            group_folders: groups
+                .iter()
+                .map(|(group, version)| format!("{group}/v{version}/"))
+                .collect(),
+            kms_key: profile.s3_sse_kms_key_id.clone(),
+            glue: (profile.catalog == "glue").then(|| {
+                (
+                    profile.database.clone(),
+                    planned
+                        .groups
+                        .iter()
+                        .map(|g| g.table.name.clone())
+                        .collect(),
+                )
+            }),
+            dynamodb_tables,
+            region: aws.region().unwrap_or("*").to_string(),
+            account: profile
+                .aws_account_id
+                .clone()
+                .unwrap_or_else(|| "*".to_string()),
+        };
+        Ok(fengine_aws::iam_policy(&scope))
+    }
+}
+
+#[cfg(not(feature = "aws"))]
+impl ResolvedProfile {
+    pub async fn iam_policy(&self, _planned: &PlannedPipeline) -> Result<serde_json::Value> {
+        bail!(Error::Config(
+            "--iam-policy describes AWS access, and this fengine was built without AWS support: \
+             build it with `cargo build --features aws`"
+                .to_string()
+        ))
     }
 }

@@ -187,6 +187,79 @@ async fn snapshots_land_on_s3_and_in_glue_as_athena_reads_them() {
     );
 }
 
+#[test]
+fn plan_prints_the_least_privilege_iam_policy() {
+    let (workspace, bucket, database, prefix) = aws_workspace();
+    let config = std::fs::read_to_string(workspace.path("fengine.toml")).unwrap();
+    workspace.write(
+        "fengine.toml",
+        &format!("{config}aws_account_id = '123456789012'\ns3_sse_kms_key_id = 'k1'\n"),
+    );
+    let pipeline = repo_path("pipelines/customer_spend.sql");
+    let policy = workspace
+        .fengine(&[
+            "plan",
+            pipeline.to_str().unwrap(),
+            "--profile",
+            "aws",
+            "--iam-policy",
+        ])
+        .success()
+        .json();
+    let resources = |sid: &str| -> Vec<String> {
+        let statement = policy["Statement"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["Sid"] == sid)
+            .unwrap();
+        statement["Resource"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r.as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(
+        resources("WriteSnapshots"),
+        [
+            format!("arn:aws:s3:::{bucket}/warehouse/customer_spend/v1/*"),
+            format!("arn:aws:s3:::{bucket}/warehouse/customer_category_spend/v1/*"),
+        ]
+    );
+    let glue = "arn:aws:glue:us-east-1:123456789012";
+    assert_eq!(
+        resources("RegisterSnapshots"),
+        [
+            format!("{glue}:catalog"),
+            format!("{glue}:database/{database}"),
+            format!("{glue}:table/{database}/customer_spend_v1"),
+            format!("{glue}:table/{database}/customer_category_spend_v1"),
+        ]
+    );
+    let dynamodb = "arn:aws:dynamodb:us-east-1:123456789012:table";
+    assert_eq!(
+        resources("LoadOnlineStore"),
+        [
+            format!("{dynamodb}/{prefix}customer_spend_v1"),
+            format!("{dynamodb}/{prefix}customer_category_spend_v1"),
+            format!("{dynamodb}/{prefix}fengine_online_tables"),
+        ]
+    );
+    assert_eq!(
+        resources("EncryptSnapshots"),
+        ["arn:aws:kms:us-east-1:123456789012:key/k1"]
+    );
+    // The example's source is a local folder: no S3 read access is granted.
+    assert!(
+        policy["Statement"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["Sid"] != "ReadSources")
+    );
+}
+
 /// customer -> spend_30d, read from the snapshot's objects in S3.
 async fn snapshot_spend(bucket: &str) -> std::collections::BTreeMap<i64, f64> {
     use arrow::datatypes::{Float64Type, Int64Type};

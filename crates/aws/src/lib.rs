@@ -20,11 +20,13 @@ mod context;
 mod dynamodb;
 mod error;
 mod glue;
+mod iam;
 mod s3;
 
 pub use context::AwsContext;
 pub use dynamodb::{DynamoDbOnlineStore, WriteSettings};
 pub use glue::GlueCatalog;
+pub use iam::{PolicyScope, iam_policy};
 pub use s3::{S3StoreRegistry, s3_store};
 
 /// The SDKs, for callers that talk to the services directly, as the tests do to read back

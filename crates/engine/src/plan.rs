@@ -27,6 +27,8 @@ pub struct PlannedPipeline {
     pub(crate) context: SessionContext,
     pub groups: Vec<PlannedGroup>,
     pub params: BTreeMap<String, ScalarValue>,
+    /// The locations of the sources the pipeline defines, relative ones made absolute.
+    pub sources: Vec<String>,
 }
 
 /// A feature group whose query planned and whose output fits its declaration.
@@ -61,10 +63,11 @@ pub(crate) async fn plan_pipeline(
     context.register_udf(param_udf(params.clone()));
 
     let mut groups: Vec<PlannedGroup> = Vec::new();
+    let mut sources = Vec::new();
     for statement in &pipeline.statements {
         let location = &statement.location;
         match &statement.statement {
-            Statement::Sql(sql) => run_definition(&context, sql, location).await?,
+            Statement::Sql(sql) => sources.extend(run_definition(&context, sql, location).await?),
             Statement::CreateFeatureGroup(group) => {
                 if let Some(first) = groups.iter().find(|g| g.name() == group.name()) {
                     return Err(Error::plan(
@@ -94,24 +97,28 @@ pub(crate) async fn plan_pipeline(
         context,
         groups,
         params,
+        sources,
     })
 }
 
-/// Runs a statement that defines sources, views or settings. Queries and statements that
-/// write are refused: a pipeline's output is its feature groups.
+/// Runs a statement that defines sources, views or settings; returns the locations of the
+/// sources it defines. Queries and statements that write are refused: a pipeline's output
+/// is its feature groups.
 async fn run_definition(
     context: &SessionContext,
     statement: &DataFusionStatement,
     location: &SourceLocation,
-) -> Result<()> {
+) -> Result<Vec<String>> {
     let mut statement = statement.clone();
     let mut source = None;
+    let mut locations = Vec::new();
     match &mut statement {
         DataFusionStatement::CreateExternalTable(table) => {
             let folder = location.file.parent().unwrap_or_else(|| Path::new(""));
             for path in &mut table.locations {
                 *path = resolve_relative_location(folder, path);
             }
+            locations.clone_from(&table.locations);
             source = Some(format!(
                 "source '{}' at '{}'",
                 table.name,
@@ -138,7 +145,7 @@ async fn run_definition(
         let plan = context.state().statement_to_plan(statement).await?;
         context.execute_logical_plan(plan).await?.collect().await
     };
-    executed.await.map(|_| ()).map_err(|e| {
+    executed.await.map(|_| locations).map_err(|e| {
         let error = Error::from_datafusion(Some(location), e);
         match (source, error) {
             (Some(source), Error::Plan { location, message }) => Error::Plan {

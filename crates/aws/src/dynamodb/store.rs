@@ -51,6 +51,13 @@ impl DynamoDbOnlineStore {
         }
     }
 
+    /// The tables a load of these group versions touches, the metadata table last.
+    pub fn table_names(&self, groups: &[(String, u32)]) -> Vec<String> {
+        let mut names: Vec<String> = groups.iter().map(|(g, v)| self.table_name(g, *v)).collect();
+        names.push(self.metadata_table());
+        names
+    }
+
     fn table_name(&self, group: &str, version: u32) -> String {
         format!("{}{group}_v{version}", self.prefix)
     }
