@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Result, bail};
+use datafusion::catalog::CatalogProvider;
 use datafusion::execution::object_store::ObjectStoreRegistry;
 use fengine_catalog::{Catalog, LocalCatalog};
 use fengine_engine::{Backends, Error, PlannedPipeline, Warehouse};
@@ -61,6 +62,13 @@ pub struct Profile {
         allow(dead_code, reason = "read by the AWS backends")
     )]
     pub dynamodb_requests_in_flight: Option<usize>,
+    /// The name that queries give the Glue Data Catalog as a source (`glue.<db>.<table>`);
+    /// Glue sources are available whenever the profile uses AWS [default: glue].
+    #[cfg_attr(
+        not(feature = "aws"),
+        allow(dead_code, reason = "read by the AWS backends")
+    )]
+    pub glue_catalog_name: Option<String>,
     /// The account in the ARNs of `fengine plan --iam-policy` [default: *].
     #[cfg_attr(
         not(feature = "aws"),
@@ -161,6 +169,7 @@ fn embedded() -> Profile {
         dynamodb_requests_in_flight: None,
         dynamodb_load_deadline_seconds: None,
         aws_account_id: None,
+        glue_catalog_name: None,
     }
 }
 
@@ -232,6 +241,7 @@ impl ResolvedProfile {
             online,
             database: profile.database.clone(),
             object_stores: aws.object_stores(),
+            source_catalogs: aws.source_catalogs(profile),
         })
     }
 
@@ -239,6 +249,7 @@ impl ResolvedProfile {
         self.profile.warehouse.starts_with("s3://")
             || self.profile.catalog == "glue"
             || self.profile.online == "dynamodb"
+            || self.profile.glue_catalog_name.is_some()
     }
 
     /// The warehouse, and its folder when it is a local one.
@@ -314,6 +325,20 @@ impl Aws {
             Arc::new(fengine_aws::S3StoreRegistry::new(aws)) as Arc<dyn ObjectStoreRegistry>
         })
     }
+
+    fn source_catalogs(&self, profile: &Profile) -> Vec<(String, Arc<dyn CatalogProvider>)> {
+        let name = profile
+            .glue_catalog_name
+            .clone()
+            .unwrap_or_else(|| "glue".to_string());
+        self.context
+            .iter()
+            .map(|aws| {
+                let catalog = fengine_aws::GlueSourceCatalog::new(aws);
+                (name.clone(), Arc::new(catalog) as Arc<dyn CatalogProvider>)
+            })
+            .collect()
+    }
 }
 
 #[cfg(not(feature = "aws"))]
@@ -344,6 +369,10 @@ impl Aws {
 
     fn object_stores(&self) -> Option<Arc<dyn ObjectStoreRegistry>> {
         None
+    }
+
+    fn source_catalogs(&self, _profile: &Profile) -> Vec<(String, Arc<dyn CatalogProvider>)> {
+        Vec::new()
     }
 }
 

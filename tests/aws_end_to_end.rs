@@ -273,3 +273,171 @@ async fn snapshot_spend(bucket: &str) -> std::collections::BTreeMap<i64, f64> {
         .map(|(c, s)| (c.unwrap(), s.unwrap()))
         .collect()
 }
+
+/// The sample transactions as a Glue table partitioned by category, one Parquet object per
+/// category, the 'travel' partition away from the table's folder, and a partition 'missing'
+/// on a store no scan can reach, which a query selecting other categories must not read.
+async fn register_partitioned_transactions(bucket: &str, database: &str) {
+    use arrow::array::{AsArray, BooleanArray};
+    use fengine_aws::sdk::glue::types::{
+        Column, DatabaseInput, PartitionInput, SerDeInfo, StorageDescriptor, TableInput,
+    };
+    let batches = read_parquet_folder(repo_path("pipelines/data/transactions").to_str().unwrap());
+    let glue = fengine_aws::sdk::glue::Client::new(aws::context().await.sdk_config());
+    let column = |name: &str, data_type: &str| {
+        Column::builder()
+            .name(name)
+            .r#type(data_type)
+            .build()
+            .unwrap()
+    };
+    let descriptor = |location: String| {
+        StorageDescriptor::builder()
+            .set_columns(Some(vec![
+                column("customer_id", "bigint"),
+                column("merchant_id", "bigint"),
+                column("amount", "double"),
+                column("event_time", "timestamp"),
+            ]))
+            .location(location)
+            .input_format("org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat")
+            .serde_info(
+                SerDeInfo::builder()
+                    .serialization_library(
+                        "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe",
+                    )
+                    .build(),
+            )
+            .build()
+    };
+    glue.create_database()
+        .database_input(DatabaseInput::builder().name(database).build().unwrap())
+        .send()
+        .await
+        .unwrap();
+    glue.create_table()
+        .database_name(database)
+        .table_input(
+            TableInput::builder()
+                .name("transactions")
+                .table_type("EXTERNAL_TABLE")
+                .partition_keys(column("category", "string"))
+                .storage_descriptor(descriptor(format!("s3://{bucket}/raw/transactions/")))
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let categories = [
+        "apparel",
+        "dining",
+        "electronics",
+        "fuel",
+        "grocery",
+        "online",
+        "pharmacy",
+        "travel",
+    ];
+    for category in categories {
+        let mut file = Vec::new();
+        let data_schema = std::sync::Arc::new(batches[0].schema().project(&[0, 1, 2, 4]).unwrap());
+        let mut writer =
+            parquet::arrow::ArrowWriter::try_new(&mut file, data_schema, None).unwrap();
+        for batch in &batches {
+            let mask: BooleanArray = batch
+                .column_by_name("category")
+                .unwrap()
+                .as_string::<i32>()
+                .iter()
+                .map(|c| Some(c == Some(category)))
+                .collect();
+            let rows = arrow::compute::filter_record_batch(batch, &mask).unwrap();
+            writer.write(&rows.project(&[0, 1, 2, 4]).unwrap()).unwrap();
+        }
+        writer.close().unwrap();
+        let folder = if category == "travel" {
+            "raw/elsewhere/travel".to_string()
+        } else {
+            format!("raw/transactions/category={category}")
+        };
+        aws::put_object(bucket, &format!("{folder}/part-0.parquet"), file).await;
+        glue.create_partition()
+            .database_name(database)
+            .table_name("transactions")
+            .partition_input(
+                PartitionInput::builder()
+                    .values(category)
+                    .storage_descriptor(descriptor(format!("s3://{bucket}/{folder}/")))
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_partitioned_glue_table_is_a_source() {
+    use arrow::datatypes::{Float64Type, Int64Type};
+    let (workspace, bucket, database, _) = aws_workspace();
+    register_partitioned_transactions(&bucket, &database).await;
+    workspace.write(
+        "travel.sql",
+        &format!(
+            "CREATE FEATURE GROUP category_spend KEY (customer_id, category) EVENT TIME event_time AS
+             SELECT customer_id, category, as_of() AS event_time, sum(amount) AS spend, count(*) AS n
+             FROM glue.{database}.transactions
+             WHERE category IN ('travel', 'grocery')
+               AND event_time <= as_of() AND event_time > as_of() - INTERVAL '30 days'
+             GROUP BY customer_id, category;"
+        ),
+    );
+    let manifest = workspace
+        .fengine(&[
+            "run",
+            "travel.sql",
+            "--as-of",
+            "2024-04-01T00:00:00Z",
+            "--profile",
+            "aws",
+            "--output",
+            "json",
+        ])
+        .success()
+        .json();
+
+    let as_of = micros("2024-04-01T00:00:00Z");
+    let mut expected: std::collections::BTreeMap<(i64, String), (f64, i64)> = Default::default();
+    for t in sample_transactions() {
+        let recent = t.event_time_us <= as_of && t.event_time_us > as_of - 30 * 86_400_000_000;
+        if recent && (t.category == "travel" || t.category == "grocery") {
+            let entry = expected
+                .entry((t.customer_id, t.category.clone()))
+                .or_default();
+            entry.0 += t.amount;
+            entry.1 += 1;
+        }
+    }
+    let group = &manifest["groups"][0];
+    assert_eq!(group["rows_written"], expected.len());
+    let location = group["snapshot_location"].as_str().unwrap();
+    let prefix = location.trim_start_matches(&format!("s3://{bucket}/"));
+    let objects = aws::list_objects(&bucket, prefix).await;
+    let batches = aws::read_parquet_objects(&bucket, &objects).await;
+    let customers = column::<Int64Type>(&batches, "customer_id");
+    let categories = strings(&batches, "category");
+    let spend = column::<Float64Type>(&batches, "spend");
+    let counts = column::<Int64Type>(&batches, "n");
+    assert_eq!(customers.len(), expected.len());
+    assert!(
+        categories.iter().any(|c| c.as_deref() == Some("travel")),
+        "the partition outside the table's folder is read"
+    );
+    for i in 0..customers.len() {
+        let key = (customers[i].unwrap(), categories[i].clone().unwrap());
+        let (amount, n) = expected[&key];
+        assert_close(spend[i].unwrap(), amount, &format!("spend of {key:?}"));
+        assert_eq!(counts[i], Some(n), "count of {key:?}");
+    }
+}

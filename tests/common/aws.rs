@@ -106,3 +106,12 @@ pub async fn read_parquet_objects(bucket: &str, keys: &[String]) -> Vec<arrow::a
     }
     batches
 }
+
+/// Writes an object, with object_store directly.
+pub async fn put_object(bucket: &str, key: &str, bytes: Vec<u8>) {
+    use object_store::ObjectStoreExt;
+    bucket_store(bucket)
+        .put(&object_store::path::Path::from(key), bytes.into())
+        .await
+        .unwrap();
+}

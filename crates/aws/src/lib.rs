@@ -25,7 +25,7 @@ mod s3;
 
 pub use context::AwsContext;
 pub use dynamodb::{DynamoDbOnlineStore, WriteSettings};
-pub use glue::GlueCatalog;
+pub use glue::{GlueCatalog, GlueSourceCatalog};
 pub use iam::{PolicyScope, iam_policy};
 pub use s3::{S3StoreRegistry, s3_store};
 

@@ -17,6 +17,7 @@
 //!     online: Arc::new(SqliteOnlineStore::open("warehouse/online.sqlite")?),
 //!     database: "fengine".to_string(),
 //!     object_stores: None,
+//!     source_catalogs: Vec::new(),
 //! };
 //! let pipeline = fengine_dialect::load_pipeline(Path::new("pipelines/customer_spend.sql"))?;
 //! let manifest = fengine_engine::run(&pipeline, &RunOptions::now(), &backends).await?;
@@ -38,6 +39,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::{DateTime, SecondsFormat, SubsecRound, Timelike, Utc};
+use datafusion::catalog::CatalogProvider;
 use datafusion::execution::context::{SessionConfig, SessionContext};
 use datafusion::execution::object_store::ObjectStoreRegistry;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
@@ -63,6 +65,8 @@ pub struct Backends {
     /// Serves the object stores of sources and the warehouse by URL; DataFusion's default
     /// (local files) when `None`.
     pub object_stores: Option<Arc<dyn ObjectStoreRegistry>>,
+    /// Catalogs of source tables, by the name queries use (`glue` in `glue.db.table`).
+    pub source_catalogs: Vec<(String, Arc<dyn CatalogProvider>)>,
 }
 
 impl Backends {
@@ -76,6 +80,9 @@ impl Backends {
             .build_arc()
             .map_err(|e| Error::Infrastructure(format!("cannot start DataFusion: {e}")))?;
         let context = SessionContext::new_with_config_rt(config, runtime);
+        for (name, catalog) in &self.source_catalogs {
+            context.register_catalog(name, catalog.clone());
+        }
         let root = self.warehouse.root();
         if root.scheme() != "file" {
             context.register_object_store(root, self.warehouse.store().clone());
