@@ -2,16 +2,14 @@
 //! is lost, and what cannot be written in time is reported, never dropped.
 #![cfg(feature = "aws")]
 
-mod common;
-
 use std::sync::Arc;
 use std::time::Duration;
 
 use arrow::array::{Float64Array, Int64Array, RecordBatch, TimestampMicrosecondArray};
 use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
-use common::faulty_dynamodb::{Faults, FaultyDynamoDb};
 use fengine_aws::{AwsContext, DynamoDbOnlineStore, WriteSettings};
 use fengine_online::{OnlineStore, OnlineTable};
+use fengine_testing::{Faults, FaultyDynamoDb};
 
 fn table() -> OnlineTable {
     OnlineTable {
@@ -48,7 +46,7 @@ fn batch(ids: std::ops::Range<i64>) -> RecordBatch {
 }
 
 async fn store(server: &FaultyDynamoDb, deadline: Duration) -> DynamoDbOnlineStore {
-    let aws = AwsContext::load_with_endpoint(Some(&server.endpoint)).await;
+    let aws = AwsContext::local(&server.endpoint);
     DynamoDbOnlineStore::new(
         &aws,
         "faults_",

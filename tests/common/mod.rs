@@ -4,8 +4,6 @@
 
 #[cfg(feature = "aws")]
 pub mod aws;
-#[cfg(feature = "aws")]
-pub mod faulty_dynamodb;
 
 use std::collections::BTreeMap;
 use std::fs::File;

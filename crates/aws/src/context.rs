@@ -1,4 +1,6 @@
-use aws_config::{BehaviorVersion, SdkConfig};
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_credential_types::Credentials;
+use aws_credential_types::provider::SharedCredentialsProvider;
 
 /// The shared AWS configuration every client is built from: region, credentials, endpoints.
 #[derive(Debug, Clone)]
@@ -9,17 +11,28 @@ pub struct AwsContext {
 impl AwsContext {
     /// Loads the standard configuration from the environment and the AWS config files.
     pub async fn load() -> Self {
-        AwsContext::load_with_endpoint(None).await
+        AwsContext {
+            config: aws_config::defaults(BehaviorVersion::latest()).load().await,
+        }
     }
 
-    /// The standard configuration, with every service at `endpoint` when given.
-    pub async fn load_with_endpoint(endpoint: Option<&str>) -> Self {
-        let mut loader = aws_config::defaults(BehaviorVersion::latest());
-        if let Some(endpoint) = endpoint {
-            loader = loader.endpoint_url(endpoint);
-        }
+    /// Every service at a local `endpoint`, with fixed credentials and region: nothing is
+    /// looked up, so nothing but that endpoint is ever contacted (tests, benchmarks).
+    pub fn local(endpoint: &str) -> Self {
+        let credentials = Credentials::new(
+            "fengine-local",
+            "fengine-local",
+            None,
+            None,
+            "fengine-local",
+        );
         AwsContext {
-            config: loader.load().await,
+            config: SdkConfig::builder()
+                .behavior_version(BehaviorVersion::latest())
+                .endpoint_url(endpoint)
+                .region(Region::new("us-east-1"))
+                .credentials_provider(SharedCredentialsProvider::new(credentials))
+                .build(),
         }
     }
 
