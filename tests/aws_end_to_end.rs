@@ -260,6 +260,53 @@ fn plan_prints_the_least_privilege_iam_policy() {
     );
 }
 
+#[tokio::test]
+async fn snapshots_are_uploaded_in_parts_and_encrypted_with_the_profile_kms_key() {
+    let (workspace, bucket, _, _) = aws_workspace();
+    let config = std::fs::read_to_string(workspace.path("fengine.toml")).unwrap();
+    workspace.write(
+        "fengine.toml",
+        &format!("{config}s3_sse_kms_key_id = 'fengine-test-key'\n"),
+    );
+    let pipeline = repo_path("pipelines/customer_spend.sql");
+    // A 1 KiB buffer makes every snapshot file a multipart upload (tests/run.sh lets moto
+    // take parts that small).
+    workspace.write(
+        "small_parts.sql",
+        &format!(
+            "SET datafusion.execution.objectstore_writer_buffer_size = 1024;\nINCLUDE '{}';",
+            pipeline.display()
+        ),
+    );
+    let manifest = workspace
+        .fengine(&[
+            "run",
+            "small_parts.sql",
+            "--as-of",
+            "2024-04-01T00:00:00Z",
+            "--profile",
+            "aws",
+            "--output",
+            "json",
+        ])
+        .success()
+        .json();
+    let objects = aws::list_object_etags(&bucket, "warehouse/customer_spend/v1/").await;
+    assert!(!objects.is_empty());
+    for (key, etag) in &objects {
+        assert!(
+            etag.contains('-'),
+            "{key} was not uploaded in parts (ETag {etag})"
+        );
+    }
+    let keys: Vec<String> = objects.into_iter().map(|(key, _)| key).collect();
+    let rows = aws::read_parquet_objects(&bucket, &keys).await;
+    assert_eq!(
+        row_count(&rows),
+        manifest["groups"][0]["rows_written"].as_u64().unwrap() as usize
+    );
+}
+
 /// customer -> spend_30d, read from the snapshot's objects in S3.
 async fn snapshot_spend(bucket: &str) -> std::collections::BTreeMap<i64, f64> {
     use arrow::datatypes::{Float64Type, Int64Type};

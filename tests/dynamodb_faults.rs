@@ -106,3 +106,73 @@ async fn items_still_unwritten_at_the_deadline_fail_the_load_with_their_count() 
     );
     assert!(server.accepted().is_empty());
 }
+
+/// Rows DynamoDB cannot hold fail the load before anything is sent, naming what is wrong.
+#[tokio::test]
+async fn values_dynamodb_cannot_hold_are_refused_naming_the_key() {
+    let server = FaultyDynamoDb::start(
+        Faults {
+            unprocessed_percent: 0,
+            throttled_percent: 0,
+        },
+        "id",
+    );
+    let store = store(&server, Duration::from_secs(10)).await;
+
+    let mut load = store.begin_load(&table()).await.unwrap();
+    let mut not_a_number = batch(0..3);
+    not_a_number = RecordBatch::try_new(
+        not_a_number.schema(),
+        vec![
+            not_a_number.column(0).clone(),
+            not_a_number.column(1).clone(),
+            Arc::new(Float64Array::from(vec![1.0, f64::NAN, 2.0])),
+        ],
+    )
+    .unwrap();
+    let error = load.write(not_a_number).await.unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "column 'value' holds NaN, which DynamoDB cannot store: turn it into NULL (e.g. nullif/CASE) in the query"
+    );
+
+    let wide = OnlineTable {
+        schema: Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, false),
+            Field::new(
+                "event_time",
+                DataType::Timestamp(TimeUnit::Microsecond, None),
+                false,
+            ),
+            Field::new("blob", DataType::Utf8, true),
+        ])),
+        ..table()
+    };
+    let mut load = store.begin_load(&wide).await.unwrap();
+    let huge = RecordBatch::try_new(
+        wide.schema.clone(),
+        vec![
+            Arc::new(Int64Array::from(vec![7, 8])),
+            Arc::new(TimestampMicrosecondArray::from(vec![0, 0])),
+            Arc::new(arrow::array::StringArray::from(vec![
+                "small".to_string(),
+                "x".repeat(500 * 1024),
+            ])),
+        ],
+    )
+    .unwrap();
+    let error = load.write(huge).await.unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .starts_with("the row of key (8) takes 512")
+            && error
+                .to_string()
+                .contains("over DynamoDB's limit of 400 KB"),
+        "{error}"
+    );
+    assert!(
+        server.accepted().is_empty(),
+        "nothing of a refused batch is written"
+    );
+}

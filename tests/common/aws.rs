@@ -44,21 +44,36 @@ fn unique(prefix: &str) -> String {
 
 /// Creates a bucket of its own for a case on the local server; returns its name.
 pub fn create_bucket() -> String {
-    use std::io::{Read, Write};
     let bucket = unique("fengine");
-    let address = endpoint()
-        .trim_start_matches("http://")
-        .trim_end_matches('/')
-        .to_string();
-    let mut stream = std::net::TcpStream::connect(&address).unwrap();
-    write!(stream, "PUT /{bucket} HTTP/1.1\r\nHost: {address}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
+    let response = raw_request("PUT", &format!("/{bucket}"));
     assert!(
         response.starts_with("HTTP/1.1 200"),
         "cannot create bucket {bucket}: {response}"
     );
     bucket
+}
+
+/// The response head of a HEAD of the object: the headers S3 stores with it.
+pub fn object_headers(bucket: &str, key: &str) -> String {
+    raw_request("HEAD", &format!("/{bucket}/{key}"))
+}
+
+/// An unsigned request to the local server, which takes them; its whole response.
+fn raw_request(method: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let address = endpoint()
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_string();
+    let mut stream = std::net::TcpStream::connect(&address).unwrap();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
 }
 
 fn bucket_store(bucket: &str) -> object_store::aws::AmazonS3 {
@@ -83,6 +98,18 @@ pub async fn list_objects(bucket: &str, prefix: &str) -> Vec<String> {
         .unwrap();
     keys.sort();
     keys
+}
+
+/// (key, ETag) of the objects under `prefix`: a multipart upload's ETag ends in `-<parts>`.
+pub async fn list_object_etags(bucket: &str, prefix: &str) -> Vec<(String, String)> {
+    use futures::TryStreamExt;
+    use object_store::ObjectStore;
+    bucket_store(bucket)
+        .list(Some(&object_store::path::Path::from(prefix)))
+        .map_ok(|meta| (meta.location.to_string(), meta.e_tag.unwrap_or_default()))
+        .try_collect()
+        .await
+        .unwrap()
 }
 
 /// Every row of these Parquet objects.
