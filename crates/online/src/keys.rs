@@ -56,6 +56,25 @@ impl KeyKind {
     }
 }
 
+/// The kinds of `key_columns` in `schema`, or which one cannot be a key.
+pub fn key_kinds(
+    schema: &arrow::datatypes::Schema,
+    key_columns: &[String],
+) -> Result<Vec<KeyKind>> {
+    key_columns
+        .iter()
+        .map(|name| {
+            let field = schema.field_with_name(name)?;
+            KeyKind::of(field.data_type()).ok_or_else(|| {
+                Error::Invalid(format!(
+                    "key column '{name}' is of type {}, which cannot be a key",
+                    field.data_type()
+                ))
+            })
+        })
+        .collect()
+}
+
 /// The key columns of `batch`, cast to their storage types (Int64 or Utf8), in KEY order.
 pub fn key_values(batch: &RecordBatch, key_columns: &[String]) -> Result<Vec<ArrayRef>> {
     key_columns
@@ -79,6 +98,53 @@ pub fn key_values(batch: &RecordBatch, key_columns: &[String]) -> Result<Vec<Arr
                     "key column '{name}' does not fit a 64-bit integer: {e}"
                 ))
             })
+        })
+        .collect()
+}
+
+/// A key value given as text, checked against its column's kind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyValue {
+    Integer(i64),
+    Text(String),
+}
+
+impl KeyValue {
+    /// The canonical text of the value (`007` is `7`).
+    pub fn to_text(&self) -> String {
+        match self {
+            KeyValue::Integer(n) => n.to_string(),
+            KeyValue::Text(t) => t.clone(),
+        }
+    }
+}
+
+/// The key of a lookup, one value per KEY column, as the store's key kinds read them.
+pub fn parse_key(
+    group: &str,
+    key_columns: &[String],
+    key_kinds: &[String],
+    values: &[String],
+) -> Result<Vec<KeyValue>> {
+    if values.len() != key_columns.len() {
+        return Err(Error::Invalid(format!(
+            "feature group '{group}' is keyed by ({}): give {} key value(s), got {}",
+            key_columns.join(", "),
+            key_columns.len(),
+            values.len()
+        )));
+    }
+    values
+        .iter()
+        .zip(key_columns)
+        .zip(key_kinds)
+        .map(|((value, column), kind)| match KeyKind::from_name(kind) {
+            Some(KeyKind::Integer) => value.parse().map(KeyValue::Integer).map_err(|_| {
+                Error::Invalid(format!(
+                    "key column '{column}' holds whole numbers; '{value}' is not one"
+                ))
+            }),
+            _ => Ok(KeyValue::Text(value.clone())),
         })
         .collect()
 }

@@ -27,7 +27,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 pub use error::{Error, Result};
-pub use keys::{KeyKind, key_values};
+pub use keys::{KeyKind, KeyValue, key_kinds, key_values, parse_key};
 pub use sqlite::SqliteOnlineStore;
 
 /// What an online store needs to know of a feature group version to load and serve it.

@@ -20,7 +20,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::keys::{KeyKind, key_values};
+use crate::keys::{KeyKind, KeyValue, key_kinds, key_values, parse_key};
 use crate::{Error, OnlineLoad, OnlineRow, OnlineStore, OnlineTable, Result};
 
 const SCHEMA: &str = "
@@ -85,19 +85,7 @@ impl OnlineStore for SqliteOnlineStore {
     }
 
     async fn begin_load(&self, table: &OnlineTable) -> Result<Box<dyn OnlineLoad>> {
-        let kinds = table
-            .key_columns
-            .iter()
-            .map(|name| {
-                let field = table.schema.field_with_name(name)?;
-                KeyKind::of(field.data_type()).ok_or_else(|| {
-                    Error::Invalid(format!(
-                        "key column '{name}' is of type {}, which cannot be a key",
-                        field.data_type()
-                    ))
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let kinds = key_kinds(&table.schema, &table.key_columns)?;
         let columns: Vec<String> = table
             .key_columns
             .iter()
@@ -186,14 +174,7 @@ impl OnlineStore for SqliteOnlineStore {
                 };
                 let key_columns: Vec<String> = parse_json(&key_columns)?;
                 let key_kinds: Vec<String> = parse_json(&key_kinds)?;
-                if key.len() != key_columns.len() {
-                    return Err(Error::Invalid(format!(
-                        "feature group '{group}' is keyed by ({}): give {} key value(s), got {}",
-                        key_columns.join(", "),
-                        key_columns.len(),
-                        key.len()
-                    )));
-                }
+                let key = parse_key(&group, &key_columns, &key_kinds, &key)?;
                 let conditions: Vec<String> = key_columns
                     .iter()
                     .map(|c| format!("{} = ?", quote(c)))
@@ -204,19 +185,10 @@ impl OnlineStore for SqliteOnlineStore {
                     conditions.join(" AND ")
                 );
                 let mut statement = connection.prepare(&sql)?;
-                for (index, ((value, column), kind)) in
-                    key.iter().zip(&key_columns).zip(&key_kinds).enumerate()
-                {
-                    match KeyKind::from_name(kind) {
-                        Some(KeyKind::Integer) => {
-                            let number: i64 = value.parse().map_err(|_| {
-                            Error::Invalid(format!(
-                                "key column '{column}' holds whole numbers; '{value}' is not one"
-                            ))
-                        })?;
-                            statement.raw_bind_parameter(index + 1, number)?;
-                        }
-                        _ => statement.raw_bind_parameter(index + 1, value)?,
+                for (index, value) in key.iter().enumerate() {
+                    match value {
+                        KeyValue::Integer(n) => statement.raw_bind_parameter(index + 1, n)?,
+                        KeyValue::Text(t) => statement.raw_bind_parameter(index + 1, t)?,
                     }
                 }
                 let mut rows = statement.raw_query();

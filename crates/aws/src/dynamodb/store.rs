@@ -14,7 +14,10 @@ use aws_sdk_dynamodb::types::{
     TimeToLiveSpecification,
 };
 use chrono::{DateTime, Utc};
-use fengine_online::{Error, KeyKind, OnlineLoad, OnlineRow, OnlineStore, OnlineTable, Result};
+use fengine_online::{
+    Error, KeyKind, KeyValue, OnlineLoad, OnlineRow, OnlineStore, OnlineTable, Result, key_kinds,
+    parse_key,
+};
 
 use super::items::{
     COMPOSITE_KEY, EXPIRES_AT, batch_items, composite_key, hash_key_attribute, item_to_json,
@@ -294,19 +297,7 @@ impl OnlineStore for DynamoDbOnlineStore {
     async fn begin_load(&self, table: &OnlineTable) -> Result<Box<dyn OnlineLoad>> {
         let name = self.table_name(&table.group, table.version);
         let hash_key = hash_key_attribute(&table.key_columns).to_string();
-        let key_kinds = table
-            .key_columns
-            .iter()
-            .map(|k| {
-                let field = table.schema.field_with_name(k)?;
-                KeyKind::of(field.data_type()).ok_or_else(|| {
-                    Error::Invalid(format!(
-                        "key column '{k}' is of type {}, which cannot be a key",
-                        field.data_type()
-                    ))
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let key_kinds = key_kinds(&table.schema, &table.key_columns)?;
         let key_type = match key_kinds.as_slice() {
             [KeyKind::Integer] => ScalarAttributeType::N,
             _ => ScalarAttributeType::S,
@@ -390,28 +381,10 @@ impl OnlineStore for DynamoDbOnlineStore {
         let version = number(&metadata, "version").unwrap_or_default() as u32;
         let key_columns = texts(&metadata, "key_columns");
         let key_kinds = texts(&metadata, "key_kinds");
-        if key.len() != key_columns.len() {
-            return Err(Error::Invalid(format!(
-                "feature group '{group}' is keyed by ({}): give {} key value(s), got {}",
-                key_columns.join(", "),
-                key_columns.len(),
-                key.len()
-            )));
-        }
-        let mut canonical = Vec::with_capacity(key.len());
-        for ((value, column), kind) in key.iter().zip(&key_columns).zip(&key_kinds) {
-            canonical.push(match KeyKind::from_name(kind) {
-                Some(KeyKind::Integer) => value
-                    .parse::<i64>()
-                    .map_err(|_| {
-                        Error::Invalid(format!(
-                            "key column '{column}' holds whole numbers; '{value}' is not one"
-                        ))
-                    })?
-                    .to_string(),
-                _ => value.clone(),
-            });
-        }
+        let canonical: Vec<String> = parse_key(group, &key_columns, &key_kinds, key)?
+            .iter()
+            .map(KeyValue::to_text)
+            .collect();
         let hash_key = match (key_columns.as_slice(), key_kinds.as_slice()) {
             ([column], [kind]) if kind == KeyKind::Integer.name() => {
                 (column.clone(), AttributeValue::N(canonical[0].clone()))
