@@ -307,6 +307,143 @@ async fn snapshots_are_uploaded_in_parts_and_encrypted_with_the_profile_kms_key(
     );
 }
 
+/// Every example pipeline under the profile committed in tests/local-aws.toml gives, on S3,
+/// the same snapshot rows as on the embedded defaults (which tests/examples.rs checks
+/// against nested-loop references), and serves the same online rows.
+#[tokio::test]
+async fn every_example_runs_on_the_committed_local_aws_profile() {
+    aws::create_named_bucket("fengine-examples");
+    let config = repo_path("tests/local-aws.toml");
+    let examples = [
+        ("customer_spend.sql", vec![]),
+        (
+            "transaction_velocity.sql",
+            vec!["--param", "large_amount=150"],
+        ),
+    ];
+    for (file, extra) in examples {
+        let pipeline = repo_path(&format!("pipelines/{file}"));
+        let embedded = Workspace::new();
+        let on_aws = Workspace::new();
+        let mut args = vec![
+            "run",
+            pipeline.to_str().unwrap(),
+            "--as-of",
+            "2024-04-01T00:00:00Z",
+            "--output",
+            "json",
+        ];
+        args.extend(extra);
+        let local = embedded.fengine(&args).success().json();
+        let mut aws_args = args.clone();
+        aws_args.extend([
+            "--config",
+            config.to_str().unwrap(),
+            "--profile",
+            "local-aws",
+        ]);
+        let remote = on_aws.fengine(&aws_args).success().json();
+        for (local_group, remote_group) in local["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .zip(remote["groups"].as_array().unwrap())
+        {
+            assert_eq!(
+                local_group["rows_written"], remote_group["rows_written"],
+                "{file}"
+            );
+            assert_eq!(
+                remote_group["table"],
+                format!(
+                    "fengine_examples.{}_v1",
+                    local_group["group"].as_str().unwrap()
+                )
+            );
+            let location = remote_group["snapshot_location"].as_str().unwrap();
+            let prefix = location.trim_start_matches("s3://fengine-examples/");
+            let remote_rows = aws::read_parquet_objects(
+                "fengine-examples",
+                &aws::list_objects("fengine-examples", prefix).await,
+            )
+            .await;
+            let local_rows =
+                read_parquet_folder(local_group["snapshot_location"].as_str().unwrap());
+            let what = format!("{file}: {}", local_group["group"]);
+            assert_same_rows(&remote_rows, &local_rows, &what);
+        }
+        let group = local["groups"][0]["group"].as_str().unwrap();
+        let embedded_row = embedded.fengine(&["get", group, "7"]).success().json();
+        let remote_row = on_aws
+            .fengine(&[
+                "get",
+                group,
+                "7",
+                "--config",
+                config.to_str().unwrap(),
+                "--profile",
+                "local-aws",
+            ])
+            .success()
+            .json();
+        // Same columns in the same order, numbers equal as numbers (DynamoDB writes 5.0 as 5).
+        let (embedded_row, remote_row) = (
+            embedded_row.as_object().unwrap(),
+            remote_row.as_object().unwrap(),
+        );
+        assert_eq!(
+            embedded_row.keys().collect::<Vec<_>>(),
+            remote_row.keys().collect::<Vec<_>>(),
+            "{file}"
+        );
+        for (column, value) in embedded_row {
+            match (value.as_f64(), remote_row[column].as_f64()) {
+                (Some(a), Some(b)) => assert_eq!(a, b, "{file}: {column}"),
+                _ => assert_eq!(value, &remote_row[column], "{file}: {column}"),
+            }
+        }
+    }
+}
+
+/// The same rows whatever their file and row order; floats equal to 1e-12, since sums are
+/// added up in whatever order the batches come.
+fn assert_same_rows(
+    actual: &[arrow::array::RecordBatch],
+    expected: &[arrow::array::RecordBatch],
+    what: &str,
+) {
+    let (actual, expected) = (sorted_rows(actual), sorted_rows(expected));
+    assert_eq!(actual.len(), expected.len(), "{what}: row count");
+    for (a, e) in actual.iter().zip(&expected) {
+        let same = a.len() == e.len()
+            && a.iter()
+                .zip(e)
+                .all(|(x, y)| match (x.parse::<f64>(), y.parse::<f64>()) {
+                    (Ok(x), Ok(y)) => (x - y).abs() <= 1e-12 * y.abs().max(1.0),
+                    _ => x == y,
+                });
+        assert!(same, "{what}: {a:?} != {e:?}");
+    }
+}
+
+/// Each row's values as text, rows sorted.
+fn sorted_rows(batches: &[arrow::array::RecordBatch]) -> Vec<Vec<String>> {
+    let mut rows: Vec<Vec<String>> = Vec::new();
+    for batch in batches {
+        for row in 0..batch.num_rows() {
+            rows.push(
+                batch
+                    .columns()
+                    .iter()
+                    .map(|c| arrow::util::display::array_value_to_string(c, row).unwrap())
+                    .collect(),
+            );
+        }
+    }
+    rows.sort();
+    rows
+}
+
 /// customer -> spend_30d, read from the snapshot's objects in S3.
 async fn snapshot_spend(bucket: &str) -> std::collections::BTreeMap<i64, f64> {
     use arrow::datatypes::{Float64Type, Int64Type};

@@ -45,12 +45,16 @@ fn unique(prefix: &str) -> String {
 /// Creates a bucket of its own for a case on the local server; returns its name.
 pub fn create_bucket() -> String {
     let bucket = unique("fengine");
+    create_named_bucket(&bucket);
+    bucket
+}
+
+pub fn create_named_bucket(bucket: &str) {
     let response = raw_request("PUT", &format!("/{bucket}"));
     assert!(
         response.starts_with("HTTP/1.1 200"),
         "cannot create bucket {bucket}: {response}"
     );
-    bucket
 }
 
 /// The response head of a HEAD of the object: the headers S3 stores with it.
