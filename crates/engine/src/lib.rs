@@ -26,6 +26,7 @@
 //! # }
 //! ```
 
+pub mod asof;
 mod error;
 mod functions;
 mod hive;
