@@ -52,10 +52,16 @@ pub(crate) async fn publish_group(
     };
 
     let started = Instant::now();
-    let snapshot = read_snapshot(context, group, &run_location).await?;
-    if let Err(e) = check_snapshot(group, snapshot.clone()).await {
-        return Err(discard(backends, &run_location, e).await);
-    }
+    let checked = match read_snapshot(context, group, &run_location).await {
+        Ok(snapshot) => check_snapshot(group, snapshot.clone())
+            .await
+            .map(|()| snapshot),
+        Err(e) => Err(e),
+    };
+    let snapshot = match checked {
+        Ok(snapshot) => snapshot,
+        Err(e) => return Err(discard(backends, &run_location, e).await),
+    };
     timings.check = elapsed_ms(started);
 
     fail_point("before_register");
