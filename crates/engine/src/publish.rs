@@ -34,10 +34,10 @@ pub(crate) async fn publish_group(
 ) -> Result<GroupManifest> {
     let name = group.name();
     let version = group.definition.version;
-    let snapshot = snapshot_name(options.as_of);
+    let snapshot_ts = snapshot_name(options.as_of);
     let snapshot_location = backends
         .warehouse
-        .snapshot_location(&name, version, &snapshot);
+        .snapshot_location(&name, version, &snapshot_ts);
     let run_location = snapshot_location
         .join(&format!("run-{}/", options.run_id))
         .expect("run ids are valid URL path segments");
@@ -45,29 +45,18 @@ pub(crate) async fn publish_group(
 
     let started = Instant::now();
     let written = write_snapshot(group, &run_location, backends).await;
+    let rows_written = or_discard(written, backends, &run_location).await?;
     timings.compute_and_write = elapsed_ms(started);
-    let rows_written = match written {
-        Ok(rows) => rows,
-        Err(e) => return Err(discard(backends, &run_location, e).await),
-    };
 
     let started = Instant::now();
-    let checked = match read_snapshot(context, group, &run_location).await {
-        Ok(snapshot) => check_snapshot(group, snapshot.clone())
-            .await
-            .map(|()| snapshot),
-        Err(e) => Err(e),
-    };
-    let snapshot = match checked {
-        Ok(snapshot) => snapshot,
-        Err(e) => return Err(discard(backends, &run_location, e).await),
-    };
+    let checked = read_and_check(context, group, &run_location).await;
+    let snapshot = or_discard(checked, backends, &run_location).await?;
     timings.check = elapsed_ms(started);
 
     fail_point("before_register");
     let started = Instant::now();
     let partition = Partition {
-        values: vec![snapshot_name(options.as_of)],
+        values: vec![snapshot_ts.clone()],
         location: run_location.to_string(),
         parameters: BTreeMap::from([
             (
@@ -80,14 +69,11 @@ pub(crate) async fn publish_group(
             ("fengine.run_id".to_string(), options.run_id.clone()),
         ]),
     };
-    let replaced = match backends
+    let registered = backends
         .catalog
         .register_snapshot(&group.table, &partition)
-        .await
-    {
-        Ok(replaced) => replaced,
-        Err(e) => return Err(discard(backends, &run_location, e.into()).await),
-    };
+        .await;
+    let replaced = or_discard(registered.map_err(Error::from), backends, &run_location).await?;
     // Earlier runs of this as-of, replaced or killed before registering, are garbage now.
     backends
         .warehouse
@@ -105,7 +91,7 @@ pub(crate) async fn publish_group(
         table: format!("{}.{}", group.table.database, group.table.name),
         rows_written,
         snapshot_location: run_location.to_string(),
-        partition: format!("snapshot_ts={}", partition.values[0]),
+        partition: format!("snapshot_ts={snapshot_ts}"),
         replaced: replaced.is_some(),
         online,
         timings_ms: timings,
@@ -148,6 +134,17 @@ async fn write_snapshot(group: &PlannedGroup, location: &Url, backends: &Backend
         backends.warehouse.put(&path, file).await?;
     }
     Ok(rows)
+}
+
+/// The written snapshot, once it passed its checks.
+async fn read_and_check(
+    context: &SessionContext,
+    group: &PlannedGroup,
+    location: &Url,
+) -> Result<DataFrame> {
+    let snapshot = read_snapshot(context, group, location).await?;
+    check_snapshot(group, snapshot.clone()).await?;
+    Ok(snapshot)
 }
 
 async fn read_snapshot(
@@ -283,14 +280,16 @@ async fn load_online(
     Ok(OnlineOutcome::Loaded { rows })
 }
 
-/// Deletes what a failed run wrote, keeping the run's error as the one reported.
-async fn discard(backends: &Backends, run_location: &Url, error: Error) -> Error {
-    if let Err(cleanup) = backends.warehouse.delete_prefix(run_location).await {
+/// On failure, deletes what the run wrote before reporting the run's own error.
+async fn or_discard<T>(result: Result<T>, backends: &Backends, run_location: &Url) -> Result<T> {
+    if result.is_err()
+        && let Err(cleanup) = backends.warehouse.delete_prefix(run_location).await
+    {
         eprintln!(
             "fengine: warning: could not delete the unpublished files at {run_location}: {cleanup}"
         );
     }
-    error
+    result
 }
 
 fn in_group(group: &PlannedGroup, error: datafusion::error::DataFusionError) -> Error {

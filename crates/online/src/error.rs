@@ -14,6 +14,16 @@ pub enum Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+impl Error {
+    /// No completed load of the group (or of that version of it) is in the store.
+    pub fn not_loaded(group: &str, version: Option<u32>) -> Self {
+        Error::NotFound(match version {
+            Some(v) => format!("feature group '{group}' version {v} has not been loaded online"),
+            None => format!("feature group '{group}' has not been loaded online"),
+        })
+    }
+}
+
 impl From<rusqlite::Error> for Error {
     fn from(error: rusqlite::Error) -> Self {
         Error::Storage(error.to_string())

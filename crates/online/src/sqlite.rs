@@ -163,14 +163,7 @@ impl OnlineStore for SqliteOnlineStore {
                     )
                     .optional()?;
                 let Some((version, key_columns, key_kinds, ttl_seconds)) = loaded else {
-                    return Err(Error::NotFound(match version {
-                        Some(v) => {
-                            format!(
-                                "feature group '{group}' version {v} has not been loaded online"
-                            )
-                        }
-                        None => format!("feature group '{group}' has not been loaded online"),
-                    }));
+                    return Err(Error::not_loaded(&group, version));
                 };
                 let key_columns: Vec<String> = parse_json(&key_columns)?;
                 let key_kinds: Vec<String> = parse_json(&key_kinds)?;

@@ -2,6 +2,7 @@
 //! and a metadata table recording each version's key, schema, ttl and last loaded as-of.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::DataType;
@@ -18,6 +19,7 @@ use fengine_online::{
     Error, KeyKind, KeyValue, OnlineLoad, OnlineRow, OnlineStore, OnlineTable, Result, key_kinds,
     parse_key,
 };
+use tokio::sync::OnceCell;
 
 use super::items::{
     COMPOSITE_KEY, EXPIRES_AT, batch_items, composite_key, hash_key_attribute, item_to_json,
@@ -37,6 +39,8 @@ pub struct DynamoDbOnlineStore {
     batch_client: Client,
     prefix: String,
     settings: WriteSettings,
+    /// Set once the metadata table is known to exist, so it is described once per store.
+    metadata_table_ready: Arc<OnceCell<()>>,
 }
 
 impl DynamoDbOnlineStore {
@@ -51,6 +55,7 @@ impl DynamoDbOnlineStore {
             batch_client: Client::from_conf(batch_config),
             prefix: prefix.to_string(),
             settings,
+            metadata_table_ready: Arc::new(OnceCell::new()),
         }
     }
 
@@ -161,6 +166,7 @@ impl DynamoDbOnlineStore {
         let assignments: Vec<String> = (0..attributes.len())
             .map(|i| format!("#a{i} = :a{i}"))
             .collect();
+        self.ensure_metadata_table().await?;
         let mut update = self
             .client
             .update_item()
@@ -176,9 +182,16 @@ impl DynamoDbOnlineStore {
         Ok(())
     }
 
-    async fn metadata(&self, table: &str) -> Result<Option<HashMap<String, AttributeValue>>> {
-        self.ensure_table(&self.metadata_table(), "table_name", ScalarAttributeType::S)
+    async fn ensure_metadata_table(&self) -> Result<()> {
+        let name = self.metadata_table();
+        self.metadata_table_ready
+            .get_or_try_init(|| self.ensure_table(&name, "table_name", ScalarAttributeType::S))
             .await?;
+        Ok(())
+    }
+
+    async fn metadata(&self, table: &str) -> Result<Option<HashMap<String, AttributeValue>>> {
+        self.ensure_metadata_table().await?;
         let output = self
             .client
             .get_item()
@@ -197,8 +210,7 @@ impl DynamoDbOnlineStore {
         group: &str,
         version: Option<u32>,
     ) -> Result<HashMap<String, AttributeValue>> {
-        self.ensure_table(&self.metadata_table(), "table_name", ScalarAttributeType::S)
-            .await?;
+        self.ensure_metadata_table().await?;
         let mut newest: Option<HashMap<String, AttributeValue>> = None;
         let mut start = None;
         loop {
@@ -228,14 +240,7 @@ impl DynamoDbOnlineStore {
                 break;
             }
         }
-        newest.ok_or_else(|| {
-            Error::NotFound(match version {
-                Some(v) => {
-                    format!("feature group '{group}' version {v} has not been loaded online")
-                }
-                None => format!("feature group '{group}' has not been loaded online"),
-            })
-        })
+        newest.ok_or_else(|| Error::not_loaded(group, version))
     }
 }
 
@@ -341,7 +346,6 @@ impl OnlineStore for DynamoDbOnlineStore {
             .iter()
             .map(|f| f.name().clone())
             .collect();
-        self.metadata(&name).await?;
         let ttl = ttl_seconds.map_or(AttributeValue::Null(true), |s| {
             AttributeValue::N(s.to_string())
         });
