@@ -11,7 +11,9 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use fengine_engine::{Error, ErrorKind, RunOptions};
+use fengine_engine::{
+    Error, ErrorKind, FeatureRequest, RunOptions, SpineSource, TrainingSetRequest,
+};
 
 /// Exit codes, documented in the README: a scheduler retries only infrastructure faults.
 const EXIT_NOT_FOUND: u8 = 1;
@@ -39,6 +41,9 @@ enum Command {
     Plan(PlanArgs),
     /// Print a key's online row as one JSON object.
     Get(GetArgs),
+    /// Join feature values to a spine of labelled rows, each row getting the values known at
+    /// its time (a point-in-time join), and write the result as Parquet.
+    TrainingSet(TrainingSetArgs),
 }
 
 #[derive(Args)]
@@ -110,6 +115,36 @@ struct GetArgs {
     profile: ProfileArgs,
 }
 
+#[derive(Args)]
+struct TrainingSetArgs {
+    /// The spine: a Parquet file or folder (local or s3://), a catalogued table
+    /// (glue.<database>.<table>), or a .sql file whose last statement is the query.
+    #[arg(long)]
+    spine: SpineSource,
+    /// The spine's time column: each row gets the feature values known at this time.
+    #[arg(long)]
+    timestamp: String,
+    /// <group>[@<version>][.<feature>,...]: a group's features (all without a list) of a
+    /// version (the newest without one); repeat for more groups.
+    #[arg(long = "features", required = true, value_name = "GROUP[.FEATURE,...]")]
+    features: Vec<FeatureRequest>,
+    /// Where to write: a .parquet file, or a folder (that gets part-00000.parquet).
+    #[arg(long)]
+    out: String,
+    /// Count a feature row only once the snapshot holding it was written (its as-of at or
+    /// before the spine time): later corrections and backfills do not leak into older labels.
+    #[arg(long)]
+    as_written: bool,
+    /// Also register the training set in the catalog as this table, with the groups,
+    /// features and snapshots it was built from.
+    #[arg(long, value_name = "TABLE")]
+    register: Option<String>,
+    #[arg(long, value_enum, default_value_t = Output::Text)]
+    output: Output,
+    #[command(flatten)]
+    profile: ProfileArgs,
+}
+
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Output {
     /// A line per feature group.
@@ -169,6 +204,19 @@ async fn execute(command: Command) -> Result<()> {
                 &backends,
                 args.pipeline.output == Output::Json,
             )
+        }
+        Command::TrainingSet(args) => {
+            let backends = args.profile.load().await?;
+            let request = TrainingSetRequest {
+                spine: args.spine,
+                timestamp: args.timestamp,
+                features: args.features,
+                out: args.out,
+                as_written: args.as_written,
+                register: args.register,
+            };
+            let manifest = fengine_engine::build_training_set(&request, &backends).await?;
+            output::print_training_set(&manifest, args.output == Output::Json)
         }
         Command::Get(args) => {
             let backends = args.profile.load().await?;

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use anyhow::Result;
 use chrono::{DateTime, Utc};
 use fengine_engine::{
-    Backends, OnlineOutcome, PlannedPipeline, RunManifest, RunOptions, param_type_name,
-    snapshot_name,
+    Backends, OnlineOutcome, PlannedPipeline, RunManifest, RunOptions, TrainingSetManifest,
+    param_type_name, snapshot_name,
 };
 use serde::Serialize;
 
@@ -37,6 +37,38 @@ pub fn print_manifest(manifest: &RunManifest, as_json: bool) -> Result<()> {
             if group.replaced { ", replaced" } else { "" },
             total as f64 / 1000.0
         );
+    }
+    Ok(())
+}
+
+pub fn print_training_set(manifest: &TrainingSetManifest, as_json: bool) -> Result<()> {
+    if as_json {
+        println!("{}", serde_json::to_string_pretty(manifest)?);
+        return Ok(());
+    }
+    println!(
+        "{} rows -> {} [{:.1} s]",
+        manifest.rows,
+        manifest.out,
+        manifest.elapsed_ms as f64 / 1000.0
+    );
+    for group in &manifest.groups {
+        let share = if manifest.rows == 0 {
+            0.0
+        } else {
+            100.0 * group.matched_rows as f64 / manifest.rows as f64
+        };
+        println!(
+            "  {} v{}: {} features from {} snapshot(s), {} rows matched ({share:.1}%)",
+            group.group,
+            group.version,
+            group.features.len(),
+            group.snapshots.len(),
+            group.matched_rows
+        );
+    }
+    if let Some(table) = &manifest.registered {
+        println!("  registered as {table}");
     }
     Ok(())
 }

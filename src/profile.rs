@@ -81,6 +81,9 @@ pub struct Profile {
         allow(dead_code, reason = "read by the AWS backends")
     )]
     pub dynamodb_load_deadline_seconds: Option<u64>,
+    /// What DataFusion may hold in memory before sorts and joins spill to disk: `"8GiB"`,
+    /// `"512MiB"`, or `"none"` [default: half the memory of the machine or container].
+    pub memory_limit: Option<String>,
 }
 
 fn default_warehouse() -> String {
@@ -170,6 +173,7 @@ fn embedded() -> Profile {
         dynamodb_load_deadline_seconds: None,
         aws_account_id: None,
         glue_catalog_name: None,
+        memory_limit: None,
     }
 }
 
@@ -242,7 +246,22 @@ impl ResolvedProfile {
             database: profile.database.clone(),
             object_stores: aws.object_stores(),
             source_catalogs: aws.source_catalogs(profile),
+            memory_limit: self.memory_limit()?,
         })
+    }
+
+    fn memory_limit(&self) -> Result<Option<usize>> {
+        match self.profile.memory_limit.as_deref() {
+            None => Ok(default_memory_limit()),
+            Some("none") => Ok(None),
+            Some(text) => parse_bytes(text).map(Some).ok_or_else(|| {
+                self.unknown(
+                    "memory_limit",
+                    text,
+                    "a size such as \"8GiB\" or \"512MiB\", or \"none\"",
+                )
+            }),
+        }
     }
 
     fn uses_aws(&self) -> bool {
@@ -440,5 +459,62 @@ impl ResolvedProfile {
              build it with `cargo build --features aws`"
                 .to_string()
         ))
+    }
+}
+
+/// `8GiB`, `512MiB`, `64KiB`, `1000000`: a size in bytes.
+fn parse_bytes(text: &str) -> Option<usize> {
+    let text = text.trim();
+    let digits = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(digits);
+    let scale: usize = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        "TiB" => 1 << 40,
+        _ => return None,
+    };
+    number
+        .parse::<usize>()
+        .ok()?
+        .checked_mul(scale)
+        .filter(|&b| b > 0)
+}
+
+/// Half the memory of the container (its cgroup limit) or else of the machine: room for
+/// DataFusion's buffers, Parquet decoding and the online load beside the pool.
+fn default_memory_limit() -> Option<usize> {
+    let cgroup = std::fs::read_to_string("/sys/fs/cgroup/memory.max")
+        .ok()
+        .and_then(|text| text.trim().parse::<usize>().ok());
+    let machine = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|text| {
+            let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
+            let kib: usize = line.split_whitespace().nth(1)?.parse().ok()?;
+            Some(kib * 1024)
+        });
+    let total = match (cgroup, machine) {
+        (Some(cgroup), Some(machine)) => Some(cgroup.min(machine)),
+        (one, other) => one.or(other),
+    };
+    total.map(|bytes| bytes / 2)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_bytes;
+
+    #[test]
+    fn sizes_read_as_bytes() {
+        assert_eq!(parse_bytes("8GiB"), Some(8 << 30));
+        assert_eq!(parse_bytes("512MiB"), Some(512 << 20));
+        assert_eq!(parse_bytes("1000"), Some(1000));
+        assert_eq!(parse_bytes("8GB"), None);
+        assert_eq!(parse_bytes("0"), None);
+        assert_eq!(parse_bytes("lots"), None);
     }
 }

@@ -18,6 +18,7 @@
 //!     database: "fengine".to_string(),
 //!     object_stores: None,
 //!     source_catalogs: Vec::new(),
+//!     memory_limit: Some(4 << 30),
 //! };
 //! let pipeline = fengine_dialect::load_pipeline(Path::new("pipelines/customer_spend.sql"))?;
 //! let manifest = fengine_engine::run(&pipeline, &RunOptions::now(), &backends).await?;
@@ -33,6 +34,7 @@ mod hive;
 mod manifest;
 mod plan;
 mod publish;
+mod training_set;
 mod warehouse;
 
 use std::collections::BTreeMap;
@@ -42,8 +44,9 @@ use std::time::Instant;
 use chrono::{DateTime, SecondsFormat, SubsecRound, Timelike, Utc};
 use datafusion::catalog::CatalogProvider;
 use datafusion::execution::context::{SessionConfig, SessionContext};
+use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::object_store::ObjectStoreRegistry;
-use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use fengine_catalog::Catalog;
 use fengine_dialect::Pipeline;
 use fengine_online::{OnlineRow, OnlineStore};
@@ -53,6 +56,10 @@ pub use functions::{param_type_name, parse_param_value};
 pub use hive::hive_type;
 pub use manifest::{GroupManifest, OnlineOutcome, RunManifest, Timings};
 pub use plan::{PlannedGroup, PlannedPipeline};
+pub use training_set::{
+    FeatureRequest, SpineSource, TrainingSetGroup, TrainingSetManifest, TrainingSetRequest,
+    build_training_set,
+};
 pub use warehouse::Warehouse;
 
 /// Where a run reads and writes, built from a profile.
@@ -68,18 +75,37 @@ pub struct Backends {
     pub object_stores: Option<Arc<dyn ObjectStoreRegistry>>,
     /// Catalogs of source tables, by the name queries use (`glue` in `glue.db.table`).
     pub source_catalogs: Vec<(String, Arc<dyn CatalogProvider>)>,
+    /// The bytes DataFusion's operators may hold; past it, sorts and joins spill to disk
+    /// and operators that cannot spill fail with a clear error. `None`: no limit.
+    pub memory_limit: Option<usize>,
 }
 
 impl Backends {
     fn session_context(&self) -> Result<SessionContext> {
         let config = SessionConfig::new().with_information_schema(true);
+        self.session_context_on(self.runtime()?, config)
+    }
+
+    /// DataFusion's runtime: the memory pool, spill files and object stores, which several
+    /// session contexts of one command share.
+    fn runtime(&self) -> Result<Arc<RuntimeEnv>> {
         let mut runtime = RuntimeEnvBuilder::new();
         if let Some(registry) = &self.object_stores {
             runtime = runtime.with_object_store_registry(registry.clone());
         }
-        let runtime = runtime
+        if let Some(limit) = self.memory_limit {
+            runtime = runtime.with_memory_pool(Arc::new(FairSpillPool::new(limit)));
+        }
+        runtime
             .build_arc()
-            .map_err(|e| Error::Infrastructure(format!("cannot start DataFusion: {e}")))?;
+            .map_err(|e| Error::Infrastructure(format!("cannot start DataFusion: {e}")))
+    }
+
+    fn session_context_on(
+        &self,
+        runtime: Arc<RuntimeEnv>,
+        config: SessionConfig,
+    ) -> Result<SessionContext> {
         let context = SessionContext::new_with_config_rt(config, runtime);
         for (name, catalog) in &self.source_catalogs {
             context.register_catalog(name, catalog.clone());

@@ -104,7 +104,7 @@ pub(crate) async fn plan_pipeline(
 /// Runs a statement that defines sources, views or settings; returns the locations of the
 /// sources it defines. Queries and statements that write are refused: a pipeline's output
 /// is its feature groups.
-async fn run_definition(
+pub(crate) async fn run_definition(
     context: &SessionContext,
     statement: &DataFusionStatement,
     location: &SourceLocation,

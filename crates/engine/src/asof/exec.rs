@@ -1,0 +1,451 @@
+//! `AsOfJoinExec`: the point-in-time join as a DataFusion operator. Both inputs are sorted by
+//! DataFusion (which spills through the memory pool), then merged in one pass: the operator
+//! holds one spine batch, the feature batches its matches point into, and the running best.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use arrow::array::{
+    Array, ArrayRef, RecordBatch, TimestampMicrosecondArray, UInt32Array, new_null_array,
+};
+use arrow::compute::{cast, interleave, take};
+use arrow::datatypes::{DataType, FieldRef, Schema, SchemaRef, TimeUnit};
+use arrow::row::{RowConverter, Rows, SortField};
+use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::error::{DataFusionError, Result};
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::physical_expr::{EquivalenceProperties, LexOrdering, PhysicalExpr};
+use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_plan::expressions::col;
+use datafusion::physical_plan::sorts::sort::SortExec;
+use datafusion::physical_plan::sorts::sort_preserving_merge::SortPreservingMergeExec;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::{
+    DisplayAs, DisplayFormatType, Distribution, ExecutionPlan, ExecutionPlanProperties,
+    Partitioning, PlanProperties,
+};
+use futures::StreamExt;
+
+use super::matcher::{FeatureBatch, Matcher, RowRef, Step};
+
+/// Which columns of the two inputs the join reads, by name.
+#[derive(Debug, Clone)]
+pub struct AsOfJoinColumns {
+    pub spine_keys: Vec<String>,
+    /// A timestamp column.
+    pub spine_time: String,
+    /// Of the same types as `spine_keys`, in the same order.
+    pub feature_keys: Vec<String>,
+    /// Timestamp columns: when each row became known, when it happened, and the as-of of
+    /// the snapshot it came from.
+    pub visible_at: String,
+    pub event_time: String,
+    pub snapshot_as_of: String,
+    /// Feature columns appended to each spine row (null without a match), and their names in
+    /// the output.
+    pub outputs: Vec<(String, String)>,
+    pub ttl_micros: Option<i64>,
+}
+
+/// Appends to each spine row the feature columns of its point-in-time match. Its output
+/// keeps the spine's columns and comes in the order of the spine sorted by key and time.
+#[derive(Debug)]
+pub struct AsOfJoinExec {
+    spine: Arc<dyn ExecutionPlan>,
+    features: Arc<dyn ExecutionPlan>,
+    columns: AsOfJoinColumns,
+    schema: SchemaRef,
+    properties: Arc<PlanProperties>,
+    /// Spine rows that found a match, for the manifest.
+    matched: Arc<AtomicU64>,
+}
+
+impl AsOfJoinExec {
+    /// Sorts both inputs as the join needs them and joins them.
+    pub fn try_new(
+        spine: Arc<dyn ExecutionPlan>,
+        features: Arc<dyn ExecutionPlan>,
+        columns: AsOfJoinColumns,
+    ) -> Result<Self> {
+        let spine_order: Vec<&str> = columns
+            .spine_keys
+            .iter()
+            .chain([&columns.spine_time])
+            .map(String::as_str)
+            .collect();
+        let feature_order: Vec<&str> = columns
+            .feature_keys
+            .iter()
+            .chain([&columns.visible_at])
+            .map(String::as_str)
+            .collect();
+        let spine = sorted(spine, &spine_order)?;
+        let features = sorted(features, &feature_order)?;
+
+        let feature_schema = features.schema();
+        let mut fields: Vec<FieldRef> = spine.schema().fields().iter().cloned().collect();
+        for (column, name) in &columns.outputs {
+            let field = feature_schema.field_with_name(column)?;
+            fields.push(Arc::new(
+                field.clone().with_name(name.clone()).with_nullable(true),
+            ));
+        }
+        let schema = Arc::new(Schema::new(fields));
+        let properties = PlanProperties::new(
+            EquivalenceProperties::new(schema.clone()),
+            Partitioning::UnknownPartitioning(1),
+            EmissionType::Incremental,
+            Boundedness::Bounded,
+        );
+        Ok(AsOfJoinExec {
+            spine,
+            features,
+            columns,
+            schema,
+            properties: Arc::new(properties),
+            matched: Arc::new(AtomicU64::new(0)),
+        })
+    }
+
+    /// Spine rows that found a match so far.
+    pub fn matched_rows(&self) -> Arc<AtomicU64> {
+        self.matched.clone()
+    }
+}
+
+/// `input` sorted by `columns` (ascending, nulls first: the order of Arrow's row format) in
+/// one partition: each partition sorted in parallel, then merged.
+fn sorted(input: Arc<dyn ExecutionPlan>, columns: &[&str]) -> Result<Arc<dyn ExecutionPlan>> {
+    let schema = input.schema();
+    let exprs = columns
+        .iter()
+        .map(|name| {
+            Ok(datafusion::physical_expr::PhysicalSortExpr::new_default(
+                col(name, &schema)?,
+            ))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let ordering = LexOrdering::new(exprs)
+        .ok_or_else(|| DataFusionError::Internal("an as-of join sorts by some column".into()))?;
+    if input.output_partitioning().partition_count() == 1 {
+        return Ok(Arc::new(SortExec::new(ordering, input)));
+    }
+    let sort = SortExec::new(ordering.clone(), input).with_preserve_partitioning(true);
+    Ok(Arc::new(SortPreservingMergeExec::new(
+        ordering,
+        Arc::new(sort),
+    )))
+}
+
+impl DisplayAs for AsOfJoinExec {
+    fn fmt_as(&self, _format: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
+        let c = &self.columns;
+        write!(
+            f,
+            "AsOfJoinExec: on=[({}) = ({})], {} >= {}, latest by ({}, {})",
+            c.spine_keys.join(", "),
+            c.feature_keys.join(", "),
+            c.spine_time,
+            c.visible_at,
+            c.event_time,
+            c.snapshot_as_of
+        )?;
+        if let Some(ttl) = c.ttl_micros {
+            write!(f, ", ttl={ttl}us")?;
+        }
+        Ok(())
+    }
+}
+
+impl ExecutionPlan for AsOfJoinExec {
+    fn name(&self) -> &str {
+        "AsOfJoinExec"
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        &self.properties
+    }
+
+    fn required_input_distribution(&self) -> Vec<Distribution> {
+        vec![Distribution::SinglePartition, Distribution::SinglePartition]
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        vec![&self.spine, &self.features]
+    }
+
+    fn apply_expressions(
+        &self,
+        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
+    ) -> Result<TreeNodeRecursion> {
+        Ok(TreeNodeRecursion::Continue)
+    }
+
+    fn with_new_children(
+        self: Arc<Self>,
+        mut children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let features = children.pop();
+        let spine = children.pop();
+        let (Some(spine), Some(features)) = (spine, features) else {
+            return Err(DataFusionError::Internal(
+                "AsOfJoinExec has two children".into(),
+            ));
+        };
+        Ok(Arc::new(AsOfJoinExec {
+            spine,
+            features,
+            columns: self.columns.clone(),
+            schema: self.schema.clone(),
+            properties: self.properties.clone(),
+            matched: self.matched.clone(),
+        }))
+    }
+
+    fn execute(
+        &self,
+        partition: usize,
+        context: Arc<TaskContext>,
+    ) -> Result<SendableRecordBatchStream> {
+        if partition != 0 {
+            return Err(DataFusionError::Internal(format!(
+                "AsOfJoinExec has one partition, not {partition}"
+            )));
+        }
+        let join = Join::try_new(self, context)?;
+        let stream = futures::stream::try_unfold(join, |mut join| async move {
+            Ok(join.next_batch().await?.map(|batch| (batch, join)))
+        });
+        Ok(Box::pin(RecordBatchStreamAdapter::new(
+            self.schema.clone(),
+            stream,
+        )))
+    }
+}
+
+/// The running join: the two sorted streams, the matcher, and the feature batches that
+/// matches or the running best point into.
+struct Join {
+    spine: SendableRecordBatchStream,
+    features: SendableRecordBatchStream,
+    spine_keys: Vec<usize>,
+    spine_time: usize,
+    feature_keys: Vec<usize>,
+    feature_times: [usize; 3],
+    outputs: Vec<usize>,
+    schema: SchemaRef,
+    converter: RowConverter,
+    matcher: Matcher,
+    /// Feature batches by id that matches, the best or the matcher's current batch use.
+    held: Vec<(u64, RecordBatch)>,
+    next_id: u64,
+    /// A row of nulls in the feature schema: the source of unmatched rows.
+    nulls: RecordBatch,
+    matched: Arc<AtomicU64>,
+}
+
+impl Join {
+    fn try_new(exec: &AsOfJoinExec, context: Arc<TaskContext>) -> Result<Self> {
+        let spine_schema = exec.spine.schema();
+        let feature_schema = exec.features.schema();
+        let c = &exec.columns;
+        let index =
+            |schema: &Schema, name: &str| schema.index_of(name).map_err(DataFusionError::from);
+        let spine_keys = c
+            .spine_keys
+            .iter()
+            .map(|k| index(&spine_schema, k))
+            .collect::<Result<Vec<_>>>()?;
+        let feature_keys = c
+            .feature_keys
+            .iter()
+            .map(|k| index(&feature_schema, k))
+            .collect::<Result<Vec<_>>>()?;
+        let sort_fields = feature_keys
+            .iter()
+            .map(|&i| SortField::new(feature_schema.field(i).data_type().clone()))
+            .collect();
+        let outputs = c
+            .outputs
+            .iter()
+            .map(|(column, _)| index(&feature_schema, column))
+            .collect::<Result<Vec<_>>>()?;
+        let null_columns = feature_schema
+            .fields()
+            .iter()
+            .map(|f| new_null_array(f.data_type(), 1))
+            .collect();
+        let nullable = Schema::new(
+            feature_schema
+                .fields()
+                .iter()
+                .map(|f| f.as_ref().clone().with_nullable(true))
+                .collect::<Vec<_>>(),
+        );
+        Ok(Join {
+            spine: exec.spine.execute(0, context.clone())?,
+            features: exec.features.execute(0, context)?,
+            spine_time: index(&spine_schema, &c.spine_time)?,
+            feature_times: [
+                index(&feature_schema, &c.visible_at)?,
+                index(&feature_schema, &c.event_time)?,
+                index(&feature_schema, &c.snapshot_as_of)?,
+            ],
+            spine_keys,
+            feature_keys,
+            outputs,
+            schema: exec.schema.clone(),
+            converter: RowConverter::new(sort_fields)?,
+            matcher: Matcher::new(c.ttl_micros),
+            held: Vec::new(),
+            next_id: 0,
+            nulls: RecordBatch::try_new(Arc::new(nullable), null_columns)?,
+            matched: exec.matched.clone(),
+        })
+    }
+
+    /// The next spine batch with its matches' feature columns appended.
+    async fn next_batch(&mut self) -> Result<Option<RecordBatch>> {
+        let Some(spine) = self.spine.next().await.transpose()? else {
+            return Ok(None);
+        };
+        let keys = self.spine_keys_of(&spine)?;
+        let times = micros(spine.column(self.spine_time))?;
+        let mut matches: Vec<Option<RowRef>> = Vec::with_capacity(spine.num_rows());
+        for row in 0..spine.num_rows() {
+            let time = times.is_valid(row).then(|| times.value(row));
+            loop {
+                match self.matcher.match_row(keys.row(row), time) {
+                    Step::Matched(found) => {
+                        matches.push(found);
+                        break;
+                    }
+                    Step::NeedFeatures => self.pull_features(&matches).await?,
+                }
+            }
+        }
+        let batch = self.assemble(&spine, &matches)?;
+        self.release()?;
+        Ok(Some(batch))
+    }
+
+    fn spine_keys_of(&self, spine: &RecordBatch) -> Result<Rows> {
+        let columns: Vec<ArrayRef> = self
+            .spine_keys
+            .iter()
+            .map(|&i| spine.column(i).clone())
+            .collect();
+        Ok(self.converter.convert_columns(&columns)?)
+    }
+
+    /// Gives the matcher the next feature batch, dropping the finished one unless a match of
+    /// the current spine batch or the running best points into it.
+    async fn pull_features(&mut self, matches: &[Option<RowRef>]) -> Result<()> {
+        let next = loop {
+            match self.features.next().await.transpose()? {
+                Some(batch) if batch.num_rows() == 0 => continue,
+                other => break other,
+            }
+        };
+        let Some(batch) = next else {
+            self.matcher.features_exhausted();
+            return Ok(());
+        };
+        let id = self.next_id;
+        self.next_id += 1;
+        let keys: Vec<ArrayRef> = self
+            .feature_keys
+            .iter()
+            .map(|&i| batch.column(i).clone())
+            .collect();
+        let [visible_at, event_time, snapshot_as_of] =
+            self.feature_times.map(|i| micros(batch.column(i)));
+        let features = FeatureBatch {
+            id,
+            keys: self.converter.convert_columns(&keys)?,
+            visible_at: visible_at?,
+            event_time: event_time?,
+            snapshot_as_of: snapshot_as_of?,
+        };
+        self.held.push((id, batch));
+        if let Some(finished) = self.matcher.push_features(features) {
+            let used = matches.iter().flatten().any(|m| m.0 == finished.id)
+                || self.matcher.best().is_some_and(|(id, _)| id == finished.id);
+            if !used {
+                self.held.retain(|(held, _)| *held != finished.id);
+            }
+        }
+        Ok(())
+    }
+
+    fn assemble(&self, spine: &RecordBatch, matches: &[Option<RowRef>]) -> Result<RecordBatch> {
+        let mut sources: Vec<&RecordBatch> = vec![&self.nulls];
+        sources.extend(self.held.iter().map(|(_, batch)| batch));
+        let positions: Vec<(usize, usize)> = matches
+            .iter()
+            .map(|m| match m {
+                None => (0, 0),
+                Some((id, row)) => {
+                    let source = self.held.iter().position(|(held, _)| held == id);
+                    (1 + source.expect("matched batches are held"), *row)
+                }
+            })
+            .collect();
+        self.matched.fetch_add(
+            matches.iter().filter(|m| m.is_some()).count() as u64,
+            Ordering::Relaxed,
+        );
+        let mut columns = spine.columns().to_vec();
+        for &output in &self.outputs {
+            let arrays: Vec<&dyn Array> =
+                sources.iter().map(|b| b.column(output).as_ref()).collect();
+            columns.push(interleave(&arrays, &positions)?);
+        }
+        Ok(RecordBatch::try_new(self.schema.clone(), columns)?)
+    }
+
+    /// Keeps only the matcher's current batch and the running best, the best copied out of
+    /// its batch when that batch is done, so memory stays at about one batch.
+    fn release(&mut self) -> Result<()> {
+        let current = self.held.last().map(|(id, _)| *id);
+        if let Some((best_id, row)) = self.matcher.best()
+            && Some(best_id) != current
+            && let Some(position) = self.held.iter().position(|(id, _)| *id == best_id)
+        {
+            let batch = &self.held[position].1;
+            let indices = UInt32Array::from(vec![row as u32]);
+            let columns = batch
+                .columns()
+                .iter()
+                .map(|c| take(c.as_ref(), &indices, None))
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            let copy = RecordBatch::try_new(batch.schema(), columns)?;
+            let id = self.next_id;
+            self.next_id += 1;
+            self.held[position] = (id, copy);
+            self.matcher.move_best((id, 0));
+        }
+        let best = self.matcher.best().map(|(id, _)| id);
+        self.held
+            .retain(|(id, _)| Some(*id) == current || Some(*id) == best);
+        Ok(())
+    }
+}
+
+/// A timestamp column in microseconds since the epoch (UTC for zoneless timestamps).
+fn micros(array: &ArrayRef) -> Result<TimestampMicrosecondArray> {
+    let DataType::Timestamp(_, zone) = array.data_type() else {
+        return Err(DataFusionError::Internal(format!(
+            "an as-of join compares timestamps, not {}",
+            array.data_type()
+        )));
+    };
+    let target = DataType::Timestamp(TimeUnit::Microsecond, zone.clone());
+    let converted = cast(array, &target)?;
+    Ok(converted
+        .as_any()
+        .downcast_ref::<TimestampMicrosecondArray>()
+        .expect("cast to microseconds")
+        .clone())
+}
