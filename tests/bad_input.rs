@@ -24,6 +24,8 @@ CREATE EXTERNAL TABLE payments (customer_id BIGINT NOT NULL, amount DOUBLE NOT N
 STORED AS CSV LOCATION 'payments.csv' OPTIONS ('format.has_header' 'true');
 ";
 
+const SPINE: &str = "SELECT 1 AS customer_id, TIMESTAMP '2024-03-10 00:00:00' AS t";
+
 fn group(select: &str) -> String {
     format!(
         "{SOURCE}\nCREATE FEATURE GROUP totals KEY (customer_id) EVENT TIME event_time AS\n{select};\n"
@@ -170,6 +172,36 @@ fn file(path: &'static str, text: impl Into<String>) -> (&'static str, String) {
 #[case::get_of_an_unknown_group(
     vec![], &["get", "nothing", "1"],
     EXIT_NOT_FOUND, "fengine: feature group 'nothing' has not been loaded online\n"
+)]
+#[case::training_set_spine_without_a_key(
+    vec![file("spine.sql", "SELECT 1 AS id, TIMESTAMP '2024-03-10 00:00:00' AS t")],
+    &["training-set", "--spine", "spine.sql", "--timestamp", "t", "--features", "totals", "--out", "ts.parquet"],
+    EXIT_BAD_INPUT, "fengine: the spine has no column 'customer_id', a KEY of feature group 'totals'; the spine needs every key column of each group, by name (its columns: id, t)\n"
+)]
+#[case::training_set_without_the_timestamp_column(
+    vec![file("spine.sql", SPINE)],
+    &["training-set", "--spine", "spine.sql", "--timestamp", "label_time", "--features", "totals", "--out", "ts.parquet"],
+    EXIT_BAD_INPUT, "fengine: the spine has no column 'label_time' (--timestamp); its columns: customer_id, t\n"
+)]
+#[case::training_set_of_an_unknown_group(
+    vec![file("spine.sql", SPINE)],
+    &["training-set", "--spine", "spine.sql", "--timestamp", "t", "--features", "nothing", "--out", "ts.parquet"],
+    EXIT_NOT_FOUND, "fengine: feature group 'nothing' has no published version in catalog database 'fengine' (no table 'nothing_v1'): run its pipeline first\n"
+)]
+#[case::training_set_of_an_unknown_feature(
+    vec![file("spine.sql", SPINE)],
+    &["training-set", "--spine", "spine.sql", "--timestamp", "t", "--features", "totals.spend", "--out", "ts.parquet"],
+    EXIT_BAD_INPUT, "fengine: feature group 'totals' version 1 has no feature 'spend' (features: total)\n"
+)]
+#[case::training_set_registered_as_a_file(
+    vec![file("spine.sql", SPINE)],
+    &["training-set", "--spine", "spine.sql", "--timestamp", "t", "--features", "totals", "--out", "ts.parquet", "--register", "ts"],
+    EXIT_BAD_INPUT, "fengine: --register needs --out to be a folder (a catalog table's location), not the file 'ts.parquet'\n"
+)]
+#[case::training_set_spine_file_missing(
+    vec![],
+    &["training-set", "--spine", "labels/", "--timestamp", "t", "--features", "totals", "--out", "ts.parquet"],
+    EXIT_BAD_INPUT, "fengine: cannot read the spine 'labels/': No files found at file://<ws>/labels/. Cannot infer schema from an empty location; either add data files or declare an explicit schema for the table.\n"
 )]
 fn bad_input_is_reported_and_changes_nothing(
     #[case] files: Vec<(&str, String)>,

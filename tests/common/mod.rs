@@ -168,6 +168,18 @@ pub fn read_parquet_folder(location: &str) -> Vec<RecordBatch> {
         .collect()
 }
 
+/// Every row of one Parquet file.
+pub fn read_parquet_file(path: &Path) -> Vec<RecordBatch> {
+    ParquetRecordBatchReaderBuilder::try_new(
+        File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())),
+    )
+    .unwrap()
+    .build()
+    .unwrap()
+    .map(|b| b.unwrap())
+    .collect()
+}
+
 pub fn row_count(batches: &[RecordBatch]) -> usize {
     batches.iter().map(RecordBatch::num_rows).sum()
 }
