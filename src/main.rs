@@ -12,7 +12,7 @@ use anyhow::{Context, Result, bail};
 use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use fengine_engine::{
-    Error, ErrorKind, FeatureRequest, RunOptions, SpineSource, TrainingSetRequest,
+    BackfillOptions, Error, ErrorKind, FeatureRequest, RunOptions, SpineSource, TrainingSetRequest,
 };
 
 /// Exit codes, documented in the README: a scheduler retries only infrastructure faults.
@@ -37,6 +37,10 @@ enum Command {
     /// Check a pipeline, compute its feature groups, publish their snapshots and load the
     /// latest values online.
     Run(RunArgs),
+    /// Run a pipeline at every as-of of a range: a snapshot each, registered like a run's;
+    /// registered as-ofs are skipped, so a killed backfill resumes; only the newest as-of
+    /// goes online.
+    Backfill(BackfillArgs),
     /// Check a pipeline and show what each feature group would publish; writes nothing.
     Plan(PlanArgs),
     /// Print a key's online row as one JSON object.
@@ -89,6 +93,32 @@ struct RunArgs {
     /// Load the online store even if it holds values of a later as-of.
     #[arg(long)]
     force: bool,
+}
+
+#[derive(Args)]
+struct BackfillArgs {
+    /// The pipeline file.
+    pipeline: PathBuf,
+    /// The first as-of, RFC 3339.
+    #[arg(long, value_parser = parse_as_of)]
+    from: DateTime<Utc>,
+    /// The last as-of, RFC 3339; included when the steps land on it.
+    #[arg(long, value_parser = parse_as_of)]
+    to: DateTime<Utc>,
+    /// The step between as-ofs: 1d, 6h, 15m, 30s.
+    #[arg(long, value_parser = fengine_engine::parse_every)]
+    every: std::time::Duration,
+    /// A run parameter for param('name'); repeat for more.
+    #[arg(long = "param", value_name = "NAME=VALUE", value_parser = parse_param)]
+    params: Vec<(String, String)>,
+    /// Recompute as-ofs that are registered already, and load the newest online even over
+    /// a later as-of.
+    #[arg(long)]
+    force: bool,
+    #[arg(long, value_enum, default_value_t = Output::Text)]
+    output: Output,
+    #[command(flatten)]
+    profile: ProfileArgs,
 }
 
 #[derive(Args)]
@@ -188,6 +218,27 @@ async fn execute(command: Command) -> Result<()> {
             let manifest = fengine_engine::run(&pipeline, &options, &backends).await?;
             output::print_manifest(&manifest, args.pipeline.output == Output::Json)
         }
+        Command::Backfill(args) => {
+            let pipeline = fengine_dialect::load_pipeline(&args.pipeline).map_err(Error::from)?;
+            let mut run = RunOptions::new(args.from);
+            run.force = args.force;
+            run.params = collect_params(&args.params)?;
+            let options = BackfillOptions {
+                from: args.from,
+                to: args.to,
+                every: args.every,
+                run,
+            };
+            let total = options.as_ofs()?.len();
+            let backends = args.profile.load().await?;
+            let mut progress = output::BackfillProgress::new(total);
+            let manifest = fengine_engine::backfill(&pipeline, &options, &backends, &mut |done| {
+                progress.advance(done)
+            })
+            .await;
+            progress.finish();
+            output::print_backfill(&manifest?, args.output == Output::Json)
+        }
         Command::Plan(args) => {
             let (pipeline, options) = prepare(&args.pipeline, false)?;
             let profile = args.pipeline.profile.resolve()?;
@@ -235,16 +286,20 @@ fn prepare(args: &PipelineArgs, force: bool) -> Result<(fengine_dialect::Pipelin
         None => RunOptions::now(),
     };
     options.force = force;
+    options.params = collect_params(&args.params)?;
+    Ok((pipeline, options))
+}
+
+fn collect_params(given: &[(String, String)]) -> Result<BTreeMap<String, String>> {
     let mut params = BTreeMap::new();
-    for (name, value) in &args.params {
+    for (name, value) in given {
         if params.insert(name.clone(), value.clone()).is_some() {
             bail!(Error::Config(format!(
                 "--param {name} is given more than once"
             )));
         }
     }
-    options.params = params;
-    Ok((pipeline, options))
+    Ok(params)
 }
 
 fn parse_as_of(text: &str) -> Result<DateTime<Utc>> {

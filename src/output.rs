@@ -5,9 +5,10 @@ use std::collections::BTreeMap;
 use anyhow::Result;
 use chrono::{DateTime, Utc};
 use fengine_engine::{
-    Backends, OnlineOutcome, PlannedPipeline, RunManifest, RunOptions, TrainingSetManifest,
-    param_type_name, snapshot_name,
+    AsOfOutcome, Backends, BackfillManifest, GroupManifest, OnlineOutcome, PlannedPipeline,
+    RunManifest, RunOptions, TrainingSetManifest, param_type_name, snapshot_name,
 };
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 
 pub fn print_manifest(manifest: &RunManifest, as_json: bool) -> Result<()> {
@@ -15,13 +16,21 @@ pub fn print_manifest(manifest: &RunManifest, as_json: bool) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(manifest)?);
         return Ok(());
     }
-    for group in &manifest.groups {
+    print_groups(&manifest.groups);
+    Ok(())
+}
+
+fn print_groups(groups: &[GroupManifest]) {
+    for group in groups {
         let online = match &group.online {
             OnlineOutcome::Loaded { rows } => format!("{rows} rows loaded online"),
             OnlineOutcome::SkippedNewer { loaded_as_of } => format!(
                 "online not loaded: it holds the later as-of {} (--force overrides)",
                 loaded_as_of.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
             ),
+            OnlineOutcome::NotNewestOfBackfill => {
+                "online not loaded: a backfill loads its newest as-of only".to_string()
+            }
         };
         let total = group.timings_ms.compute_and_write
             + group.timings_ms.check
@@ -38,6 +47,72 @@ pub fn print_manifest(manifest: &RunManifest, as_json: bool) -> Result<()> {
             total as f64 / 1000.0
         );
     }
+}
+
+/// Done/total, rows, elapsed and estimate on a terminal; nothing when stderr is not one.
+pub struct BackfillProgress {
+    bar: ProgressBar,
+    rows: u64,
+}
+
+impl BackfillProgress {
+    pub fn new(total: usize) -> Self {
+        let bar = ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::stderr());
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{bar:30} {pos}/{len} as-ofs, {msg} [{elapsed_precise}, about {eta} left]",
+            )
+            .expect("a valid template"),
+        );
+        BackfillProgress { bar, rows: 0 }
+    }
+
+    pub fn advance(&mut self, done: &AsOfOutcome) {
+        self.rows += done.groups.iter().map(|g| g.rows_written).sum::<u64>();
+        self.bar.set_message(format!(
+            "{} rows, at {}",
+            self.rows,
+            snapshot_name(done.as_of)
+        ));
+        self.bar.inc(1);
+    }
+
+    pub fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+}
+
+pub fn print_backfill(manifest: &BackfillManifest, as_json: bool) -> Result<()> {
+    if as_json {
+        println!("{}", serde_json::to_string_pretty(manifest)?);
+        return Ok(());
+    }
+    for as_of in &manifest.as_ofs {
+        let time = as_of
+            .as_of
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        if !as_of.skipped.is_empty() {
+            println!(
+                "{time}: skipped {} (registered already; --force recomputes)",
+                as_of.skipped.join(", ")
+            );
+        }
+        if !as_of.groups.is_empty() {
+            println!("{time}:");
+            print_groups(&as_of.groups);
+        }
+    }
+    let computed = manifest
+        .as_ofs
+        .iter()
+        .filter(|a| !a.groups.is_empty())
+        .count();
+    println!(
+        "backfill: {computed} of {} as-ofs computed, {} rows written [{:.1} s]",
+        manifest.as_ofs.len(),
+        manifest.rows_written,
+        manifest.elapsed_ms as f64 / 1000.0
+    );
     Ok(())
 }
 

@@ -28,6 +28,7 @@
 //! ```
 
 pub mod asof;
+mod backfill;
 mod error;
 mod functions;
 mod hive;
@@ -51,6 +52,7 @@ use fengine_catalog::Catalog;
 use fengine_dialect::Pipeline;
 use fengine_online::{OnlineRow, OnlineStore};
 
+pub use backfill::{AsOfOutcome, BackfillManifest, BackfillOptions, backfill, parse_every};
 pub use error::{Error, ErrorKind, Result};
 pub use functions::{param_type_name, parse_param_value};
 pub use hive::hive_type;
@@ -129,6 +131,8 @@ pub struct RunOptions {
     pub force: bool,
     /// Names this run's files, apart from other runs of the same as-of.
     pub run_id: String,
+    /// Load the online store; a backfill loads only its newest as-of.
+    pub load_online: bool,
 }
 
 impl RunOptions {
@@ -137,6 +141,7 @@ impl RunOptions {
             as_of,
             params: BTreeMap::new(),
             force: false,
+            load_online: true,
             run_id: uuid::Uuid::new_v4().simple().to_string()[..12].to_string(),
         }
     }
@@ -164,7 +169,7 @@ pub async fn plan(
             options.as_of.to_rfc3339()
         )));
     }
-    plan::plan_pipeline(pipeline, options, backends).await
+    plan::plan_pipeline(pipeline, options, backends, None).await
 }
 
 /// Plans the pipeline, then computes and publishes each feature group in order. Each group

@@ -42,6 +42,8 @@ pub enum OnlineOutcome {
     SkippedNewer {
         loaded_as_of: DateTime<Utc>,
     },
+    /// A backfill loads only its newest as-of.
+    NotNewestOfBackfill,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]

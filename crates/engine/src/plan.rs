@@ -18,6 +18,7 @@ use fengine_dialect::{
 };
 use fengine_online::KeyKind;
 
+use crate::backfill::SourceCache;
 use crate::functions::{as_of_udf, param_udf, parse_param_value};
 use crate::hive::hive_type;
 use crate::{Backends, Error, Result, RunOptions};
@@ -48,10 +49,13 @@ impl PlannedGroup {
     }
 }
 
+/// Plans the pipeline; with `sources`, its external sources are read from (or into) that
+/// in-memory cache, which a backfill shares across as-ofs.
 pub(crate) async fn plan_pipeline(
     pipeline: &Pipeline,
     options: &RunOptions,
     backends: &Backends,
+    sources: Option<&SourceCache>,
 ) -> Result<PlannedPipeline> {
     let params: BTreeMap<String, ScalarValue> = options
         .params
@@ -63,11 +67,13 @@ pub(crate) async fn plan_pipeline(
     context.register_udf(param_udf(params.clone()));
 
     let mut groups: Vec<PlannedGroup> = Vec::new();
-    let mut sources = Vec::new();
+    let mut locations = Vec::new();
     for statement in &pipeline.statements {
         let location = &statement.location;
         match &statement.statement {
-            Statement::Sql(sql) => sources.extend(run_definition(&context, sql, location).await?),
+            Statement::Sql(sql) => {
+                locations.extend(run_definition(&context, sql, location, sources).await?)
+            }
             Statement::CreateFeatureGroup(group) => {
                 if let Some(first) = groups.iter().find(|g| g.name() == group.name()) {
                     return Err(Error::plan(
@@ -97,7 +103,7 @@ pub(crate) async fn plan_pipeline(
         context,
         groups,
         params,
-        sources,
+        sources: locations,
     })
 }
 
@@ -108,9 +114,11 @@ pub(crate) async fn run_definition(
     context: &SessionContext,
     statement: &DataFusionStatement,
     location: &SourceLocation,
+    cache: Option<&SourceCache>,
 ) -> Result<Vec<String>> {
     let mut statement = statement.clone();
     let mut source = None;
+    let mut cached_as = None;
     let mut locations = Vec::new();
     match &mut statement {
         DataFusionStatement::CreateExternalTable(table) => {
@@ -119,6 +127,7 @@ pub(crate) async fn run_definition(
                 *path = resolve_relative_location(folder, path);
             }
             locations.clone_from(&table.locations);
+            cached_as = Some((table.name.to_string(), table.locations.join(",")));
             source = Some(format!(
                 "source '{}' at '{}'",
                 table.name,
@@ -141,9 +150,22 @@ pub(crate) async fn run_definition(
         }
         _ => {}
     }
+    if let (Some(cache), Some((name, at))) = (cache, &cached_as)
+        && let Some(Some(table)) = cache.cached(name, at)
+    {
+        // Defined and read by an earlier as-of: no need to list and infer it again.
+        return context
+            .register_table(name.as_str(), table)
+            .map(|_| locations)
+            .map_err(|e| Error::from_datafusion(Some(location), e));
+    }
     let executed = async {
         let plan = context.state().statement_to_plan(statement).await?;
-        context.execute_logical_plan(plan).await?.collect().await
+        context.execute_logical_plan(plan).await?.collect().await?;
+        if let (Some(cache), Some((name, at))) = (cache, &cached_as) {
+            cache.substitute(context, name, at).await?;
+        }
+        Ok::<_, datafusion::error::DataFusionError>(())
     };
     executed.await.map(|_| locations).map_err(|e| {
         let error = Error::from_datafusion(Some(location), e);

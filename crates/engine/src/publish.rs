@@ -238,6 +238,9 @@ async fn load_online(
     options: &RunOptions,
     backends: &Backends,
 ) -> Result<OnlineOutcome> {
+    if !options.load_online {
+        return Ok(OnlineOutcome::NotNewestOfBackfill);
+    }
     let name = group.name();
     let version = group.definition.version;
     if let Some(loaded_as_of) = backends.online.loaded_as_of(&name, version).await?

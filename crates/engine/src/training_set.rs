@@ -350,7 +350,7 @@ async fn read_spine_query(context: &SessionContext, path: &Path) -> Result<DataF
                 "a spine query file defines sources and views, then ends with one query",
             ));
         };
-        run_definition(context, sql, &statement.location).await?;
+        run_definition(context, sql, &statement.location, None).await?;
     }
     let not_a_query = || {
         Error::plan(

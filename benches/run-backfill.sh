@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Benchmark of issue 4's backfills: 90 daily as-ofs of the 30-day-window snapshot pipeline
+# (pipelines/spend_30d.sql) on 1M generated transactions, next to one single as-of run of
+# the same pipeline, each into a fresh warehouse. Release build. Not part of CI.
+# Usage: benches/run-backfill.sh [1m|10m]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/fengine-target}"
+command -v /usr/bin/time >/dev/null || { apt-get update -qq && apt-get install -y -qq time; }
+
+cargo build --release -q -p fengine -p fengine-benches
+BIN="$CARGO_TARGET_DIR/release"
+DATA="${BENCH_DATA:-/var/tmp/fengine-bench-data}"
+SIZE="${1:-1m}"
+case $SIZE in
+  1m) ROWS=1000000 CUSTOMERS=10000 ;;
+  10m) ROWS=10000000 CUSTOMERS=100000 ;;
+  *) echo "unknown size $SIZE" >&2; exit 2 ;;
+esac
+if [ ! -f "$DATA/$SIZE/.done" ]; then
+  rm -rf "$DATA/$SIZE"
+  "$BIN/gen-transactions" --rows "$ROWS" --customers "$CUSTOMERS" --merchants 1000 --files 8 --out "$DATA/$SIZE"
+  touch "$DATA/$SIZE/.done"
+fi
+
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT
+cat > "$WORK/bench.sql" <<SQL
+CREATE EXTERNAL TABLE transactions STORED AS PARQUET LOCATION '$DATA/$SIZE/';
+INCLUDE '$PWD/benches/pipelines/spend_30d.sql';
+SQL
+
+measure() { # label, then the fengine arguments
+  local label=$1; shift
+  rm -rf "$WORK/warehouse"
+  (cd "$WORK" && /usr/bin/time -f "%e %M" -o time.txt "$BIN/fengine" "$@" > /dev/null)
+  read -r wall rss_kb < "$WORK/time.txt"
+  echo "| $SIZE | $label | ${wall} s | $((rss_kb / 1024)) MiB |"
+  eval "${label%% *}_WALL=$wall"
+}
+
+echo "| data | command | wall | peak RSS |"
+echo "|---|---|---|---|"
+measure "single run at 2024-04-01" run bench.sql --as-of 2024-04-01T00:00:00Z
+measure "backfill of 90 daily as-ofs" backfill bench.sql \
+  --from 2024-01-03T00:00:00Z --to 2024-04-01T00:00:00Z --every 1d
+python3 -c "print(f'backfill / single run: {float($backfill_WALL) / float($single_WALL):.1f}x')"

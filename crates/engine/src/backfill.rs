@@ -1,0 +1,290 @@
+//! Backfills: one snapshot per as-of of a range, each registered like a run's. As-ofs whose
+//! snapshots are registered already are skipped (so a killed backfill resumes), only the
+//! newest as-of goes online, and the sources are read once for all as-ofs.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, TimeDelta, Utc};
+use datafusion::catalog::TableProvider;
+use datafusion::datasource::MemTable;
+use datafusion::execution::context::SessionContext;
+use fengine_dialect::Pipeline;
+use futures::StreamExt;
+use serde::Serialize;
+
+use crate::manifest::GroupManifest;
+use crate::{Backends, Error, Result, RunOptions, plan, publish, snapshot_name};
+
+/// What a backfill is asked to do.
+#[derive(Debug, Clone)]
+pub struct BackfillOptions {
+    pub from: DateTime<Utc>,
+    /// Included when the steps land on it.
+    pub to: DateTime<Utc>,
+    pub every: Duration,
+    /// Everything else as for one run: params, `force` (recompute registered as-ofs, load
+    /// online over a newer as-of).
+    pub run: RunOptions,
+}
+
+impl BackfillOptions {
+    /// The as-ofs of the range, oldest first.
+    pub fn as_ofs(&self) -> Result<Vec<DateTime<Utc>>> {
+        if self.to < self.from {
+            return Err(Error::Config(format!(
+                "--from {} is after --to {}",
+                self.from.to_rfc3339(),
+                self.to.to_rfc3339()
+            )));
+        }
+        let step = TimeDelta::from_std(self.every)
+            .ok()
+            .filter(|s| s.num_seconds() > 0 && s.subsec_nanos() == 0)
+            .ok_or_else(|| {
+                Error::Config("--every must be a whole number of seconds or more".to_string())
+            })?;
+        let count = (self.to - self.from).num_seconds() / step.num_seconds() + 1;
+        if count > MAX_AS_OFS {
+            return Err(Error::Config(format!(
+                "the range holds {count} as-ofs, more than {MAX_AS_OFS}: use a longer --every or \
+                 a shorter range"
+            )));
+        }
+        Ok((0..count as i32).map(|i| self.from + step * i).collect())
+    }
+}
+
+const MAX_AS_OFS: i64 = 100_000;
+
+/// `1d`, `6h`, `15m`, `30s`: a backfill's step.
+pub fn parse_every(text: &str) -> std::result::Result<Duration, String> {
+    let invalid = || format!("'{text}' is not an interval such as 1d, 6h, 15m or 30s");
+    let (number, unit) = text.split_at(text.len().saturating_sub(1));
+    let number: u64 = number.parse().map_err(|_| invalid())?;
+    let seconds = match unit {
+        "d" => 86_400,
+        "h" => 3_600,
+        "m" => 60,
+        "s" => 1,
+        _ => return Err(invalid()),
+    };
+    if number == 0 {
+        return Err(invalid());
+    }
+    Ok(Duration::from_secs(number * seconds))
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BackfillManifest {
+    pub pipeline: String,
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+    pub every_seconds: u64,
+    /// Every as-of of the range, oldest first.
+    pub as_ofs: Vec<AsOfOutcome>,
+    pub rows_written: u64,
+    pub elapsed_ms: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AsOfOutcome {
+    pub as_of: DateTime<Utc>,
+    /// The groups computed and published at this as-of.
+    pub groups: Vec<GroupManifest>,
+    /// Groups whose snapshot of this as-of was registered already.
+    pub skipped: Vec<String>,
+}
+
+/// Runs the pipeline at every as-of of the range; `progress` hears about each as-of done.
+pub async fn backfill(
+    pipeline: &Pipeline,
+    options: &BackfillOptions,
+    backends: &Backends,
+    progress: &mut dyn FnMut(&AsOfOutcome),
+) -> Result<BackfillManifest> {
+    let started = Instant::now();
+    let as_ofs = options.as_ofs()?;
+    let newest = *as_ofs.last().expect("a range holds its first as-of");
+    let sources = SourceCache::new(backends.memory_limit);
+    let mut registered: Option<HashMap<String, BTreeSet<String>>> = None;
+    let mut outcomes = Vec::with_capacity(as_ofs.len());
+    for as_of in as_ofs {
+        let mut run = options.run.clone();
+        run.as_of = as_of;
+        // Each as-of has its own files: a run id names the backfill and the as-of.
+        run.run_id = format!(
+            "{}-{}",
+            options.run.run_id,
+            snapshot_name(as_of).to_lowercase()
+        );
+        run.load_online = as_of == newest;
+        let planned = plan::plan_pipeline(pipeline, &run, backends, Some(&sources)).await?;
+        if registered.is_none() {
+            registered = Some(registered_snapshots(&planned.groups, backends).await?);
+        }
+        let done = registered.as_ref().expect("just listed");
+        let name = snapshot_name(as_of);
+        let mut outcome = AsOfOutcome {
+            as_of,
+            groups: Vec::new(),
+            skipped: Vec::new(),
+        };
+        for group in &planned.groups {
+            let already = done.get(&group.name()).is_some_and(|s| s.contains(&name));
+            if already && !options.run.force {
+                outcome.skipped.push(group.name());
+                continue;
+            }
+            let published = publish::publish_group(&planned.context, group, &run, backends).await?;
+            outcome.groups.push(published);
+        }
+        progress(&outcome);
+        outcomes.push(outcome);
+    }
+    Ok(BackfillManifest {
+        pipeline: pipeline.path.display().to_string(),
+        from: options.from,
+        to: options.to,
+        every_seconds: options.every.as_secs(),
+        rows_written: outcomes
+            .iter()
+            .flat_map(|o| &o.groups)
+            .map(|g| g.rows_written)
+            .sum(),
+        as_ofs: outcomes,
+        elapsed_ms: started.elapsed().as_millis() as u64,
+    })
+}
+
+/// The snapshot names registered per group.
+async fn registered_snapshots(
+    groups: &[plan::PlannedGroup],
+    backends: &Backends,
+) -> Result<HashMap<String, BTreeSet<String>>> {
+    let mut registered = HashMap::new();
+    for group in groups {
+        let partitions = backends
+            .catalog
+            .list_partitions(&group.table.database, &group.table.name)
+            .await?;
+        let names = partitions
+            .into_iter()
+            .filter_map(|p| p.values.into_iter().next())
+            .collect();
+        registered.insert(group.name(), names);
+    }
+    Ok(registered)
+}
+
+/// The pipeline's external sources held in memory across as-ofs, so that a backfill reads
+/// and decodes them once. A source larger than the budget stays on storage and is read at
+/// every as-of.
+pub(crate) struct SourceCache {
+    budget: usize,
+    /// By source name and location; `None` marks a source too large to hold.
+    tables: Mutex<HashMap<(String, String), Option<Arc<MemTable>>>>,
+}
+
+impl SourceCache {
+    fn new(memory_limit: Option<usize>) -> Self {
+        SourceCache {
+            // A quarter of the pool: the queries themselves need the rest.
+            budget: memory_limit.map_or(2 << 30, |limit| limit / 4),
+            tables: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The rows of the source `name` at `location`, if an earlier as-of held them.
+    pub(crate) fn cached(&self, name: &str, location: &str) -> Option<Option<Arc<MemTable>>> {
+        let key = (name.to_string(), location.to_string());
+        self.tables.lock().expect("not poisoned").get(&key).cloned()
+    }
+
+    /// Replaces the source `name`, just defined at `location`, with its rows in memory
+    /// (read now if no earlier as-of did).
+    pub(crate) async fn substitute(
+        &self,
+        context: &SessionContext,
+        name: &str,
+        location: &str,
+    ) -> datafusion::error::Result<()> {
+        let table = match self.cached(name, location) {
+            Some(table) => table,
+            None => {
+                let loaded = self.load(context, name).await?;
+                let key = (name.to_string(), location.to_string());
+                self.tables
+                    .lock()
+                    .expect("not poisoned")
+                    .insert(key, loaded.clone());
+                loaded
+            }
+        };
+        if let Some(table) = table {
+            context.deregister_table(name)?;
+            context.register_table(name, table as Arc<dyn TableProvider>)?;
+        }
+        Ok(())
+    }
+
+    /// The source's rows, unless they pass the budget.
+    async fn load(
+        &self,
+        context: &SessionContext,
+        name: &str,
+    ) -> datafusion::error::Result<Option<Arc<MemTable>>> {
+        let frame = context.table(name).await?;
+        let schema = Arc::new(frame.schema().as_arrow().clone());
+        let partitions = frame.execute_stream_partitioned().await?;
+        let mut held = 0usize;
+        let mut batches = Vec::with_capacity(partitions.len());
+        for mut partition in partitions {
+            let mut rows = Vec::new();
+            while let Some(batch) = partition.next().await {
+                let batch = batch?;
+                held += batch.get_array_memory_size();
+                if held > self.budget {
+                    return Ok(None);
+                }
+                rows.push(batch);
+            }
+            batches.push(rows);
+        }
+        Ok(Some(Arc::new(MemTable::try_new(schema, batches)?)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn intervals_read_as_durations() {
+        assert_eq!(parse_every("1d"), Ok(Duration::from_secs(86_400)));
+        assert_eq!(parse_every("6h"), Ok(Duration::from_secs(21_600)));
+        assert_eq!(parse_every("15m"), Ok(Duration::from_secs(900)));
+        assert!(parse_every("0d").is_err());
+        assert!(parse_every("1w").is_err());
+        assert!(parse_every("d").is_err());
+    }
+
+    #[test]
+    fn a_range_holds_both_ends_when_the_steps_land_on_them() {
+        let at = |text: &str| DateTime::parse_from_rfc3339(text).unwrap().to_utc();
+        let options = |to: &str| BackfillOptions {
+            from: at("2024-03-01T00:00:00Z"),
+            to: at(to),
+            every: Duration::from_secs(86_400),
+            run: RunOptions::now(),
+        };
+        assert_eq!(options("2024-03-03T00:00:00Z").as_ofs().unwrap().len(), 3);
+        assert_eq!(
+            options("2024-03-03T12:00:00Z").as_ofs().unwrap().last(),
+            Some(&at("2024-03-03T00:00:00Z"))
+        );
+        assert_eq!(options("2024-03-01T00:00:00Z").as_ofs().unwrap().len(), 1);
+        assert!(options("2024-02-01T00:00:00Z").as_ofs().is_err());
+    }
+}
