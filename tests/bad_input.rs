@@ -203,6 +203,14 @@ fn file(path: &'static str, text: impl Into<String>) -> (&'static str, String) {
     &["training-set", "--spine", "labels/", "--timestamp", "t", "--features", "totals", "--out", "ts.parquet"],
     EXIT_BAD_INPUT, "fengine: cannot read the spine 'labels/': No files found at file://<ws>/labels/. Cannot infer schema from an empty location; either add data files or declare an explicit schema for the table.\n"
 )]
+#[case::backfill_range_backwards(
+    vec![], &["backfill", "good.sql", "--from", "2024-03-05T00:00:00Z", "--to", "2024-03-01T00:00:00Z", "--every", "1d"],
+    EXIT_BAD_INPUT, "fengine: --from 2024-03-05T00:00:00Z is after --to 2024-03-01T00:00:00Z\n"
+)]
+#[case::backfill_every_not_an_interval(
+    vec![], &["backfill", "good.sql", "--from", "2024-03-01T00:00:00Z", "--to", "2024-03-05T00:00:00Z", "--every", "1w"],
+    EXIT_BAD_INPUT, "error: invalid value '1w' for '--every <EVERY>': '1w' is not an interval such as 1d, 6h, 15m or 30s\n\nFor more information, try '--help'.\n"
+)]
 fn bad_input_is_reported_and_changes_nothing(
     #[case] files: Vec<(&str, String)>,
     #[case] args: &[&str],

@@ -6,7 +6,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use datafusion::catalog::TableProvider;
 use datafusion::datasource::MemTable;
 use datafusion::execution::context::SessionContext;
@@ -35,8 +35,8 @@ impl BackfillOptions {
         if self.to < self.from {
             return Err(Error::Config(format!(
                 "--from {} is after --to {}",
-                self.from.to_rfc3339(),
-                self.to.to_rfc3339()
+                self.from.to_rfc3339_opts(SecondsFormat::Secs, true),
+                self.to.to_rfc3339_opts(SecondsFormat::Secs, true)
             )));
         }
         let step = TimeDelta::from_std(self.every)
