@@ -229,9 +229,8 @@ async fn execute(command: Command) -> Result<()> {
                 every: args.every,
                 run,
             };
-            let total = options.as_ofs()?.len();
             let backends = args.profile.load().await?;
-            let mut progress = output::BackfillProgress::new(total);
+            let mut progress = output::BackfillBar::new();
             let manifest = fengine_engine::backfill(&pipeline, &options, &backends, &mut |done| {
                 progress.advance(done)
             })

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use anyhow::Result;
 use chrono::{DateTime, Utc};
 use fengine_engine::{
-    AsOfOutcome, Backends, BackfillManifest, GroupManifest, OnlineOutcome, PlannedPipeline,
+    Backends, BackfillManifest, BackfillProgress, GroupManifest, OnlineOutcome, PlannedPipeline,
     RunManifest, RunOptions, TrainingSetManifest, param_type_name, snapshot_name,
 };
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -50,31 +50,31 @@ fn print_groups(groups: &[GroupManifest]) {
 }
 
 /// Done/total, rows, elapsed and estimate on a terminal; nothing when stderr is not one.
-pub struct BackfillProgress {
+pub struct BackfillBar {
     bar: ProgressBar,
-    rows: u64,
 }
 
-impl BackfillProgress {
-    pub fn new(total: usize) -> Self {
-        let bar = ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::stderr());
+impl BackfillBar {
+    pub fn new() -> Self {
+        let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
         bar.set_style(
             ProgressStyle::with_template(
-                "{bar:30} {pos}/{len} as-ofs, {msg} [{elapsed_precise}, about {eta} left]",
+                "{bar:30} {pos}/{len} snapshots, {msg} [{elapsed_precise}, about {eta} left]",
             )
             .expect("a valid template"),
         );
-        BackfillProgress { bar, rows: 0 }
+        BackfillBar { bar }
     }
 
-    pub fn advance(&mut self, done: &AsOfOutcome) {
-        self.rows += done.groups.iter().map(|g| g.rows_written).sum::<u64>();
+    pub fn advance(&mut self, progress: &BackfillProgress) {
+        self.bar.set_length(progress.total as u64);
+        self.bar.set_position(progress.done as u64);
         self.bar.set_message(format!(
-            "{} rows, at {}",
-            self.rows,
-            snapshot_name(done.as_of)
+            "{} rows, {} at {}",
+            progress.rows_written,
+            progress.group,
+            snapshot_name(progress.as_of)
         ));
-        self.bar.inc(1);
     }
 
     pub fn finish(&self) {
@@ -101,6 +101,12 @@ pub fn print_backfill(manifest: &BackfillManifest, as_json: bool) -> Result<()> 
             println!("{time}:");
             print_groups(&as_of.groups);
         }
+    }
+    if !manifest.swept.is_empty() {
+        println!(
+            "computed in one sweep over their source: {}",
+            manifest.swept.join(", ")
+        );
     }
     let computed = manifest
         .as_ofs

@@ -52,7 +52,9 @@ use fengine_catalog::Catalog;
 use fengine_dialect::Pipeline;
 use fengine_online::{OnlineRow, OnlineStore};
 
-pub use backfill::{AsOfOutcome, BackfillManifest, BackfillOptions, backfill, parse_every};
+pub use backfill::{
+    AsOfOutcome, BackfillManifest, BackfillOptions, BackfillProgress, backfill, parse_every,
+};
 pub use error::{Error, ErrorKind, Result};
 pub use functions::{param_type_name, parse_param_value};
 pub use hive::hive_type;

@@ -1,8 +1,12 @@
 //! Backfills: one snapshot per as-of of a range, each registered like a run's. As-ofs whose
 //! snapshots are registered already are skipped (so a killed backfill resumes), only the
-//! newest as-of goes online, and the sources are read once for all as-ofs.
+//! newest as-of goes online, and work is shared across as-ofs: window aggregates are swept
+//! once over their source, other queries read their sources once.
 
-use std::collections::{BTreeSet, HashMap};
+mod pattern;
+mod sweep;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -14,7 +18,10 @@ use fengine_dialect::Pipeline;
 use futures::StreamExt;
 use serde::Serialize;
 
+use self::pattern::SweepQuery;
+use self::sweep::Sweep;
 use crate::manifest::GroupManifest;
+use crate::plan::PlannedGroup;
 use crate::{Backends, Error, Result, RunOptions, plan, publish, snapshot_name};
 
 /// What a backfill is asked to do.
@@ -84,6 +91,9 @@ pub struct BackfillManifest {
     pub every_seconds: u64,
     /// Every as-of of the range, oldest first.
     pub as_ofs: Vec<AsOfOutcome>,
+    /// The groups computed for all their as-ofs in one sweep over their source; the others
+    /// ran at each as-of.
+    pub swept: Vec<String>,
     pub rows_written: u64,
     pub elapsed_ms: u64,
 }
@@ -97,20 +107,32 @@ pub struct AsOfOutcome {
     pub skipped: Vec<String>,
 }
 
-/// Runs the pipeline at every as-of of the range; `progress` hears about each as-of done.
+/// Where a backfill stands, after each snapshot it publishes.
+#[derive(Debug, Clone)]
+pub struct BackfillProgress {
+    /// Snapshots published, of those the backfill has to publish.
+    pub done: usize,
+    pub total: usize,
+    pub rows_written: u64,
+    pub group: String,
+    pub as_of: DateTime<Utc>,
+}
+
+/// Runs the pipeline at every as-of of the range; `progress` hears of each snapshot.
+///
+/// A group whose query is a time-window aggregate (see [`pattern`]) is computed for all its
+/// as-ofs in one sweep over its source; any other group is planned and computed at each
+/// as-of, its sources read once into memory when they fit.
 pub async fn backfill(
     pipeline: &Pipeline,
     options: &BackfillOptions,
     backends: &Backends,
-    progress: &mut dyn FnMut(&AsOfOutcome),
+    progress: &mut dyn FnMut(&BackfillProgress),
 ) -> Result<BackfillManifest> {
     let started = Instant::now();
     let as_ofs = options.as_ofs()?;
     let newest = *as_ofs.last().expect("a range holds its first as-of");
-    let sources = SourceCache::new(backends.memory_limit);
-    let mut registered: Option<HashMap<String, BTreeSet<String>>> = None;
-    let mut outcomes = Vec::with_capacity(as_ofs.len());
-    for as_of in as_ofs {
+    let run_at = |as_of: DateTime<Utc>| {
         let mut run = options.run.clone();
         run.as_of = as_of;
         // Each as-of has its own files: a run id names the backfill and the as-of.
@@ -120,47 +142,147 @@ pub async fn backfill(
             snapshot_name(as_of).to_lowercase()
         );
         run.load_online = as_of == newest;
-        let planned = plan::plan_pipeline(pipeline, &run, backends, Some(&sources)).await?;
-        if registered.is_none() {
-            registered = Some(registered_snapshots(&planned.groups, backends).await?);
+        run
+    };
+    let sources = SourceCache::new(backends.memory_limit);
+    let first = plan::plan_pipeline(pipeline, &run_at(as_ofs[0]), backends, Some(&sources)).await?;
+    let registered = registered_snapshots(&first.groups, backends).await?;
+    // Per group, the as-ofs it has to publish.
+    let pending: Vec<Vec<DateTime<Utc>>> = first
+        .groups
+        .iter()
+        .map(|group| {
+            as_ofs
+                .iter()
+                .copied()
+                .filter(|as_of| {
+                    options.run.force || !registered[&group.name()].contains(&snapshot_name(*as_of))
+                })
+                .collect()
+        })
+        .collect();
+    let mut tracker = Tracker {
+        done: 0,
+        total: pending.iter().map(Vec::len).sum(),
+        rows_written: 0,
+        published: BTreeMap::new(),
+        progress,
+    };
+
+    let mut swept = Vec::new();
+    let mut per_as_of = Vec::new();
+    for (index, group) in first.groups.iter().enumerate() {
+        if pending[index].is_empty() {
+            continue;
         }
-        let done = registered.as_ref().expect("just listed");
-        let name = snapshot_name(as_of);
-        let mut outcome = AsOfOutcome {
-            as_of,
-            groups: Vec::new(),
-            skipped: Vec::new(),
-        };
-        for group in &planned.groups {
-            let already = done.get(&group.name()).is_some_and(|s| s.contains(&name));
-            if already && !options.run.force {
-                outcome.skipped.push(group.name());
-                continue;
+        let sweep = match SweepQuery::recognize(&group.definition.query) {
+            Some(query) => {
+                Sweep::try_new(
+                    &first.context,
+                    &query,
+                    group.schema.clone(),
+                    &pending[index],
+                )
+                .await?
             }
-            let published = publish::publish_group(&planned.context, group, &run, backends).await?;
-            outcome.groups.push(published);
+            None => None,
+        };
+        let Some(mut sweep) = sweep else {
+            per_as_of.push(index);
+            continue;
+        };
+        swept.push(group.name());
+        while let Some((as_of, snapshot)) = sweep.next_snapshot().await? {
+            let frame = first
+                .context
+                .read_batch(snapshot)
+                .map_err(|e| Error::from_datafusion(Some(&group.location), e))?;
+            let computed = PlannedGroup {
+                frame,
+                ..group.clone()
+            };
+            let published =
+                publish::publish_group(&first.context, &computed, &run_at(as_of), backends).await?;
+            tracker.record(index, as_of, published);
         }
-        progress(&outcome);
-        outcomes.push(outcome);
     }
+    for &as_of in &as_ofs {
+        let due: Vec<usize> = per_as_of
+            .iter()
+            .copied()
+            .filter(|&i| pending[i].contains(&as_of))
+            .collect();
+        if due.is_empty() {
+            continue;
+        }
+        let run = run_at(as_of);
+        let planned = plan::plan_pipeline(pipeline, &run, backends, Some(&sources)).await?;
+        for index in due {
+            let group = &planned.groups[index];
+            let published = publish::publish_group(&planned.context, group, &run, backends).await?;
+            tracker.record(index, as_of, published);
+        }
+    }
+
+    let mut published = tracker.published;
+    let rows_written = tracker.rows_written;
+    let outcomes = as_ofs
+        .iter()
+        .map(|&as_of| {
+            let mut outcome = AsOfOutcome {
+                as_of,
+                groups: Vec::new(),
+                skipped: Vec::new(),
+            };
+            for (index, group) in first.groups.iter().enumerate() {
+                match published.remove(&(as_of, index)) {
+                    Some(manifest) => outcome.groups.push(manifest),
+                    None => outcome.skipped.push(group.name()),
+                }
+            }
+            outcome
+        })
+        .collect();
     Ok(BackfillManifest {
         pipeline: pipeline.path.display().to_string(),
         from: options.from,
         to: options.to,
         every_seconds: options.every.as_secs(),
-        rows_written: outcomes
-            .iter()
-            .flat_map(|o| &o.groups)
-            .map(|g| g.rows_written)
-            .sum(),
         as_ofs: outcomes,
+        swept,
+        rows_written,
         elapsed_ms: started.elapsed().as_millis() as u64,
     })
 }
 
+/// Collects what was published and reports each snapshot.
+struct Tracker<'a> {
+    done: usize,
+    total: usize,
+    rows_written: u64,
+    /// By (as-of, group index).
+    published: BTreeMap<(DateTime<Utc>, usize), GroupManifest>,
+    progress: &'a mut dyn FnMut(&BackfillProgress),
+}
+
+impl Tracker<'_> {
+    fn record(&mut self, group: usize, as_of: DateTime<Utc>, published: GroupManifest) {
+        self.done += 1;
+        self.rows_written += published.rows_written;
+        (self.progress)(&BackfillProgress {
+            done: self.done,
+            total: self.total,
+            rows_written: self.rows_written,
+            group: published.group.clone(),
+            as_of,
+        });
+        self.published.insert((as_of, group), published);
+    }
+}
+
 /// The snapshot names registered per group.
 async fn registered_snapshots(
-    groups: &[plan::PlannedGroup],
+    groups: &[PlannedGroup],
     backends: &Backends,
 ) -> Result<HashMap<String, BTreeSet<String>>> {
     let mut registered = HashMap::new();

@@ -1,0 +1,788 @@
+//! The snapshots of a window aggregate at every as-of of a backfill, in one pass over the
+//! source sorted by time: rows enter each key's aggregates when the as-of reaches them and
+//! leave when the window's lower bound passes them, so the work is one add and one removal
+//! per row and window width, plus the output rows, whatever the number of as-ofs. Memory
+//! holds the rows of the widest window, and DataFusion's sort spills.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+use arrow::array::{
+    Array, ArrayRef, AsArray, BooleanArray, Float64Array, Int64Array, RecordBatch,
+    TimestampMicrosecondArray,
+};
+use arrow::compute::cast;
+use arrow::datatypes::{DataType, Float64Type, Int64Type, SchemaRef, TimeUnit};
+use arrow::row::{RowConverter, RowParser, SortField};
+use chrono::{DateTime, Utc};
+use datafusion::execution::SendableRecordBatchStream;
+use datafusion::execution::context::SessionContext;
+use futures::StreamExt;
+
+use super::pattern::{AggregateFunction, Output, SweepQuery};
+use crate::{Error, Result};
+
+/// A value of a row for one aggregate; `Absent` when null or filtered out.
+#[derive(Debug, Clone, Copy)]
+enum Slot {
+    Absent,
+    Present,
+    Float(f64),
+    Int(i64),
+    Id(u32),
+}
+
+/// How an aggregate reads its argument.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// count(*), count(x): only whether a value is there.
+    Presence,
+    Float,
+    Int,
+    /// count(DISTINCT x): values interned to ids.
+    Distinct,
+}
+
+#[derive(Debug)]
+enum Accumulator {
+    Count(i64),
+    /// Doubles summed with Neumaier's compensation, so that adding and removing rows keeps
+    /// the result within rounding of a fresh sum.
+    Sum {
+        sum: f64,
+        compensation: f64,
+        /// NaN, +inf and -inf are counted, not summed: once summed, they could never be
+        /// taken out again.
+        non_finite: [i64; 3],
+        int: i64,
+        n: i64,
+    },
+    Extreme(Extreme),
+    Distinct(HashMap<u32, u32>),
+}
+
+/// min or max over a sliding window: a monotonic deque of (row, value), or a running value
+/// when rows never leave.
+#[derive(Debug, Default)]
+struct Extreme {
+    deque: VecDeque<(u64, Slot)>,
+}
+
+/// One aggregate of the query: what it computes and which window bound evicts its rows.
+struct AggregateSpec {
+    function: AggregateFunction,
+    kind: Kind,
+    /// Index into the cursors; `None`: rows never leave.
+    cursor: Option<usize>,
+    argument: Option<usize>,
+    mask: Option<usize>,
+}
+
+/// A lower bound of some window: rows at or before it leave (after it, if inclusive).
+struct Cursor {
+    width: i64,
+    inclusive: bool,
+    /// The next row (by sequence number) still inside this window.
+    next: u64,
+}
+
+pub(crate) struct Sweep {
+    input: SendableRecordBatchStream,
+    schema: SchemaRef,
+    outputs: Vec<Output>,
+    aggregates: Vec<AggregateSpec>,
+    cursors: Vec<Cursor>,
+    base_cursor: Option<usize>,
+    upper_inclusive: bool,
+    as_ofs: VecDeque<DateTime<Utc>>,
+    keys: KeyInterner,
+    key_count: usize,
+    distinct: Vec<Option<KeyInterner>>,
+    /// Rows by sequence number from `first_row`: (time, key, one slot per aggregate).
+    rows: VecDeque<(i64, u32, Box<[Slot]>)>,
+    first_row: u64,
+    next_row: u64,
+    /// Per key: rows in the query's window, and one accumulator per aggregate.
+    in_window: Vec<u32>,
+    accumulators: Vec<Vec<Accumulator>>,
+    /// The batch being read and the next row of it.
+    pending: Option<(RecordBatch, usize)>,
+    exhausted: bool,
+}
+
+/// Key values interned to dense ids, kept in Arrow's row format to rebuild the columns.
+struct KeyInterner {
+    converter: RowConverter,
+    ids: HashMap<Box<[u8]>, u32>,
+    rows: Vec<Box<[u8]>>,
+}
+
+impl KeyInterner {
+    fn new(types: Vec<DataType>) -> Result<Self> {
+        let fields = types.into_iter().map(SortField::new).collect();
+        Ok(KeyInterner {
+            converter: RowConverter::new(fields).map_err(arrow_error)?,
+            ids: HashMap::new(),
+            rows: Vec::new(),
+        })
+    }
+
+    fn intern(&mut self, columns: &[ArrayRef]) -> Result<Vec<u32>> {
+        let rows = self
+            .converter
+            .convert_columns(columns)
+            .map_err(arrow_error)?;
+        Ok(rows
+            .iter()
+            .map(|row| {
+                let bytes = row.as_ref();
+                if let Some(&id) = self.ids.get(bytes) {
+                    return id;
+                }
+                let id = self.rows.len() as u32;
+                self.rows.push(bytes.into());
+                self.ids.insert(bytes.into(), id);
+                id
+            })
+            .collect())
+    }
+
+    fn columns(&self, ids: &[u32]) -> Result<Vec<ArrayRef>> {
+        let parser: RowParser = self.converter.parser();
+        let rows = ids.iter().map(|&id| parser.parse(&self.rows[id as usize]));
+        self.converter.convert_rows(rows).map_err(arrow_error)
+    }
+}
+
+fn arrow_error(error: arrow::error::ArrowError) -> Error {
+    Error::Infrastructure(format!("backfill sweep: {error}"))
+}
+
+fn datafusion_error(error: datafusion::error::DataFusionError) -> Error {
+    Error::from_datafusion(None, error)
+}
+
+impl Sweep {
+    /// Reads the query's source sorted by time; `None` when an argument's type is one the
+    /// sweep does not compute (decimals, strings for min and max), which leaves the group
+    /// to the per-as-of path.
+    pub(crate) async fn try_new(
+        context: &SessionContext,
+        query: &SweepQuery,
+        schema: SchemaRef,
+        as_ofs: &[DateTime<Utc>],
+    ) -> Result<Option<Sweep>> {
+        let relation = context
+            .table(query.relation.as_str())
+            .await
+            .map_err(datafusion_error)?;
+        let plan = relation.logical_plan().display_indent().to_string();
+        if plan.to_ascii_lowercase().contains("as_of(") {
+            return Ok(None);
+        }
+        let (sql, arguments, masks) = base_query(query);
+        let frame = context.sql(&sql).await.map_err(datafusion_error)?;
+        let base = frame.schema().as_arrow().clone();
+        let time_type = base.field(query.keys.len()).data_type();
+        if !matches!(time_type, DataType::Timestamp(_, _)) {
+            return Ok(None);
+        }
+        let mut cursors: Vec<Cursor> = Vec::new();
+        let mut cursor_of = |width: Option<i64>, inclusive: bool| {
+            let width = width?;
+            let at = cursors
+                .iter()
+                .position(|c| c.width == width && c.inclusive == inclusive)
+                .unwrap_or_else(|| {
+                    cursors.push(Cursor {
+                        width,
+                        inclusive,
+                        next: 0,
+                    });
+                    cursors.len() - 1
+                });
+            Some(at)
+        };
+        let window = query.window;
+        let base_cursor = cursor_of(window.width_micros, window.lower_inclusive);
+        let mut aggregates = Vec::new();
+        let mut distinct = Vec::new();
+        for (output, (argument, mask)) in query
+            .outputs
+            .iter()
+            .filter_map(|o| match o {
+                Output::Aggregate(a) => Some(a),
+                _ => None,
+            })
+            .zip(arguments.iter().zip(&masks))
+        {
+            let argument_type = argument.map(|i| base.field(i).data_type().clone());
+            let Some(kind) = kind_of(output.function, argument_type.as_ref()) else {
+                return Ok(None);
+            };
+            distinct.push(match kind {
+                Kind::Distinct => Some(KeyInterner::new(vec![
+                    argument_type
+                        .clone()
+                        .expect("count(DISTINCT x) has an argument"),
+                ])?),
+                _ => None,
+            });
+            let (width, inclusive) =
+                narrowest((window.width_micros, window.lower_inclusive), output.window);
+            aggregates.push(AggregateSpec {
+                function: output.function,
+                kind,
+                cursor: cursor_of(width, inclusive),
+                argument: *argument,
+                mask: *mask,
+            });
+        }
+        let key_types = (0..query.keys.len())
+            .map(|k| base.field(k).data_type().clone())
+            .collect();
+        let input = frame.execute_stream().await.map_err(datafusion_error)?;
+        Ok(Some(Sweep {
+            input,
+            schema,
+            outputs: query.outputs.clone(),
+            aggregates,
+            cursors,
+            base_cursor,
+            upper_inclusive: window.upper_inclusive,
+            as_ofs: as_ofs.iter().copied().collect(),
+            keys: KeyInterner::new(key_types)?,
+            key_count: query.keys.len(),
+            distinct,
+            rows: VecDeque::new(),
+            first_row: 0,
+            next_row: 0,
+            in_window: Vec::new(),
+            accumulators: Vec::new(),
+            pending: None,
+            exhausted: false,
+        }))
+    }
+
+    /// The snapshot of the next as-of, once every row up to it has been read.
+    pub(crate) async fn next_snapshot(&mut self) -> Result<Option<(DateTime<Utc>, RecordBatch)>> {
+        let Some(&as_of) = self.as_ofs.front() else {
+            return Ok(None);
+        };
+        let limit = as_of.timestamp_micros();
+        loop {
+            if self.pending.is_none() && !self.exhausted {
+                match self.input.next().await {
+                    Some(batch) => self.pending = Some((batch.map_err(datafusion_error)?, 0)),
+                    None => self.exhausted = true,
+                }
+            }
+            let Some((batch, start)) = self.pending.take() else {
+                break;
+            };
+            let (stopped, next) = self.add_rows(&batch, start, limit)?;
+            if stopped {
+                self.pending = Some((batch, next));
+                break;
+            }
+        }
+        self.evict(limit);
+        let snapshot = self.snapshot(as_of)?;
+        self.as_ofs.pop_front();
+        Ok(Some((as_of, snapshot)))
+    }
+
+    /// Adds the batch's rows from `start` that are inside windows ending at `limit`;
+    /// returns whether it stopped at a later row, and that row.
+    fn add_rows(&mut self, batch: &RecordBatch, start: usize, limit: i64) -> Result<(bool, usize)> {
+        let key_count = self.key_count;
+        let times = micros(batch.column(key_count))?;
+        let keys = self.keys.intern(&batch.columns()[..key_count])?;
+        let slots = self.slots(batch)?;
+        for row in start..batch.num_rows() {
+            if times.is_null(row) {
+                continue;
+            }
+            let time = times.value(row);
+            let inside = if self.upper_inclusive {
+                time <= limit
+            } else {
+                time < limit
+            };
+            if !inside {
+                return Ok((true, row));
+            }
+            let key = keys[row];
+            if key as usize >= self.in_window.len() {
+                self.in_window.push(0);
+                self.accumulators
+                    .push(self.aggregates.iter().map(new_accumulator).collect());
+            }
+            self.in_window[key as usize] += 1;
+            let row_slots: Box<[Slot]> = slots.iter().map(|s| s[row]).collect();
+            let sequence = self.next_row;
+            for ((spec, accumulator), slot) in self
+                .aggregates
+                .iter()
+                .zip(&mut self.accumulators[key as usize])
+                .zip(row_slots.iter())
+            {
+                add(spec, accumulator, *slot, sequence);
+            }
+            self.rows.push_back((time, key, row_slots));
+            self.next_row += 1;
+        }
+        Ok((false, batch.num_rows()))
+    }
+
+    /// Each aggregate's slots of the batch's rows.
+    fn slots(&mut self, batch: &RecordBatch) -> Result<Vec<Vec<Slot>>> {
+        let mut all = Vec::with_capacity(self.aggregates.len());
+        for (index, spec) in self.aggregates.iter().enumerate() {
+            let argument = spec.argument.map(|i| batch.column(i));
+            let mask = spec.mask.map(|i| batch.column(i).as_boolean().clone());
+            let mut slots: Vec<Slot> = match (spec.kind, argument) {
+                (_, None) => vec![Slot::Present; batch.num_rows()],
+                (Kind::Presence, Some(values)) => (0..values.len())
+                    .map(|i| {
+                        if values.is_valid(i) {
+                            Slot::Present
+                        } else {
+                            Slot::Absent
+                        }
+                    })
+                    .collect(),
+                (Kind::Float, Some(values)) => {
+                    let values = cast(values, &DataType::Float64).map_err(arrow_error)?;
+                    values
+                        .as_primitive::<Float64Type>()
+                        .iter()
+                        .map(|v| v.map_or(Slot::Absent, Slot::Float))
+                        .collect()
+                }
+                (Kind::Int, Some(values)) => {
+                    let values = cast(values, &DataType::Int64).map_err(arrow_error)?;
+                    values
+                        .as_primitive::<Int64Type>()
+                        .iter()
+                        .map(|v| v.map_or(Slot::Absent, Slot::Int))
+                        .collect()
+                }
+                (Kind::Distinct, Some(values)) => {
+                    let interner = self.distinct[index]
+                        .as_mut()
+                        .expect("distinct aggregates intern their values");
+                    let ids = interner.intern(std::slice::from_ref(values))?;
+                    (0..values.len())
+                        .map(|i| {
+                            if values.is_valid(i) {
+                                Slot::Id(ids[i])
+                            } else {
+                                Slot::Absent
+                            }
+                        })
+                        .collect()
+                }
+            };
+            if let Some(mask) = mask {
+                apply_mask(&mut slots, &mask);
+            }
+            all.push(slots);
+        }
+        Ok(all)
+    }
+
+    /// Removes the rows that the windows ending at `limit` no longer hold.
+    fn evict(&mut self, limit: i64) {
+        for cursor_index in 0..self.cursors.len() {
+            let cursor = &self.cursors[cursor_index];
+            let bound = limit - cursor.width;
+            let inclusive = cursor.inclusive;
+            let mut next = cursor.next;
+            while next < self.next_row {
+                let (time, key, slots) = &self.rows[(next - self.first_row) as usize];
+                let inside = if inclusive {
+                    *time >= bound
+                } else {
+                    *time > bound
+                };
+                if inside {
+                    break;
+                }
+                let key = *key as usize;
+                if self.base_cursor == Some(cursor_index) {
+                    self.in_window[key] -= 1;
+                }
+                for ((spec, accumulator), slot) in self
+                    .aggregates
+                    .iter()
+                    .zip(&mut self.accumulators[key])
+                    .zip(slots.iter())
+                {
+                    if spec.cursor == Some(cursor_index) {
+                        remove(accumulator, *slot, next);
+                    }
+                }
+                next += 1;
+            }
+            self.cursors[cursor_index].next = next;
+        }
+        // Rows every window has let go of, unless some window never lets rows go.
+        if self.aggregates.iter().all(|a| a.cursor.is_some()) && self.base_cursor.is_some() {
+            let oldest = self
+                .cursors
+                .iter()
+                .map(|c| c.next)
+                .min()
+                .unwrap_or(self.next_row);
+            while self.first_row < oldest {
+                self.rows.pop_front();
+                self.first_row += 1;
+            }
+        }
+    }
+
+    /// One row per key with rows in the window, columns as the group declares them.
+    fn snapshot(&self, as_of: DateTime<Utc>) -> Result<RecordBatch> {
+        let keys: Vec<u32> = (0..self.in_window.len() as u32)
+            .filter(|&k| self.in_window[k as usize] > 0)
+            .collect();
+        let key_columns = self.keys.columns(&keys)?;
+        let mut aggregate = 0;
+        let mut columns = Vec::with_capacity(self.outputs.len());
+        for (output, field) in self.outputs.iter().zip(self.schema.fields()) {
+            let column: ArrayRef = match output {
+                Output::Key(k) => key_columns[*k].clone(),
+                Output::AsOf => Arc::new(
+                    TimestampMicrosecondArray::from_value(as_of.timestamp_micros(), keys.len())
+                        .with_timezone("UTC"),
+                ),
+                Output::Aggregate(_) => {
+                    let index = aggregate;
+                    aggregate += 1;
+                    let values = keys.iter().map(|&k| &self.accumulators[k as usize][index]);
+                    output_column(&self.aggregates[index], values)
+                }
+            };
+            columns.push(cast(&column, field.data_type()).map_err(arrow_error)?);
+        }
+        RecordBatch::try_new(self.schema.clone(), columns).map_err(arrow_error)
+    }
+}
+
+/// The source's rows as the sweep reads them: keys, time, each aggregate's argument and
+/// FILTER condition, sorted by time (DataFusion sorts, spilling if it must). Returns the
+/// SQL and, per aggregate, the column indices of its argument and mask.
+fn base_query(query: &SweepQuery) -> (String, Vec<Option<usize>>, Vec<Option<usize>>) {
+    let mut columns: Vec<String> = query
+        .keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| format!("\"{k}\" AS __k{i}"))
+        .collect();
+    columns.push(format!("\"{}\" AS __t", query.time));
+    let (mut arguments, mut masks) = (Vec::new(), Vec::new());
+    for (i, output) in query.outputs.iter().enumerate() {
+        let Output::Aggregate(aggregate) = output else {
+            continue;
+        };
+        arguments.push(aggregate.argument.as_ref().map(|argument| {
+            columns.push(format!("({argument}) AS __a{i}"));
+            columns.len() - 1
+        }));
+        masks.push((!aggregate.conditions.is_empty()).then(|| {
+            let condition = aggregate
+                .conditions
+                .iter()
+                .map(|c| format!("({c})"))
+                .collect::<Vec<_>>()
+                .join(" AND ");
+            columns.push(format!("({condition}) AS __m{i}"));
+            columns.len() - 1
+        }));
+    }
+    let mut sql = format!("SELECT {} FROM {}", columns.join(", "), query.relation);
+    if !query.conditions.is_empty() {
+        let conditions: Vec<String> = query.conditions.iter().map(|c| format!("({c})")).collect();
+        sql.push_str(&format!(" WHERE {}", conditions.join(" AND ")));
+    }
+    sql.push_str(" ORDER BY __t");
+    (sql, arguments, masks)
+}
+
+/// The tighter of the query's lower bound and a FILTER's.
+fn narrowest(query: (Option<i64>, bool), filter: Option<(i64, bool)>) -> (Option<i64>, bool) {
+    match (query, filter) {
+        (query, None) => query,
+        ((None, _), Some((width, inclusive))) => (Some(width), inclusive),
+        ((Some(a), a_inclusive), Some((b, b_inclusive))) => {
+            if a < b {
+                (Some(a), a_inclusive)
+            } else if b < a {
+                (Some(b), b_inclusive)
+            } else {
+                (Some(a), a_inclusive && b_inclusive)
+            }
+        }
+    }
+}
+
+fn kind_of(function: AggregateFunction, argument: Option<&DataType>) -> Option<Kind> {
+    use AggregateFunction::*;
+    let numeric = |t: &DataType| {
+        if t.is_floating() {
+            Some(Kind::Float)
+        } else if t.is_integer() {
+            Some(Kind::Int)
+        } else {
+            None
+        }
+    };
+    match (function, argument) {
+        (Count, _) => Some(Kind::Presence),
+        (CountDistinct, Some(_)) => Some(Kind::Distinct),
+        (Sum, Some(t)) => numeric(t),
+        // avg reads every input as a double, as DataFusion does.
+        (Avg, Some(t)) => numeric(t).map(|_| Kind::Float),
+        (Min | Max, Some(t)) if matches!(t, DataType::Timestamp(_, _)) => Some(Kind::Int),
+        (Min | Max, Some(t)) => numeric(t),
+        _ => None,
+    }
+}
+
+fn apply_mask(slots: &mut [Slot], mask: &BooleanArray) {
+    for (i, slot) in slots.iter_mut().enumerate() {
+        if !(mask.is_valid(i) && mask.value(i)) {
+            *slot = Slot::Absent;
+        }
+    }
+}
+
+fn new_accumulator(spec: &AggregateSpec) -> Accumulator {
+    match spec.function {
+        AggregateFunction::Count => Accumulator::Count(0),
+        AggregateFunction::Sum | AggregateFunction::Avg => Accumulator::Sum {
+            sum: 0.0,
+            compensation: 0.0,
+            non_finite: [0; 3],
+            int: 0,
+            n: 0,
+        },
+        AggregateFunction::Min | AggregateFunction::Max => Accumulator::Extreme(Extreme::default()),
+        AggregateFunction::CountDistinct => Accumulator::Distinct(HashMap::new()),
+    }
+}
+
+fn add(spec: &AggregateSpec, accumulator: &mut Accumulator, slot: Slot, sequence: u64) {
+    if matches!(slot, Slot::Absent) {
+        return;
+    }
+    match accumulator {
+        Accumulator::Count(n) => *n += 1,
+        Accumulator::Sum {
+            sum,
+            compensation,
+            non_finite,
+            int,
+            n,
+        } => {
+            match slot {
+                Slot::Float(v) if !v.is_finite() => non_finite[non_finite_index(v)] += 1,
+                Slot::Float(v) => compensated_add(sum, compensation, v),
+                Slot::Int(v) => *int = int.wrapping_add(v),
+                _ => {}
+            }
+            *n += 1;
+        }
+        Accumulator::Extreme(extreme) => {
+            let is_max = spec.function == AggregateFunction::Max;
+            let deque = &mut extreme.deque;
+            // Rows that never leave need only the best so far.
+            if spec.cursor.is_none() {
+                if deque
+                    .back()
+                    .is_none_or(|&(_, best)| better(slot, best, is_max))
+                {
+                    deque.clear();
+                    deque.push_back((sequence, slot));
+                }
+                return;
+            }
+            while deque
+                .back()
+                .is_some_and(|&(_, last)| !better(last, slot, is_max))
+            {
+                deque.pop_back();
+            }
+            deque.push_back((sequence, slot));
+        }
+        Accumulator::Distinct(counts) => {
+            if let Slot::Id(id) = slot {
+                *counts.entry(id).or_default() += 1;
+            }
+        }
+    }
+}
+
+fn remove(accumulator: &mut Accumulator, slot: Slot, sequence: u64) {
+    if matches!(slot, Slot::Absent) {
+        return;
+    }
+    match accumulator {
+        Accumulator::Count(n) => *n -= 1,
+        Accumulator::Sum {
+            sum,
+            compensation,
+            non_finite,
+            int,
+            n,
+        } => {
+            *n -= 1;
+            match slot {
+                Slot::Float(v) if !v.is_finite() => non_finite[non_finite_index(v)] -= 1,
+                Slot::Float(v) => compensated_add(sum, compensation, -v),
+                Slot::Int(v) => *int = int.wrapping_sub(v),
+                _ => {}
+            }
+            // An empty window restarts from an exact zero, so rounding never carries over
+            // from one busy period to the next.
+            if *n == 0 {
+                (*sum, *compensation) = (0.0, 0.0);
+            }
+        }
+        Accumulator::Extreme(extreme) => {
+            if extreme.deque.front().is_some_and(|&(s, _)| s == sequence) {
+                extreme.deque.pop_front();
+            }
+        }
+        Accumulator::Distinct(counts) => {
+            if let Slot::Id(id) = slot
+                && let Some(count) = counts.get_mut(&id)
+            {
+                *count -= 1;
+                if *count == 0 {
+                    counts.remove(&id);
+                }
+            }
+        }
+    }
+}
+
+fn non_finite_index(value: f64) -> usize {
+    if value.is_nan() {
+        0
+    } else if value > 0.0 {
+        1
+    } else {
+        2
+    }
+}
+
+fn compensated_add(sum: &mut f64, compensation: &mut f64, value: f64) {
+    let total = *sum + value;
+    *compensation += if sum.abs() >= value.abs() {
+        (*sum - total) + value
+    } else {
+        (value - total) + *sum
+    };
+    *sum = total;
+}
+
+/// Whether `a` is strictly better than `b` for max (or min); doubles by total order, as
+/// Arrow's kernels compare them (NaN above every number).
+fn better(a: Slot, b: Slot, is_max: bool) -> bool {
+    let ordering = match (a, b) {
+        (Slot::Float(a), Slot::Float(b)) => a.total_cmp(&b),
+        (Slot::Int(a), Slot::Int(b)) => a.cmp(&b),
+        _ => std::cmp::Ordering::Equal,
+    };
+    if is_max {
+        ordering.is_gt()
+    } else {
+        ordering.is_lt()
+    }
+}
+
+fn output_column<'a>(
+    spec: &AggregateSpec,
+    accumulators: impl Iterator<Item = &'a Accumulator>,
+) -> ArrayRef {
+    let function = spec.function;
+    let float = spec.kind == Kind::Float;
+    match function {
+        AggregateFunction::Count | AggregateFunction::CountDistinct => Arc::new(
+            Int64Array::from_iter_values(accumulators.map(|a| match a {
+                Accumulator::Count(n) => *n,
+                Accumulator::Distinct(counts) => counts.len() as i64,
+                _ => 0,
+            })),
+        ),
+        AggregateFunction::Sum | AggregateFunction::Avg => {
+            let values = accumulators.map(|a| match a {
+                Accumulator::Sum { n: 0, .. } => None,
+                Accumulator::Sum {
+                    sum,
+                    compensation,
+                    non_finite: [nan, positive, negative],
+                    int,
+                    n,
+                } => {
+                    let total = match (*nan > 0, *positive > 0, *negative > 0) {
+                        (true, _, _) | (_, true, true) => f64::NAN,
+                        (_, true, false) => f64::INFINITY,
+                        (_, false, true) => f64::NEG_INFINITY,
+                        _ => sum + compensation,
+                    };
+                    Some((total, *int, *n))
+                }
+                _ => None,
+            });
+            if function == AggregateFunction::Avg {
+                Arc::new(Float64Array::from_iter(
+                    values.map(|v| v.map(|(sum, _, n)| sum / n as f64)),
+                ))
+            } else if float {
+                Arc::new(Float64Array::from_iter(
+                    values.map(|v| v.map(|(sum, _, _)| sum)),
+                ))
+            } else {
+                Arc::new(Int64Array::from_iter(
+                    values.map(|v| v.map(|(_, int, _)| int)),
+                ))
+            }
+        }
+        AggregateFunction::Min | AggregateFunction::Max => {
+            let best = accumulators.map(|a| match a {
+                Accumulator::Extreme(extreme) => extreme.deque.front().map(|&(_, slot)| slot),
+                _ => None,
+            });
+            if float {
+                Arc::new(Float64Array::from_iter(best.map(|s| match s {
+                    Some(Slot::Float(v)) => Some(v),
+                    _ => None,
+                })))
+            } else {
+                Arc::new(Int64Array::from_iter(best.map(|s| match s {
+                    Some(Slot::Int(v)) => Some(v),
+                    _ => None,
+                })))
+            }
+        }
+    }
+}
+
+/// A timestamp column in microseconds since the epoch.
+fn micros(array: &ArrayRef) -> Result<TimestampMicrosecondArray> {
+    let DataType::Timestamp(_, zone) = array.data_type() else {
+        return Err(Error::Config(format!(
+            "a backfill window's time column must be a timestamp, not {}",
+            array.data_type()
+        )));
+    };
+    let converted = cast(
+        array,
+        &DataType::Timestamp(TimeUnit::Microsecond, zone.clone()),
+    )
+    .map_err(arrow_error)?;
+    Ok(converted.as_primitive().clone())
+}
