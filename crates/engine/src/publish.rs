@@ -4,8 +4,12 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use arrow::array::{Array, AsArray, RecordBatch};
-use arrow::datatypes::UInt64Type;
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
+use arrow::datatypes::{Field, Schema, UInt64Type};
+use arrow::row::{RowConverter, SortField};
 use arrow::util::display::array_value_to_string;
 use datafusion::common::config::TableParquetOptions;
 use datafusion::dataframe::{DataFrame, DataFrameWriteOptions};
@@ -18,6 +22,8 @@ use fengine_catalog::Partition;
 use fengine_online::OnlineTable;
 use futures::StreamExt;
 use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::WriterProperties;
 use url::Url;
 
 use crate::manifest::{GroupManifest, OnlineOutcome, Timings};
@@ -26,9 +32,31 @@ use crate::{Backends, Error, Result, RunOptions, snapshot_name};
 
 const ROW_NUMBER: &str = "__fengine_row_number";
 
+/// Computes the group's query into its snapshot and publishes it.
 pub(crate) async fn publish_group(
     context: &SessionContext,
     group: &PlannedGroup,
+    options: &RunOptions,
+    backends: &Backends,
+) -> Result<GroupManifest> {
+    publish(context, group, None, options, backends).await
+}
+
+/// Publishes rows computed elsewhere (a backfill's sweep) as the group's snapshot.
+pub(crate) async fn publish_rows(
+    context: &SessionContext,
+    group: &PlannedGroup,
+    rows: RecordBatch,
+    options: &RunOptions,
+    backends: &Backends,
+) -> Result<GroupManifest> {
+    publish(context, group, Some(rows), options, backends).await
+}
+
+async fn publish(
+    context: &SessionContext,
+    group: &PlannedGroup,
+    computed: Option<RecordBatch>,
     options: &RunOptions,
     backends: &Backends,
 ) -> Result<GroupManifest> {
@@ -43,15 +71,33 @@ pub(crate) async fn publish_group(
         .expect("run ids are valid URL path segments");
     let mut timings = Timings::default();
 
-    let started = Instant::now();
-    let written = write_snapshot(group, &run_location, backends).await;
-    let rows_written = or_discard(written, backends, &run_location).await?;
-    timings.compute_and_write = elapsed_ms(started);
+    let (rows_written, snapshot) = match computed {
+        None => {
+            let started = Instant::now();
+            let written = write_snapshot(group, &run_location, backends).await;
+            let rows_written = or_discard(written, backends, &run_location).await?;
+            timings.compute_and_write = elapsed_ms(started);
 
-    let started = Instant::now();
-    let checked = read_and_check(context, group, &run_location).await;
-    let snapshot = or_discard(checked, backends, &run_location).await?;
-    timings.check = elapsed_ms(started);
+            let started = Instant::now();
+            let checked = read_and_check(context, group, &run_location).await;
+            let snapshot = or_discard(checked, backends, &run_location).await?;
+            timings.check = elapsed_ms(started);
+            (rows_written, snapshot)
+        }
+        Some(rows) => {
+            let started = Instant::now();
+            check_rows(group, &rows)?;
+            timings.check = elapsed_ms(started);
+
+            let started = Instant::now();
+            let written = write_rows(&rows, &run_location, backends).await;
+            or_discard(written, backends, &run_location).await?;
+            timings.compute_and_write = elapsed_ms(started);
+            let rows_written = rows.num_rows() as u64;
+            let snapshot = context.read_batch(rows).map_err(|e| in_group(group, e))?;
+            (rows_written, snapshot)
+        }
+    };
 
     fail_point("before_register");
     let started = Instant::now();
@@ -134,6 +180,77 @@ async fn write_snapshot(group: &PlannedGroup, location: &Url, backends: &Backend
         backends.warehouse.put(&path, file).await?;
     }
     Ok(rows)
+}
+
+/// Writes rows held in memory as the snapshot's one Parquet file.
+async fn write_rows(rows: &RecordBatch, location: &Url, backends: &Backends) -> Result<()> {
+    let properties = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(
+            ZstdLevel::try_new(3).expect("a valid level"),
+        ))
+        .build();
+    let mut file = Vec::new();
+    ArrowWriter::try_new(&mut file, rows.schema(), Some(properties))
+        .and_then(|mut writer| {
+            writer.write(rows)?;
+            writer.close()
+        })
+        .map_err(|e| Error::Infrastructure(format!("cannot encode a snapshot: {e}")))?;
+    let path = location.join("part-0.parquet").expect("a valid file name");
+    backends.warehouse.put(&path, file).await
+}
+
+/// The checks of [`check_snapshot`], on rows in memory.
+fn check_rows(group: &PlannedGroup, rows: &RecordBatch) -> Result<()> {
+    let name = group.name();
+    let identity: Vec<ArrayRef> = group
+        .definition
+        .key_columns()
+        .iter()
+        .chain([&group.definition.event_time_column()])
+        .map(|column| {
+            rows.column_by_name(column)
+                .expect("planned columns")
+                .clone()
+        })
+        .collect();
+    let sample = |row: usize| {
+        let columns = identity.iter().map(|c| c.slice(row, 1)).collect();
+        let fields: Vec<_> = group
+            .definition
+            .key_columns()
+            .into_iter()
+            .chain([group.definition.event_time_column()])
+            .zip(&identity)
+            .map(|(name, c)| Field::new(name, c.data_type().clone(), true))
+            .collect();
+        RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
+            .map(|batch| describe_row(&batch))
+            .unwrap_or_default()
+    };
+    if let Some(row) = (0..rows.num_rows()).find(|&row| identity.iter().any(|c| c.is_null(row))) {
+        return Err(Error::Check(format!(
+            "feature group '{name}': a row has a null key or event time ({}); every row needs \
+             its KEY and EVENT TIME. Nothing of this group was published",
+            sample(row)
+        )));
+    }
+    let fields = identity
+        .iter()
+        .map(|c| SortField::new(c.data_type().clone()))
+        .collect();
+    let encoded = RowConverter::new(fields)
+        .and_then(|converter| converter.convert_columns(&identity))
+        .map_err(|e| Error::Infrastructure(format!("cannot check a snapshot: {e}")))?;
+    let mut seen = HashSet::with_capacity(rows.num_rows());
+    if let Some(row) = (0..rows.num_rows()).find(|&row| !seen.insert(encoded.row(row))) {
+        return Err(Error::Check(format!(
+            "feature group '{name}': several rows share a key and event time ({}); a group holds \
+             one row per key and event time. Nothing of this group was published",
+            sample(row)
+        )));
+    }
+    Ok(())
 }
 
 /// The written snapshot, once it passed its checks.

@@ -717,10 +717,10 @@ fn in_spine_order(plan: Arc<dyn ExecutionPlan>) -> Result<Arc<dyn ExecutionPlan>
 
     let schema = plan.schema();
     let sorted = col(ROW, &schema)
-        .and_then(|row| {
+        .map(|row| {
             let ordering = LexOrdering::new([PhysicalSortExpr::new_default(row)])
                 .expect("one sort expression");
-            Ok(Arc::new(SortExec::new(ordering, plan)) as Arc<dyn ExecutionPlan>)
+            Arc::new(SortExec::new(ordering, plan)) as Arc<dyn ExecutionPlan>
         })
         .map_err(|e| Error::from_datafusion(None, e))?;
     let visible = schema

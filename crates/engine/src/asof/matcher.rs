@@ -92,43 +92,44 @@ impl Matcher {
         if self.best.as_ref().is_some_and(|b| b.key.row() != key) {
             self.best = None;
         }
-        loop {
-            let Some(batch) = &self.current else {
-                if self.exhausted {
-                    break;
-                }
-                return Step::NeedFeatures;
-            };
-            while self.next < batch.keys.num_rows() {
-                let candidate_key = batch.keys.row(self.next);
-                if candidate_key < key {
-                    self.next += 1;
-                    continue;
-                }
-                if candidate_key > key || batch.visible_at.value(self.next) > time {
-                    return Step::Matched(self.fresh_best(time));
-                }
-                let event_time = batch.event_time.value(self.next);
-                let snapshot_as_of = batch.snapshot_as_of.value(self.next);
-                let better = self.best.as_ref().is_none_or(|b| {
-                    (event_time, snapshot_as_of) > (b.event_time, b.snapshot_as_of)
-                });
-                if better {
-                    self.best = Some(Best {
-                        row: (batch.id, self.next),
-                        key: candidate_key.owned(),
-                        event_time,
-                        snapshot_as_of,
-                    });
-                }
+        let Some(batch) = &self.current else {
+            return self.at_end_of_batch(time);
+        };
+        while self.next < batch.keys.num_rows() {
+            let candidate_key = batch.keys.row(self.next);
+            if candidate_key < key {
                 self.next += 1;
+                continue;
             }
-            if self.exhausted {
-                break;
+            if candidate_key > key || batch.visible_at.value(self.next) > time {
+                return Step::Matched(self.fresh_best(time));
             }
-            return Step::NeedFeatures;
+            let event_time = batch.event_time.value(self.next);
+            let snapshot_as_of = batch.snapshot_as_of.value(self.next);
+            let better = self
+                .best
+                .as_ref()
+                .is_none_or(|b| (event_time, snapshot_as_of) > (b.event_time, b.snapshot_as_of));
+            if better {
+                self.best = Some(Best {
+                    row: (batch.id, self.next),
+                    key: candidate_key.owned(),
+                    event_time,
+                    snapshot_as_of,
+                });
+            }
+            self.next += 1;
         }
-        Step::Matched(self.fresh_best(time))
+        self.at_end_of_batch(time)
+    }
+
+    /// The current batch is used up: the match stands if no batch follows.
+    fn at_end_of_batch(&self, time: i64) -> Step {
+        if self.exhausted {
+            Step::Matched(self.fresh_best(time))
+        } else {
+            Step::NeedFeatures
+        }
     }
 
     /// The running best, unless older than the ttl at `time`.

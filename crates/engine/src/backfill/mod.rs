@@ -193,16 +193,9 @@ pub async fn backfill(
         };
         swept.push(group.name());
         while let Some((as_of, snapshot)) = sweep.next_snapshot().await? {
-            let frame = first
-                .context
-                .read_batch(snapshot)
-                .map_err(|e| Error::from_datafusion(Some(&group.location), e))?;
-            let computed = PlannedGroup {
-                frame,
-                ..group.clone()
-            };
+            let run = run_at(as_of);
             let published =
-                publish::publish_group(&first.context, &computed, &run_at(as_of), backends).await?;
+                publish::publish_rows(&first.context, group, snapshot, &run, backends).await?;
             tracker.record(index, as_of, published);
         }
     }
@@ -300,13 +293,15 @@ async fn registered_snapshots(
     Ok(registered)
 }
 
+/// A source by name and location. A `None` table marks one too large to hold.
+type SourceKey = (String, String);
+
 /// The pipeline's external sources held in memory across as-ofs, so that a backfill reads
 /// and decodes them once. A source larger than the budget stays on storage and is read at
 /// every as-of.
 pub(crate) struct SourceCache {
     budget: usize,
-    /// By source name and location; `None` marks a source too large to hold.
-    tables: Mutex<HashMap<(String, String), Option<Arc<MemTable>>>>,
+    tables: Mutex<HashMap<SourceKey, Option<Arc<MemTable>>>>,
 }
 
 impl SourceCache {

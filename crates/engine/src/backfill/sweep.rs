@@ -4,7 +4,7 @@
 //! per row and window width, plus the output rows, whatever the number of as-ofs. Memory
 //! holds the rows of the widest window, and DataFusion's sort spills.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use arrow::array::{
@@ -15,6 +15,7 @@ use arrow::compute::cast;
 use arrow::datatypes::{DataType, Float64Type, Int64Type, SchemaRef, TimeUnit};
 use arrow::row::{RowConverter, RowParser, SortField};
 use chrono::{DateTime, Utc};
+use datafusion::common::HashMap;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::context::SessionContext;
 use futures::StreamExt;
@@ -98,8 +99,10 @@ pub(crate) struct Sweep {
     keys: KeyInterner,
     key_count: usize,
     distinct: Vec<Option<KeyInterner>>,
-    /// Rows by sequence number from `first_row`: (time, key, one slot per aggregate).
-    rows: VecDeque<(i64, u32, Box<[Slot]>)>,
+    /// Rows by sequence number from `first_row`: (time, key), and their slots, one per
+    /// aggregate, `aggregates.len()` slots per row.
+    rows: VecDeque<(i64, u32)>,
+    slots: VecDeque<Slot>,
     first_row: u64,
     next_row: u64,
     /// Per key: rows in the query's window, and one accumulator per aggregate.
@@ -255,6 +258,7 @@ impl Sweep {
             key_count: query.keys.len(),
             distinct,
             rows: VecDeque::new(),
+            slots: VecDeque::new(),
             first_row: 0,
             next_row: 0,
             in_window: Vec::new(),
@@ -299,6 +303,10 @@ impl Sweep {
         let times = micros(batch.column(key_count))?;
         let keys = self.keys.intern(&batch.columns()[..key_count])?;
         let slots = self.slots(batch)?;
+        // Rows that even the widest window has let go of at this as-of never enter.
+        let oldest = self
+            .widest()
+            .map(|(width, inclusive)| (limit - width, inclusive));
         for row in start..batch.num_rows() {
             if times.is_null(row) {
                 continue;
@@ -312,27 +320,50 @@ impl Sweep {
             if !inside {
                 return Ok((true, row));
             }
+            let gone = oldest.is_some_and(|(bound, inclusive)| {
+                if inclusive {
+                    time < bound
+                } else {
+                    time <= bound
+                }
+            });
+            if gone {
+                continue;
+            }
             let key = keys[row];
-            if key as usize >= self.in_window.len() {
+            // Keys are numbered as met, including in rows that never enter.
+            while self.in_window.len() <= key as usize {
                 self.in_window.push(0);
                 self.accumulators
                     .push(self.aggregates.iter().map(new_accumulator).collect());
             }
             self.in_window[key as usize] += 1;
-            let row_slots: Box<[Slot]> = slots.iter().map(|s| s[row]).collect();
             let sequence = self.next_row;
-            for ((spec, accumulator), slot) in self
+            for ((spec, accumulator), slots) in self
                 .aggregates
                 .iter()
                 .zip(&mut self.accumulators[key as usize])
-                .zip(row_slots.iter())
+                .zip(&slots)
             {
-                add(spec, accumulator, *slot, sequence);
+                add(spec, accumulator, slots[row], sequence);
+                self.slots.push_back(slots[row]);
             }
-            self.rows.push_back((time, key, row_slots));
+            self.rows.push_back((time, key));
             self.next_row += 1;
         }
         Ok((false, batch.num_rows()))
+    }
+
+    /// The widest lower bound: (width, inclusive); `None` when some window has none.
+    fn widest(&self) -> Option<(i64, bool)> {
+        self.base_cursor?;
+        if self.aggregates.iter().any(|a| a.cursor.is_none()) {
+            return None;
+        }
+        self.cursors
+            .iter()
+            .map(|c| (c.width, c.inclusive))
+            .max_by_key(|&(width, inclusive)| (width, inclusive))
     }
 
     /// Each aggregate's slots of the batch's rows.
@@ -399,28 +430,30 @@ impl Sweep {
             let bound = limit - cursor.width;
             let inclusive = cursor.inclusive;
             let mut next = cursor.next;
+            let width = self.aggregates.len();
             while next < self.next_row {
-                let (time, key, slots) = &self.rows[(next - self.first_row) as usize];
+                let offset = (next - self.first_row) as usize;
+                let (time, key) = self.rows[offset];
                 let inside = if inclusive {
-                    *time >= bound
+                    time >= bound
                 } else {
-                    *time > bound
+                    time > bound
                 };
                 if inside {
                     break;
                 }
-                let key = *key as usize;
+                let key = key as usize;
                 if self.base_cursor == Some(cursor_index) {
                     self.in_window[key] -= 1;
                 }
-                for ((spec, accumulator), slot) in self
+                for (index, (spec, accumulator)) in self
                     .aggregates
                     .iter()
                     .zip(&mut self.accumulators[key])
-                    .zip(slots.iter())
+                    .enumerate()
                 {
                     if spec.cursor == Some(cursor_index) {
-                        remove(accumulator, *slot, next);
+                        remove(accumulator, self.slots[offset * width + index], next);
                     }
                 }
                 next += 1;
@@ -435,10 +468,10 @@ impl Sweep {
                 .map(|c| c.next)
                 .min()
                 .unwrap_or(self.next_row);
-            while self.first_row < oldest {
-                self.rows.pop_front();
-                self.first_row += 1;
-            }
+            let gone = (oldest - self.first_row) as usize;
+            self.rows.drain(..gone);
+            self.slots.drain(..gone * self.aggregates.len());
+            self.first_row = oldest;
         }
     }
 
@@ -544,7 +577,7 @@ fn kind_of(function: AggregateFunction, argument: Option<&DataType>) -> Option<K
         (Sum, Some(t)) => numeric(t),
         // avg reads every input as a double, as DataFusion does.
         (Avg, Some(t)) => numeric(t).map(|_| Kind::Float),
-        (Min | Max, Some(t)) if matches!(t, DataType::Timestamp(_, _)) => Some(Kind::Int),
+        (Min | Max, Some(DataType::Timestamp(_, _))) => Some(Kind::Int),
         (Min | Max, Some(t)) => numeric(t),
         _ => None,
     }
