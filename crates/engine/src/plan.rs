@@ -33,6 +33,7 @@ pub struct PlannedPipeline {
 }
 
 /// A feature group whose query planned and whose output fits its declaration.
+#[derive(Clone)]
 pub struct PlannedGroup {
     pub definition: CreateFeatureGroup,
     pub location: SourceLocation,

@@ -17,6 +17,7 @@ use datafusion::execution::context::SessionContext;
 use fengine_dialect::Pipeline;
 use futures::StreamExt;
 use serde::Serialize;
+use tokio::task::JoinSet;
 
 use self::pattern::SweepQuery;
 use self::sweep::Sweep;
@@ -192,10 +193,29 @@ pub async fn backfill(
             continue;
         };
         swept.push(group.name());
+        // Each snapshot is encoded, written and registered while the sweep computes the
+        // next one: the two share the machine's cores.
+        let shared = Arc::new(group.clone());
+        let mut publishing = JoinSet::new();
         while let Some((as_of, snapshot)) = sweep.next_snapshot().await? {
-            let run = run_at(as_of);
-            let published =
-                publish::publish_rows(&first.context, group, snapshot, &run, backends).await?;
+            if publishing.len() >= SNAPSHOTS_IN_FLIGHT {
+                let (as_of, published) = joined(publishing.join_next().await)?;
+                tracker.record(index, as_of, published);
+            }
+            let (context, group, backends, run) = (
+                first.context.clone(),
+                shared.clone(),
+                backends.clone(),
+                run_at(as_of),
+            );
+            publishing.spawn(async move {
+                let published =
+                    publish::publish_rows(&context, &group, snapshot, &run, &backends).await;
+                published.map(|m| (as_of, m))
+            });
+        }
+        while let Some(done) = publishing.join_next().await {
+            let (as_of, published) = joined(Some(done))?;
             tracker.record(index, as_of, published);
         }
     }
@@ -246,6 +266,21 @@ pub async fn backfill(
         rows_written,
         elapsed_ms: started.elapsed().as_millis() as u64,
     })
+}
+
+/// Swept snapshots being published at once, beside the sweep.
+const SNAPSHOTS_IN_FLIGHT: usize = 2;
+
+fn joined<T>(done: Option<std::result::Result<Result<T>, tokio::task::JoinError>>) -> Result<T> {
+    match done {
+        Some(Ok(outcome)) => outcome,
+        Some(Err(e)) => Err(Error::Infrastructure(format!(
+            "a snapshot's publishing failed: {e}"
+        ))),
+        None => Err(Error::Infrastructure(
+            "no snapshot was being published".to_string(),
+        )),
+    }
 }
 
 /// Collects what was published and reports each snapshot.

@@ -93,6 +93,8 @@ pub(crate) struct Sweep {
     outputs: Vec<Output>,
     aggregates: Vec<AggregateSpec>,
     cursors: Vec<Cursor>,
+    /// Per cursor, the aggregates whose rows it evicts.
+    evicted_by: Vec<Vec<usize>>,
     base_cursor: Option<usize>,
     upper_inclusive: bool,
     as_ofs: VecDeque<DateTime<Utc>>,
@@ -244,8 +246,16 @@ impl Sweep {
         let key_types = (0..query.keys.len())
             .map(|k| base.field(k).data_type().clone())
             .collect();
+        let evicted_by = (0..cursors.len())
+            .map(|c| {
+                (0..aggregates.len())
+                    .filter(|&a| aggregates[a].cursor == Some(c))
+                    .collect()
+            })
+            .collect();
         let input = frame.execute_stream().await.map_err(datafusion_error)?;
         Ok(Some(Sweep {
+            evicted_by,
             input,
             schema,
             outputs: query.outputs.clone(),
@@ -446,15 +456,13 @@ impl Sweep {
                 if self.base_cursor == Some(cursor_index) {
                     self.in_window[key] -= 1;
                 }
-                for (index, (spec, accumulator)) in self
-                    .aggregates
-                    .iter()
-                    .zip(&mut self.accumulators[key])
-                    .enumerate()
-                {
-                    if spec.cursor == Some(cursor_index) {
-                        remove(accumulator, self.slots[offset * width + index], next);
-                    }
+                let accumulators = &mut self.accumulators[key];
+                for &index in &self.evicted_by[cursor_index] {
+                    remove(
+                        &mut accumulators[index],
+                        self.slots[offset * width + index],
+                        next,
+                    );
                 }
                 next += 1;
             }
