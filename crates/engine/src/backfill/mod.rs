@@ -146,7 +146,9 @@ pub async fn backfill(
         run
     };
     let sources = SourceCache::new(backends.memory_limit);
-    let first = plan::plan_pipeline(pipeline, &run_at(as_ofs[0]), backends, Some(&sources)).await?;
+    // Planned with its sources on storage: a swept group streams its source once, sorted,
+    // and only groups planned at each as-of need the sources held in memory.
+    let first = plan::plan_pipeline(pipeline, &run_at(as_ofs[0]), backends, None).await?;
     let registered = registered_snapshots(&first.groups, backends).await?;
     // Per group, the as-ofs it has to publish.
     let pending: Vec<Vec<DateTime<Utc>>> = first
