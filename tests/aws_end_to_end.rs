@@ -446,8 +446,13 @@ fn sorted_rows(batches: &[arrow::array::RecordBatch]) -> Vec<Vec<String>> {
 
 /// customer -> spend_30d, read from the snapshot's objects in S3.
 async fn snapshot_spend(bucket: &str) -> std::collections::BTreeMap<i64, f64> {
+    spend_30d(bucket, "warehouse/customer_spend/v1/").await
+}
+
+/// customer -> spend_30d of the customer_spend objects under `prefix`.
+async fn spend_30d(bucket: &str, prefix: &str) -> std::collections::BTreeMap<i64, f64> {
     use arrow::datatypes::{Float64Type, Int64Type};
-    let objects = aws::list_objects(bucket, "warehouse/customer_spend/v1/").await;
+    let objects = aws::list_objects(bucket, prefix).await;
     let batches = aws::read_parquet_objects(bucket, &objects).await;
     let customers = column::<Int64Type>(&batches, "customer_id");
     let spend = column::<Float64Type>(&batches, "spend_30d");
@@ -725,5 +730,117 @@ async fn a_csv_glue_table_is_a_source() {
             (1, 15.0, micros("2024-03-02T11:00:00Z")),
             (2, 7.0, micros("2024-03-03T12:00:00Z"))
         ]
+    );
+}
+
+#[tokio::test]
+async fn training_sets_read_and_write_s3_and_register_in_glue() {
+    use std::sync::Arc;
+
+    use arrow::array::{Int64Array, RecordBatch, TimestampMicrosecondArray};
+    use arrow::datatypes::{Float64Type, Int64Type};
+    use fengine_catalog::Catalog;
+
+    let (workspace, bucket, database, _) = aws_workspace();
+    let march = run(&workspace, "2024-03-01T00:00:00Z");
+    let april = run(&workspace, "2024-04-01T00:00:00Z");
+    let spend_at = |manifest: &serde_json::Value| {
+        let location = manifest["groups"][0]["snapshot_location"].as_str().unwrap();
+        location
+            .trim_start_matches(&format!("s3://{bucket}/"))
+            .to_string()
+    };
+    let (march_prefix, april_prefix) = (spend_at(&march), spend_at(&april));
+
+    let spine: Vec<(i64, &str)> = vec![
+        (7, "2024-03-15T00:00:00Z"),
+        (13, "2024-03-15T00:00:00Z"),
+        (7, "2024-04-02T00:00:00Z"),
+        (99_999, "2024-04-02T00:00:00Z"),
+        (7, "2024-02-01T00:00:00Z"),
+    ];
+    let batch = RecordBatch::try_from_iter([
+        (
+            "customer_id",
+            Arc::new(Int64Array::from_iter_values(spine.iter().map(|s| s.0))) as _,
+        ),
+        (
+            "label_time",
+            Arc::new(
+                TimestampMicrosecondArray::from_iter_values(spine.iter().map(|s| micros(s.1)))
+                    .with_timezone("UTC"),
+            ) as _,
+        ),
+    ])
+    .unwrap();
+    let mut file = Vec::new();
+    let mut writer = parquet::arrow::ArrowWriter::try_new(&mut file, batch.schema(), None).unwrap();
+    writer.write(&batch).unwrap();
+    writer.close().unwrap();
+    aws::put_object(&bucket, "spines/labels.parquet", file).await;
+
+    let manifest = workspace
+        .fengine(&[
+            "training-set",
+            "--spine",
+            &format!("s3://{bucket}/spines/labels.parquet"),
+            "--timestamp",
+            "label_time",
+            "--features",
+            "customer_spend.spend_30d",
+            "--out",
+            &format!("s3://{bucket}/sets/fraud"),
+            "--register",
+            "fraud_set",
+            "--profile",
+            "aws",
+            "--output",
+            "json",
+        ])
+        .success()
+        .json();
+    assert_eq!(manifest["rows"], 5);
+    assert_eq!(manifest["groups"][0]["matched_rows"], 3);
+
+    // The snapshots' own values, read from S3 with the parquet crate.
+    let (in_march, in_april) = (
+        spend_30d(&bucket, &march_prefix).await,
+        spend_30d(&bucket, &april_prefix).await,
+    );
+    let objects = aws::list_objects(&bucket, "sets/fraud/").await;
+    assert_eq!(objects, ["sets/fraud/part-00000.parquet"]);
+    let rows = aws::read_parquet_objects(&bucket, &objects).await;
+    let customers = column::<Int64Type>(&rows, "customer_id");
+    let values = column::<Float64Type>(&rows, "spend_30d");
+    assert_eq!(
+        customers,
+        spine.iter().map(|s| Some(s.0)).collect::<Vec<_>>(),
+        "spine order"
+    );
+    assert_eq!(
+        values,
+        [
+            Some(in_march[&7]),
+            Some(in_march[&13]),
+            Some(in_april[&7]),
+            None,
+            None
+        ]
+    );
+
+    let glue = fengine_aws::GlueCatalog::new(&aws::context().await);
+    let table = glue
+        .get_table(&database, "fraud_set")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(table.location, format!("s3://{bucket}/sets/fraud/"));
+    assert_eq!(table.parameters["fengine.kind"], "training_set");
+    let partitions = glue.list_partitions(&database, "fraud_set").await.unwrap();
+    assert_eq!(partitions.len(), 1);
+    assert!(
+        partitions[0].parameters["fengine.groups"].contains("\"customer_spend\""),
+        "{:?}",
+        partitions[0].parameters
     );
 }
