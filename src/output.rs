@@ -148,6 +148,12 @@ pub fn print_training_set(manifest: &TrainingSetManifest, as_json: bool) -> Resu
             group.matched_rows
         );
     }
+    if manifest.spilled_bytes > 0 {
+        println!(
+            "  sorts spilled {:.1} MiB to disk to stay within memory_limit",
+            manifest.spilled_bytes as f64 / (1 << 20) as f64
+        );
+    }
     if let Some(table) = &manifest.registered {
         println!("  registered as {table}");
     }

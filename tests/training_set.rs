@@ -271,8 +271,18 @@ fn column_of<T: arrow::datatypes::ArrowPrimitiveType>(
     common::column::<T>(batches, name)
 }
 
-fn check(fixture: &Fixture, as_written: bool) {
-    let out = format!("out-{as_written}.parquet");
+/// Builds the training set and checks every row; returns the manifest.
+fn check(fixture: &Fixture, as_written: bool, extra: &[&str]) -> serde_json::Value {
+    check_with_env(fixture, as_written, extra, &[])
+}
+
+fn check_with_env(
+    fixture: &Fixture,
+    as_written: bool,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> serde_json::Value {
+    let out = format!("out-{as_written}-{}.parquet", extra.len());
     let mut args = vec![
         "training-set",
         "--spine",
@@ -291,7 +301,8 @@ fn check(fixture: &Fixture, as_written: bool) {
     if as_written {
         args.push("--as-written");
     }
-    let outcome = fixture.workspace.fengine(&args).success();
+    args.extend(extra);
+    let outcome = fixture.workspace.fengine_with_env(&args, env).success();
     let manifest = outcome.json();
     let batches = read_parquet_file(&fixture.workspace.path(&out));
     let names: Vec<String> = batches[0]
@@ -384,13 +395,34 @@ fn check(fixture: &Fixture, as_written: bool) {
         merchant_matches > 2_000 && merchant_matches < 18_000,
         "{merchant_matches}"
     );
+    manifest
 }
 
 #[test]
 fn every_spine_row_gets_the_values_known_at_its_time() {
     let fixture = fixture();
-    check(&fixture, false);
-    check(&fixture, true);
+    let manifest = check(&fixture, false, &[]);
+    assert_eq!(manifest["spilled_bytes"], 0);
+    check(&fixture, true, &[]);
+}
+
+#[test]
+fn a_memory_limit_makes_the_sorts_spill_not_fail() {
+    let fixture = fixture();
+    fixture
+        .workspace
+        .write("fengine.toml", "[profiles.small]\nmemory_limit = '32MiB'\n");
+    // Small batches, so that each fits the pool's share of a sort while all of them do not.
+    let manifest = check_with_env(
+        &fixture,
+        true,
+        &["--profile", "small"],
+        &[("DATAFUSION_EXECUTION_BATCH_SIZE", "256")],
+    );
+    assert!(
+        manifest["spilled_bytes"].as_u64().unwrap() > 0,
+        "{manifest}"
+    );
 }
 
 #[test]

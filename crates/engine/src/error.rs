@@ -74,7 +74,13 @@ impl Error {
         let message = describe_datafusion_error(&error);
         if is_infrastructure(&error) {
             let at = location_prefix(&location.cloned());
-            return Error::Infrastructure(format!("{at}{message}"));
+            let hint = match error.find_root() {
+                DataFusionError::ResourcesExhausted(_) => {
+                    ". Raise memory_limit in the profile, or give the machine more memory"
+                }
+                _ => "",
+            };
+            return Error::Infrastructure(format!("{at}{message}{hint}"));
         }
         Error::Plan {
             location: location.cloned(),

@@ -86,7 +86,7 @@ pub struct Backends {
 
 impl Backends {
     fn session_context(&self) -> Result<SessionContext> {
-        let config = SessionConfig::new().with_information_schema(true);
+        let config = session_config()?.with_information_schema(true);
         self.session_context_on(self.runtime()?, config)
     }
 
@@ -108,8 +108,15 @@ impl Backends {
     fn session_context_on(
         &self,
         runtime: Arc<RuntimeEnv>,
-        config: SessionConfig,
+        mut config: SessionConfig,
     ) -> Result<SessionContext> {
+        if let Some(limit) = self.memory_limit {
+            // A sort keeps this much aside to merge its spilled runs: within a small pool it
+            // would leave nothing to sort with.
+            let execution = &mut config.options_mut().execution;
+            execution.sort_spill_reservation_bytes =
+                execution.sort_spill_reservation_bytes.min(limit / 64);
+        }
         let context = SessionContext::new_with_config_rt(config, runtime);
         for (name, catalog) in &self.source_catalogs {
             context.register_catalog(name, catalog.clone());
@@ -120,6 +127,13 @@ impl Backends {
         }
         Ok(context)
     }
+}
+
+/// DataFusion's settings, with any `DATAFUSION_*` environment variables applied
+/// (`DATAFUSION_EXECUTION_BATCH_SIZE=4096`, `DATAFUSION_EXECUTION_TARGET_PARTITIONS=8`, ...).
+fn session_config() -> Result<SessionConfig> {
+    SessionConfig::from_env()
+        .map_err(|e| Error::Config(format!("a DATAFUSION_* environment variable: {e}")))
 }
 
 /// What a run is asked to do.

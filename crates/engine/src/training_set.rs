@@ -18,7 +18,7 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use chrono::{DateTime, SecondsFormat, Utc};
 use datafusion::common::ScalarValue;
 use datafusion::dataframe::DataFrame;
-use datafusion::execution::context::{SessionConfig, SessionContext};
+use datafusion::execution::context::SessionContext;
 use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::functions_window::expr_fn::row_number;
 use datafusion::logical_expr::{Expr, cast, ident, lit, when};
@@ -152,6 +152,8 @@ pub struct TrainingSetManifest {
     pub timestamp: String,
     pub as_written: bool,
     pub groups: Vec<TrainingSetGroup>,
+    /// What the sorts wrote to disk to stay within the memory limit.
+    pub spilled_bytes: u64,
     /// `<database>.<table>` when registered.
     pub registered: Option<String>,
     pub elapsed_ms: u64,
@@ -206,10 +208,10 @@ pub async fn build_training_set(
         }
     }
     let runtime = backends.runtime()?;
-    let context = backends.session_context_on(runtime.clone(), SessionConfig::new())?;
+    let context = backends.session_context_on(runtime.clone(), crate::session_config()?)?;
     // One partition reads the spine in its own order, so that row numbers follow it.
     let spine_context =
-        backends.session_context_on(runtime, SessionConfig::new().with_target_partitions(1))?;
+        backends.session_context_on(runtime, crate::session_config()?.with_target_partitions(1))?;
 
     let spine = read_spine(&spine_context, &request.spine).await?;
     let spine_columns: Vec<String> = spine
@@ -271,7 +273,7 @@ pub async fn build_training_set(
         plan = Arc::new(join);
     }
     let plan = in_spine_order(plan)?;
-    let rows = write_parquet(&context, plan, &out).await?;
+    let rows = write_parquet(&context, plan.clone(), &out).await?;
 
     let groups: Vec<TrainingSetGroup> = groups
         .iter()
@@ -303,6 +305,7 @@ pub async fn build_training_set(
         timestamp: request.timestamp.clone(),
         as_written: request.as_written,
         groups,
+        spilled_bytes: spilled_bytes(plan.as_ref()),
         registered: None,
         elapsed_ms: 0,
     };
@@ -733,6 +736,15 @@ fn in_spine_order(plan: Arc<dyn ExecutionPlan>) -> Result<Arc<dyn ExecutionPlan>
     let projection =
         ProjectionExec::try_new(visible, sorted).map_err(|e| Error::from_datafusion(None, e))?;
     Ok(Arc::new(projection))
+}
+
+fn spilled_bytes(plan: &dyn ExecutionPlan) -> u64 {
+    let own = plan.metrics().and_then(|m| m.spilled_bytes()).unwrap_or(0) as u64;
+    own + plan
+        .children()
+        .into_iter()
+        .map(|child| spilled_bytes(child.as_ref()))
+        .sum::<u64>()
 }
 
 /// Where the training set goes: the Parquet file, and the folder a catalog table points at.
