@@ -57,10 +57,16 @@ PY
 fi
 
 cd "$WORK"
-rm -f fengine-out.parquet duckdb-out.parquet
+rm -f fengine-out.parquet fengine-small-out.parquet duckdb-out.parquet
 /usr/bin/time -f "%e %M" -o fengine-time.txt "$BIN/fengine" training-set \
   --spine "$SPINE" --timestamp label_time --features bench_rolling_7d \
   --out fengine-out.parquet --output json > fengine-manifest.json
+# The same join within a 256 MiB memory pool: the sorts spill to disk.
+printf "[profiles.small]\nmemory_limit = '256MiB'\n" > small.toml
+/usr/bin/time -f "%e %M" -o fengine-small-time.txt "$BIN/fengine" training-set \
+  --spine "$SPINE" --timestamp label_time --features bench_rolling_7d \
+  --config small.toml --profile small \
+  --out fengine-small-out.parquet --output json > fengine-small-manifest.json
 /usr/bin/time -f "%e %M" -o duckdb-time.txt python3 - "$SPINE" "$SNAPSHOT" <<'PY'
 import duckdb, sys
 spine, snapshot = sys.argv[1], sys.argv[2]
@@ -87,12 +93,18 @@ rows = duckdb.sql("SELECT count(*), count(bench_rolling_7d__event_time) FROM 'fe
 order = duckdb.sql("""SELECT bool_and(row_id = n) FROM (SELECT row_id, row_number() OVER () - 1 AS n
                       FROM 'fengine-out.parquet')""").fetchall()[0][0]
 assert differ == 0, f"{differ} rows differ between fengine and DuckDB"
+spilled_differ = duckdb.sql("""SELECT count(*) FROM 'fengine-out.parquet' a JOIN 'fengine-small-out.parquet' b USING (row_id)
+                     WHERE a.amount_sum_7d IS DISTINCT FROM b.amount_sum_7d""").fetchall()[0][0]
+assert spilled_differ == 0, "the run within 256 MiB differs"
 assert order, "fengine's rows are not in spine order"
 print(f"agree: {rows[0]:,} rows, {rows[1]:,} matched, in spine order")
 PY
 read -r f_wall f_rss < fengine-time.txt
+read -r s_wall s_rss < fengine-small-time.txt
 read -r d_wall d_rss < duckdb-time.txt
+spilled=$(python3 -c "import json; print(round(json.load(open('fengine-small-manifest.json'))['spilled_bytes'] / 2**20))")
 echo "| engine | spine rows | feature rows | wall | peak RSS |"
 echo "|---|---|---|---|---|"
 echo "| fengine training-set | $SPINE_ROWS | 10M | ${f_wall} s | $((f_rss / 1024)) MiB |"
+echo "| fengine training-set, memory_limit 256 MiB (${spilled} MiB spilled) | $SPINE_ROWS | 10M | ${s_wall} s | $((s_rss / 1024)) MiB |"
 echo "| DuckDB ASOF LEFT JOIN | $SPINE_ROWS | 10M | ${d_wall} s | $((d_rss / 1024)) MiB |"

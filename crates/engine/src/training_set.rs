@@ -261,7 +261,11 @@ pub async fn build_training_set(
                 spine_keys: (0..group.keys.len()).map(|k| key_name(index, k)).collect(),
                 spine_time: TIME.to_string(),
                 feature_keys: group.keys.clone(),
-                visible_at: VISIBLE_AT.to_string(),
+                visible_at: if request.as_written {
+                    VISIBLE_AT.to_string()
+                } else {
+                    group.event_time.clone()
+                },
                 event_time: group.event_time.clone(),
                 snapshot_as_of: SNAPSHOT_AS_OF.to_string(),
                 outputs: join_outputs,
@@ -669,21 +673,24 @@ async fn read_features(
             event_type,
         );
         let event_time = ident(&group.event_time);
-        let visible_at = if as_written {
-            when(event_time.clone().gt_eq(as_of.clone()), event_time.clone())
-                .otherwise(as_of.clone())
-                .map_err(|e| Error::from_datafusion(None, e))?
-        } else {
-            event_time.clone()
-        };
         let mut columns: Vec<Expr> = Vec::new();
         for key in &group.keys {
             columns.push(cast(ident(key), group.key_type(key)?).alias(key));
         }
         columns.push(event_time);
         columns.extend(group.features.iter().map(ident));
+        if as_written {
+            // Known from the later of its event time and its snapshot's as-of; otherwise
+            // from its event time, which the join then reads directly.
+            let visible_at = when(
+                ident(&group.event_time).gt_eq(as_of.clone()),
+                ident(&group.event_time),
+            )
+            .otherwise(as_of.clone())
+            .map_err(|e| Error::from_datafusion(None, e))?;
+            columns.push(visible_at.alias(VISIBLE_AT));
+        }
         columns.push(as_of.alias(SNAPSHOT_AS_OF));
-        columns.push(visible_at.alias(VISIBLE_AT));
         let frame = frame
             .select(columns)
             .map_err(|e| Error::from_datafusion(None, e))?;

@@ -37,7 +37,8 @@ pub enum Step {
 
 struct Best {
     row: RowRef,
-    key: OwnedRow,
+    /// Copied out only when its batch is replaced; until then read from the batch.
+    key: Option<OwnedRow>,
     event_time: i64,
     snapshot_as_of: i64,
 }
@@ -63,6 +64,11 @@ impl Matcher {
 
     /// Replaces the finished current batch; returns it, so the caller may drop it.
     pub fn push_features(&mut self, batch: FeatureBatch) -> Option<FeatureBatch> {
+        if let (Some(best), Some(current)) = (&mut self.best, &self.current)
+            && best.key.is_none()
+        {
+            best.key = Some(current.keys.row(best.row.1).owned());
+        }
         self.next = 0;
         self.current.replace(batch)
     }
@@ -89,7 +95,7 @@ impl Matcher {
         let Some(time) = time else {
             return Step::Matched(None);
         };
-        if self.best.as_ref().is_some_and(|b| b.key.row() != key) {
+        if self.best_key().is_some_and(|best| best != key) {
             self.best = None;
         }
         let Some(batch) = &self.current else {
@@ -113,7 +119,7 @@ impl Matcher {
             if better {
                 self.best = Some(Best {
                     row: (batch.id, self.next),
-                    key: candidate_key.owned(),
+                    key: None,
                     event_time,
                     snapshot_as_of,
                 });
@@ -121,6 +127,17 @@ impl Matcher {
             self.next += 1;
         }
         self.at_end_of_batch(time)
+    }
+
+    fn best_key(&self) -> Option<Row<'_>> {
+        let best = self.best.as_ref()?;
+        match &best.key {
+            Some(key) => Some(key.row()),
+            None => self
+                .current
+                .as_ref()
+                .map(|batch| batch.keys.row(best.row.1)),
+        }
     }
 
     /// The current batch is used up: the match stands if no batch follows.
