@@ -411,7 +411,7 @@ fn a_memory_limit_makes_the_sorts_spill_not_fail() {
     let fixture = fixture();
     fixture
         .workspace
-        .write("fengine.toml", "[profiles.small]\nmemory_limit = '32MiB'\n");
+        .write("fengine.toml", "[profiles.small]\nmemory_limit = '8MiB'\n");
     // Small batches, so that each fits the pool's share of a sort while all of them do not.
     let manifest = check_with_env(
         &fixture,

@@ -240,6 +240,7 @@ pub async fn build_training_set(
         .create_physical_plan()
         .await
         .map_err(|e| Error::from_datafusion(None, e))?;
+    let partitions = context.state().config().target_partitions();
     let mut matched: Vec<Arc<AtomicU64>> = Vec::new();
     for (index, (group, outputs)) in groups.iter().zip(&names).enumerate() {
         let features = read_features(&context, group, request.as_written).await?;
@@ -271,6 +272,7 @@ pub async fn build_training_set(
                 outputs: join_outputs,
                 ttl_micros: group.ttl_micros,
             },
+            partitions,
         )
         .map_err(|e| Error::from_datafusion(None, e))?;
         matched.push(join.matched_rows());
@@ -724,13 +726,17 @@ fn in_spine_order(plan: Arc<dyn ExecutionPlan>) -> Result<Arc<dyn ExecutionPlan>
     use datafusion::physical_plan::expressions::col;
     use datafusion::physical_plan::projection::ProjectionExec;
     use datafusion::physical_plan::sorts::sort::SortExec;
+    use datafusion::physical_plan::sorts::sort_preserving_merge::SortPreservingMergeExec;
 
     let schema = plan.schema();
     let sorted = col(ROW, &schema)
         .map(|row| {
             let ordering = LexOrdering::new([PhysicalSortExpr::new_default(row)])
                 .expect("one sort expression");
-            Arc::new(SortExec::new(ordering, plan)) as Arc<dyn ExecutionPlan>
+            // Each partition sorted on its own, then merged.
+            let sorted = SortExec::new(ordering.clone(), plan).with_preserve_partitioning(true);
+            Arc::new(SortPreservingMergeExec::new(ordering, Arc::new(sorted)))
+                as Arc<dyn ExecutionPlan>
         })
         .map_err(|e| Error::from_datafusion(None, e))?;
     let visible = schema

@@ -1,6 +1,7 @@
-//! `AsOfJoinExec`: the point-in-time join as a DataFusion operator. Both inputs are sorted by
-//! DataFusion (which spills through the memory pool), then merged in one pass: the operator
-//! holds one spine batch, the feature batches its matches point into, and the running best.
+//! `AsOfJoinExec`: the point-in-time join as a DataFusion operator. Both inputs are split by
+//! key hash into partitions that join in parallel, each sorted by DataFusion (which spills
+//! through the memory pool), then merged in one pass: a partition holds one spine batch,
+//! the feature batches its matches point into, and the running best.
 
 use std::fmt;
 use std::sync::Arc;
@@ -15,15 +16,17 @@ use arrow::row::{RowConverter, Rows, SortField};
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
-use datafusion::physical_expr::{EquivalenceProperties, LexOrdering, PhysicalExpr};
+use datafusion::physical_expr::{
+    EquivalenceProperties, LexOrdering, PhysicalExpr, PhysicalSortExpr,
+};
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
 use datafusion::physical_plan::expressions::col;
+use datafusion::physical_plan::repartition::RepartitionExec;
 use datafusion::physical_plan::sorts::sort::SortExec;
-use datafusion::physical_plan::sorts::sort_preserving_merge::SortPreservingMergeExec;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
-    DisplayAs, DisplayFormatType, Distribution, ExecutionPlan, ExecutionPlanProperties,
-    Partitioning, PlanProperties,
+    DisplayAs, DisplayFormatType, ExecutionPlan, ExecutionPlanProperties, Partitioning,
+    PlanProperties,
 };
 use futures::StreamExt;
 
@@ -62,11 +65,13 @@ pub struct AsOfJoinExec {
 }
 
 impl AsOfJoinExec {
-    /// Sorts both inputs as the join needs them and joins them.
+    /// Splits both inputs by key hash into `partitions`, which join in parallel, and sorts
+    /// each partition as the join needs it.
     pub fn try_new(
         spine: Arc<dyn ExecutionPlan>,
         features: Arc<dyn ExecutionPlan>,
         columns: AsOfJoinColumns,
+        partitions: usize,
     ) -> Result<Self> {
         let spine_order: Vec<&str> = columns
             .spine_keys
@@ -80,8 +85,9 @@ impl AsOfJoinExec {
             .chain([&columns.visible_at])
             .map(String::as_str)
             .collect();
-        let spine = sorted(spine, &spine_order)?;
-        let features = sorted(features, &feature_order)?;
+        let keys = columns.spine_keys.len();
+        let spine = partitioned_and_sorted(spine, &spine_order, keys, partitions)?;
+        let features = partitioned_and_sorted(features, &feature_order, keys, partitions)?;
 
         let feature_schema = features.schema();
         let mut fields: Vec<FieldRef> = spine.schema().fields().iter().cloned().collect();
@@ -94,7 +100,7 @@ impl AsOfJoinExec {
         let schema = Arc::new(Schema::new(fields));
         let properties = PlanProperties::new(
             EquivalenceProperties::new(schema.clone()),
-            Partitioning::UnknownPartitioning(1),
+            Partitioning::UnknownPartitioning(partitions),
             EmissionType::Incremental,
             Boundedness::Bounded,
         );
@@ -114,28 +120,32 @@ impl AsOfJoinExec {
     }
 }
 
-/// `input` sorted by `columns` (ascending, nulls first: the order of Arrow's row format) in
-/// one partition: each partition sorted in parallel, then merged.
-fn sorted(input: Arc<dyn ExecutionPlan>, columns: &[&str]) -> Result<Arc<dyn ExecutionPlan>> {
+/// `input` in `partitions` by the hash of its first `keys` columns (every row of a key in
+/// the same partition, on both sides), each sorted by `columns` (ascending, nulls first:
+/// the order of Arrow's row format).
+fn partitioned_and_sorted(
+    input: Arc<dyn ExecutionPlan>,
+    columns: &[&str],
+    keys: usize,
+    partitions: usize,
+) -> Result<Arc<dyn ExecutionPlan>> {
     let schema = input.schema();
     let exprs = columns
         .iter()
-        .map(|name| {
-            Ok(datafusion::physical_expr::PhysicalSortExpr::new_default(
-                col(name, &schema)?,
-            ))
-        })
+        .map(|name| col(name, &schema))
         .collect::<Result<Vec<_>>>()?;
-    let ordering = LexOrdering::new(exprs)
+    let hashed = Partitioning::Hash(exprs[..keys].to_vec(), partitions);
+    let input: Arc<dyn ExecutionPlan> =
+        if partitions == 1 && input.output_partitioning().partition_count() == 1 {
+            input
+        } else {
+            Arc::new(RepartitionExec::try_new(input, hashed)?)
+        };
+    let ordering = LexOrdering::new(exprs.into_iter().map(PhysicalSortExpr::new_default))
         .ok_or_else(|| DataFusionError::Internal("an as-of join sorts by some column".into()))?;
-    if input.output_partitioning().partition_count() == 1 {
-        return Ok(Arc::new(SortExec::new(ordering, input)));
-    }
-    let sort = SortExec::new(ordering.clone(), input).with_preserve_partitioning(true);
-    Ok(Arc::new(SortPreservingMergeExec::new(
-        ordering,
-        Arc::new(sort),
-    )))
+    Ok(Arc::new(
+        SortExec::new(ordering, input).with_preserve_partitioning(true),
+    ))
 }
 
 impl DisplayAs for AsOfJoinExec {
@@ -165,10 +175,6 @@ impl ExecutionPlan for AsOfJoinExec {
 
     fn properties(&self) -> &Arc<PlanProperties> {
         &self.properties
-    }
-
-    fn required_input_distribution(&self) -> Vec<Distribution> {
-        vec![Distribution::SinglePartition, Distribution::SinglePartition]
     }
 
     fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
@@ -208,12 +214,7 @@ impl ExecutionPlan for AsOfJoinExec {
         partition: usize,
         context: Arc<TaskContext>,
     ) -> Result<SendableRecordBatchStream> {
-        if partition != 0 {
-            return Err(DataFusionError::Internal(format!(
-                "AsOfJoinExec has one partition, not {partition}"
-            )));
-        }
-        let join = Join::try_new(self, context)?;
+        let join = Join::try_new(self, partition, context)?;
         let stream = futures::stream::try_unfold(join, |mut join| async move {
             Ok(join.next_batch().await?.map(|batch| (batch, join)))
         });
@@ -246,7 +247,7 @@ struct Join {
 }
 
 impl Join {
-    fn try_new(exec: &AsOfJoinExec, context: Arc<TaskContext>) -> Result<Self> {
+    fn try_new(exec: &AsOfJoinExec, partition: usize, context: Arc<TaskContext>) -> Result<Self> {
         let spine_schema = exec.spine.schema();
         let feature_schema = exec.features.schema();
         let c = &exec.columns;
@@ -284,8 +285,8 @@ impl Join {
                 .collect::<Vec<_>>(),
         );
         Ok(Join {
-            spine: exec.spine.execute(0, context.clone())?,
-            features: exec.features.execute(0, context)?,
+            spine: exec.spine.execute(partition, context.clone())?,
+            features: exec.features.execute(partition, context)?,
             spine_time: index(&spine_schema, &c.spine_time)?,
             feature_times: [
                 index(&feature_schema, &c.visible_at)?,
