@@ -268,7 +268,12 @@ pub async fn build_training_set(
                     group.event_time.clone()
                 },
                 event_time: group.event_time.clone(),
-                snapshot_as_of: SNAPSHOT_AS_OF.to_string(),
+                // One snapshot: no ties between snapshots to break, so no column to carry.
+                snapshot_as_of: if group.snapshots.len() > 1 {
+                    SNAPSHOT_AS_OF.to_string()
+                } else {
+                    group.event_time.clone()
+                },
                 outputs: join_outputs,
                 ttl_micros: group.ttl_micros,
             },
@@ -692,7 +697,9 @@ async fn read_features(
             .map_err(|e| Error::from_datafusion(None, e))?;
             columns.push(visible_at.alias(VISIBLE_AT));
         }
-        columns.push(as_of.alias(SNAPSHOT_AS_OF));
+        if group.snapshots.len() > 1 {
+            columns.push(as_of.alias(SNAPSHOT_AS_OF));
+        }
         let frame = frame
             .select(columns)
             .map_err(|e| Error::from_datafusion(None, e))?;

@@ -244,6 +244,10 @@ struct Join {
     /// A row of nulls in the feature schema: the source of unmatched rows.
     nulls: RecordBatch,
     matched: Arc<AtomicU64>,
+    /// Whether both inputs have been asked for their first batch.
+    started: bool,
+    /// The features' first batch (or their end), taken with the spine's first.
+    first_features: Option<Option<Result<RecordBatch>>>,
 }
 
 impl Join {
@@ -303,12 +307,23 @@ impl Join {
             next_id: 0,
             nulls: RecordBatch::try_new(Arc::new(nullable), null_columns)?,
             matched: exec.matched.clone(),
+            started: false,
+            first_features: None,
         })
     }
 
     /// The next spine batch with its matches' feature columns appended.
     async fn next_batch(&mut self) -> Result<Option<RecordBatch>> {
-        let Some(spine) = self.spine.next().await.transpose()? else {
+        let spine = if self.started {
+            self.spine.next().await
+        } else {
+            // Both sorts take in all their input before their first batch: run them at once.
+            self.started = true;
+            let (spine, features) = futures::join!(self.spine.next(), self.features.next());
+            self.first_features = Some(features);
+            spine
+        };
+        let Some(spine) = spine.transpose()? else {
             return Ok(None);
         };
         let keys = self.spine_keys_of(&spine)?;
@@ -344,7 +359,11 @@ impl Join {
     /// the current spine batch or the running best points into it.
     async fn pull_features(&mut self, matches: &[Option<RowRef>]) -> Result<()> {
         let next = loop {
-            match self.features.next().await.transpose()? {
+            let next = match self.first_features.take() {
+                Some(first) => first,
+                None => self.features.next().await,
+            };
+            match next.transpose()? {
                 Some(batch) if batch.num_rows() == 0 => continue,
                 other => break other,
             }
