@@ -208,10 +208,10 @@ pub async fn build_training_set(
         }
     }
     let runtime = backends.runtime()?;
-    let context = backends.session_context_on(runtime.clone(), crate::session_config()?)?;
+    let context = backends.session_context_on(runtime.clone(), join_config()?)?;
     // One partition reads the spine in its own order, so that row numbers follow it.
     let spine_context =
-        backends.session_context_on(runtime, crate::session_config()?.with_target_partitions(1))?;
+        backends.session_context_on(runtime, join_config()?.with_target_partitions(1))?;
 
     let spine = read_spine(&spine_context, &request.spine).await?;
     let spine_columns: Vec<String> = spine
@@ -325,6 +325,19 @@ pub async fn build_training_set(
     }
     manifest.elapsed_ms = started.elapsed().as_millis() as u64;
     Ok(manifest)
+}
+
+/// Larger batches than DataFusion's default: the join's sorts merge fewer, longer runs
+/// (about a tenth faster on the benchmark), unless DATAFUSION_EXECUTION_BATCH_SIZE says.
+fn join_config() -> Result<datafusion::execution::context::SessionConfig> {
+    let config = crate::session_config()?;
+    Ok(
+        if std::env::var_os("DATAFUSION_EXECUTION_BATCH_SIZE").is_some() {
+            config
+        } else {
+            config.with_batch_size(32 * 1024)
+        },
+    )
 }
 
 async fn read_spine(context: &SessionContext, source: &SpineSource) -> Result<DataFrame> {
