@@ -157,8 +157,10 @@ fn fixture_with(snapshots: usize) -> Fixture {
     let snapshots = &SNAPSHOTS[..snapshots];
     let mut random = XorShift(0x2545_F491_4F6C_DD1D);
     let workspace = Workspace::new();
-    // Users 0..40 have events; the spine also asks for 40..50, which have none.
-    let user_keys: Vec<i64> = (0..40).collect();
+    // Users 0..40 and 50..55 have events; the spine asks for 0..50: 40..50 only in the
+    // spine, 50..55 only in the features (sorted after every spine key), and likewise
+    // merchants m00 (features only) and m12, m13 (spine only).
+    let user_keys: Vec<i64> = (0..40).chain(50..55).collect();
     let merchant_keys: Vec<String> = (0..12).map(|m| format!("m{m:02}")).collect();
     let users = events(&mut random, &user_keys, 60);
     let merchants = events(&mut random, &merchant_keys, 150);
@@ -198,7 +200,7 @@ fn fixture_with(snapshots: usize) -> Fixture {
             };
             SpineRow {
                 user_id: (i % 97 != 0).then(|| random.below(50) as i64),
-                merchant: format!("m{:02}", random.below(14)),
+                merchant: format!("m{:02}", 1 + random.below(13)),
                 minute,
             }
         })
