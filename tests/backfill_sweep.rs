@@ -54,18 +54,6 @@ WHERE t >= as_of() - INTERVAL '36 hours' AND t < as_of()
 GROUP BY k;
 ";
 
-/// A small deterministic generator, so that failures repeat.
-struct XorShift(u64);
-
-impl XorShift {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
-}
-
 fn write_events(workspace: &Workspace) {
     let mut random = XorShift(0xD1B5_4A32_D192_ED03);
     let rows = 6_000;

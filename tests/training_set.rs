@@ -39,18 +39,6 @@ SELECT merchant, event_time, value + param('revision') AS value, param('revision
 FROM merchant_events WHERE event_time <= as_of();
 ";
 
-/// A small deterministic generator, so that failures repeat.
-struct XorShift(u64);
-
-impl XorShift {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
-}
-
 /// An event of either source: key, minute, value.
 #[derive(Debug, Clone)]
 struct Event<K> {

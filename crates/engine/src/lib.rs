@@ -35,6 +35,7 @@ mod hive;
 mod manifest;
 mod plan;
 mod publish;
+mod timestamps;
 mod training_set;
 mod warehouse;
 

@@ -278,11 +278,7 @@ async fn plan_group(
 /// Group names become table, folder and online table names: lower-case letters, digits and
 /// underscores work everywhere those do (Glue, S3, DynamoDB, SQLite).
 fn check_group_name(name: &str, location: &SourceLocation) -> Result<()> {
-    let valid = name.chars().next().is_some_and(|c| c.is_ascii_lowercase())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-    if valid {
+    if is_portable_name(name) {
         Ok(())
     } else {
         Err(Error::plan(
@@ -293,6 +289,14 @@ fn check_group_name(name: &str, location: &SourceLocation) -> Result<()> {
             ),
         ))
     }
+}
+
+/// Starts with a lower-case letter, holds only lower-case letters, digits and underscores.
+pub(crate) fn is_portable_name(name: &str) -> bool {
+    name.chars().next().is_some_and(|c| c.is_ascii_lowercase())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
 }
 
 fn check_output(

@@ -860,11 +860,7 @@ async fn write_parquet(
 }
 
 fn check_table_name(name: &str) -> Result<()> {
-    let valid = name.chars().next().is_some_and(|c| c.is_ascii_lowercase())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-    if valid {
+    if crate::plan::is_portable_name(name) {
         Ok(())
     } else {
         Err(Error::Config(format!(

@@ -10,8 +10,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use arrow::array::{
     Array, ArrayRef, RecordBatch, TimestampMicrosecondArray, UInt32Array, new_null_array,
 };
-use arrow::compute::{cast, interleave, take};
-use arrow::datatypes::{DataType, FieldRef, Schema, SchemaRef, TimeUnit};
+use arrow::compute::{interleave, take};
+use arrow::datatypes::{FieldRef, Schema, SchemaRef};
 use arrow::row::{RowConverter, Rows, SortField};
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::error::{DataFusionError, Result};
@@ -453,19 +453,13 @@ impl Join {
     }
 }
 
-/// A timestamp column in microseconds since the epoch (UTC for zoneless timestamps).
+/// A timestamp column in microseconds since the epoch.
 fn micros(array: &ArrayRef) -> Result<TimestampMicrosecondArray> {
-    let DataType::Timestamp(_, zone) = array.data_type() else {
-        return Err(DataFusionError::Internal(format!(
+    let converted = crate::timestamps::micros(array).ok_or_else(|| {
+        DataFusionError::Internal(format!(
             "an as-of join compares timestamps, not {}",
             array.data_type()
-        )));
-    };
-    let target = DataType::Timestamp(TimeUnit::Microsecond, zone.clone());
-    let converted = cast(array, &target)?;
-    Ok(converted
-        .as_any()
-        .downcast_ref::<TimestampMicrosecondArray>()
-        .expect("cast to microseconds")
-        .clone())
+        ))
+    })?;
+    Ok(converted?)
 }

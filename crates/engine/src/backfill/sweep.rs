@@ -12,7 +12,7 @@ use arrow::array::{
     TimestampMicrosecondArray,
 };
 use arrow::compute::cast;
-use arrow::datatypes::{DataType, Float64Type, Int64Type, SchemaRef, TimeUnit};
+use arrow::datatypes::{DataType, Float64Type, Int64Type, SchemaRef};
 use arrow::row::{RowConverter, RowParser, SortField};
 use chrono::{DateTime, Utc};
 use datafusion::common::HashMap;
@@ -812,18 +812,13 @@ fn output_column<'a>(
     }
 }
 
-/// A timestamp column in microseconds since the epoch.
+/// A timestamp column in microseconds since the epoch (checked to be one in `try_new`).
 fn micros(array: &ArrayRef) -> Result<TimestampMicrosecondArray> {
-    let DataType::Timestamp(_, zone) = array.data_type() else {
-        return Err(Error::Config(format!(
+    let converted = crate::timestamps::micros(array).ok_or_else(|| {
+        Error::Config(format!(
             "a backfill window's time column must be a timestamp, not {}",
             array.data_type()
-        )));
-    };
-    let converted = cast(
-        array,
-        &DataType::Timestamp(TimeUnit::Microsecond, zone.clone()),
-    )
-    .map_err(arrow_error)?;
-    Ok(converted.as_primitive().clone())
+        ))
+    })?;
+    converted.map_err(arrow_error)
 }
