@@ -444,6 +444,47 @@ fn sorted_rows(batches: &[arrow::array::RecordBatch]) -> Vec<Vec<String>> {
     rows
 }
 
+/// `labels`: the Parquet objects under s3://<bucket>/spines/ as a Glue table.
+async fn register_spine_table(bucket: &str, database: &str) {
+    use fengine_aws::sdk::glue::types::{Column, SerDeInfo, StorageDescriptor, TableInput};
+    let column = |name: &str, data_type: &str| {
+        Column::builder()
+            .name(name)
+            .r#type(data_type)
+            .build()
+            .unwrap()
+    };
+    let descriptor = StorageDescriptor::builder()
+        .set_columns(Some(vec![
+            column("customer_id", "bigint"),
+            column("label_time", "timestamp"),
+        ]))
+        .location(format!("s3://{bucket}/spines/"))
+        .input_format("org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat")
+        .serde_info(
+            SerDeInfo::builder()
+                .serialization_library(
+                    "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe",
+                )
+                .build(),
+        )
+        .build();
+    fengine_aws::sdk::glue::Client::new(aws::context().await.sdk_config())
+        .create_table()
+        .database_name(database)
+        .table_input(
+            TableInput::builder()
+                .name("labels")
+                .table_type("EXTERNAL_TABLE")
+                .storage_descriptor(descriptor)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+}
+
 /// customer -> spend_30d, read from the snapshot's objects in S3.
 async fn snapshot_spend(bucket: &str) -> std::collections::BTreeMap<i64, f64> {
     spend_30d(bucket, "warehouse/customer_spend/v1/").await
@@ -827,6 +868,31 @@ async fn training_sets_read_and_write_s3_and_register_in_glue() {
             None
         ]
     );
+
+    // The same spine as a table of the Glue Data Catalog.
+    register_spine_table(&bucket, &database).await;
+    let from_glue = workspace
+        .fengine(&[
+            "training-set",
+            "--spine",
+            &format!("glue.{database}.labels"),
+            "--timestamp",
+            "label_time",
+            "--features",
+            "customer_spend.spend_30d",
+            "--out",
+            "from-glue.parquet",
+            "--profile",
+            "aws",
+        ])
+        .success();
+    assert!(
+        from_glue.stdout.starts_with("5 rows"),
+        "{}",
+        from_glue.stdout
+    );
+    let rows = read_parquet_file(&workspace.path("from-glue.parquet"));
+    assert_eq!(column::<Float64Type>(&rows, "spend_30d"), values);
 
     let glue = fengine_aws::GlueCatalog::new(&aws::context().await);
     let table = glue
