@@ -240,3 +240,61 @@ fn swept_snapshots_equal_each_as_of_computed_alone() {
     }
     assert!(compared > 2_000, "{compared} rows compared");
 }
+
+#[test]
+fn a_swept_snapshot_that_fails_its_checks_stops_the_backfill_and_keeps_earlier_ones() {
+    let workspace = Workspace::new();
+    let day = 24 * HOUR;
+    let batch = RecordBatch::try_from_iter([
+        (
+            "k",
+            Arc::new(Int64Array::from(vec![Some(1), None])) as ArrayRef,
+        ),
+        (
+            "t",
+            Arc::new(
+                TimestampMicrosecondArray::from(vec![BASE + day, BASE + 3 * day])
+                    .with_timezone("UTC"),
+            ) as ArrayRef,
+        ),
+    ])
+    .unwrap();
+    let path = workspace.path("events/part-0.parquet");
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let mut writer =
+        ArrowWriter::try_new(File::create(path).unwrap(), batch.schema(), None).unwrap();
+    writer.write(&batch).unwrap();
+    writer.close().unwrap();
+    workspace.write(
+        "counts.sql",
+        "CREATE EXTERNAL TABLE events STORED AS PARQUET LOCATION 'events/';
+         CREATE FEATURE GROUP counts KEY (k) EVENT TIME event_time AS
+         SELECT k, as_of() AS event_time, count(*) AS n FROM events
+         WHERE t > as_of() - INTERVAL '10 days' AND t <= as_of() GROUP BY k;",
+    );
+    let outcome = workspace.fengine(&[
+        "backfill",
+        "counts.sql",
+        "--from",
+        "2024-01-03T00:00:00Z",
+        "--to",
+        "2024-01-05T00:00:00Z",
+        "--every",
+        "1d",
+    ]);
+    assert_eq!(outcome.code, 3, "{}", outcome.stderr);
+    assert!(
+        outcome.stderr.contains(
+            "feature group 'counts': a row has a null key or event time (k=NULL, \
+             event_time=2024-01-04T00:00:00Z)"
+        ),
+        "{}",
+        outcome.stderr
+    );
+    let registered: Vec<String> = workspace
+        .partitions("counts_v1")
+        .into_iter()
+        .map(|(snapshot, _)| snapshot)
+        .collect();
+    assert_eq!(registered, ["20240103T000000Z"]);
+}

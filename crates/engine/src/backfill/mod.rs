@@ -17,7 +17,7 @@ use datafusion::execution::context::SessionContext;
 use fengine_dialect::Pipeline;
 use futures::StreamExt;
 use serde::Serialize;
-use tokio::task::JoinSet;
+use tokio::task::{JoinError, JoinSet};
 
 use self::pattern::SweepQuery;
 use self::sweep::Sweep;
@@ -199,10 +199,21 @@ pub async fn backfill(
         // next one: the two share the machine's cores.
         let shared = Arc::new(group.clone());
         let mut publishing = JoinSet::new();
-        while let Some((as_of, snapshot)) = sweep.next_snapshot().await? {
-            if publishing.len() >= SNAPSHOTS_IN_FLIGHT {
-                let (as_of, published) = joined(publishing.join_next().await)?;
-                tracker.record(index, as_of, published);
+        let mut failure = None;
+        loop {
+            let (as_of, snapshot) = match sweep.next_snapshot().await {
+                Ok(Some(next)) => next,
+                Ok(None) => break,
+                Err(e) => {
+                    failure = Some(e);
+                    break;
+                }
+            };
+            if publishing.len() >= SNAPSHOTS_IN_FLIGHT
+                && let Err(e) = tracker.settle(index, publishing.join_next().await)
+            {
+                failure = Some(e);
+                break;
             }
             let (context, group, backends, run) = (
                 first.context.clone(),
@@ -216,9 +227,15 @@ pub async fn backfill(
                 published.map(|m| (as_of, m))
             });
         }
+        // Snapshots being published finish even after a later one failed: each is a commit
+        // of its own, and a rerun skips them.
         while let Some(done) = publishing.join_next().await {
-            let (as_of, published) = joined(Some(done))?;
-            tracker.record(index, as_of, published);
+            if let Err(e) = tracker.settle(index, Some(done)) {
+                failure.get_or_insert(e);
+            }
+        }
+        if let Some(e) = failure {
+            return Err(e);
         }
     }
     for &as_of in &as_ofs {
@@ -273,17 +290,8 @@ pub async fn backfill(
 /// Swept snapshots being published at once, beside the sweep.
 const SNAPSHOTS_IN_FLIGHT: usize = 2;
 
-fn joined<T>(done: Option<std::result::Result<Result<T>, tokio::task::JoinError>>) -> Result<T> {
-    match done {
-        Some(Ok(outcome)) => outcome,
-        Some(Err(e)) => Err(Error::Infrastructure(format!(
-            "a snapshot's publishing failed: {e}"
-        ))),
-        None => Err(Error::Infrastructure(
-            "no snapshot was being published".to_string(),
-        )),
-    }
-}
+/// A snapshot publishing task, done.
+type Published = Option<std::result::Result<Result<(DateTime<Utc>, GroupManifest)>, JoinError>>;
 
 /// Collects what was published and reports each snapshot.
 struct Tracker<'a> {
@@ -296,6 +304,21 @@ struct Tracker<'a> {
 }
 
 impl Tracker<'_> {
+    /// Records a finished publishing task of group `group`, or returns its failure.
+    fn settle(&mut self, group: usize, done: Published) -> Result<()> {
+        let (as_of, published) = match done {
+            Some(Ok(outcome)) => outcome?,
+            Some(Err(e)) => {
+                return Err(Error::Infrastructure(format!(
+                    "a snapshot's publishing failed: {e}"
+                )));
+            }
+            None => return Ok(()),
+        };
+        self.record(group, as_of, published);
+        Ok(())
+    }
+
     fn record(&mut self, group: usize, as_of: DateTime<Utc>, published: GroupManifest) {
         self.done += 1;
         self.rows_written += published.rows_written;
