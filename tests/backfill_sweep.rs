@@ -164,26 +164,41 @@ fn swept_snapshots_equal_each_as_of_computed_alone() {
         write_events(workspace);
         workspace.write("windows.sql", PIPELINE);
     }
-    let manifest = swept
-        .fengine(&[
-            "backfill",
-            "windows.sql",
-            "--from",
-            "2024-01-03T00:00:00Z",
-            "--to",
-            "2024-01-26T00:00:00Z",
-            "--every",
-            "1d",
-            "--output",
-            "json",
-        ])
-        .success()
-        .json();
-    assert_eq!(
-        manifest["swept"],
-        serde_json::json!(["windows", "history", "recent"]),
-        "every group here is a window aggregate"
-    );
+    let backfill = |every: &str| {
+        swept
+            .fengine(&[
+                "backfill",
+                "windows.sql",
+                "--from",
+                "2024-01-03T00:00:00Z",
+                "--to",
+                "2024-01-26T00:00:00Z",
+                "--every",
+                every,
+                "--output",
+                "json",
+            ])
+            .success()
+            .json()
+    };
+    // Every other day first, then every day: the second sweep's as-ofs have gaps where
+    // the first registered snapshots.
+    let first = backfill("2d");
+    let manifest = backfill("1d");
+    for manifest in [&first, &manifest] {
+        assert_eq!(
+            manifest["swept"],
+            serde_json::json!(["windows", "history", "recent"]),
+            "every group here is a window aggregate"
+        );
+    }
+    let computed = manifest["as_ofs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| !a["groups"].as_array().unwrap().is_empty())
+        .count();
+    assert_eq!(computed, 12, "the days the first backfill skipped");
     let groups: [(&str, &[&str]); 3] = [
         ("windows", &["k"]),
         ("history", &["k", "cat"]),
@@ -204,20 +219,25 @@ fn swept_snapshots_equal_each_as_of_computed_alone() {
             ])
             .success()
             .json();
+        let name_of_snapshot = time.replace(['-', ':'], "");
         for (name, keys) in groups {
-            let find = |groups: &serde_json::Value| {
-                groups
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .find(|g| g["group"] == name)
-                    .unwrap()["snapshot_location"]
-                    .as_str()
-                    .unwrap()
-                    .to_string()
-            };
-            let expected = snapshot(&find(&run["groups"]), keys);
-            let actual = snapshot(&find(&as_of["groups"]), keys);
+            let alone_location = run["groups"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|g| g["group"] == name)
+                .unwrap()["snapshot_location"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            let swept_location = swept
+                .partitions(&format!("{name}_v1"))
+                .into_iter()
+                .find(|(snapshot, _)| *snapshot == name_of_snapshot)
+                .unwrap_or_else(|| panic!("{name} has no snapshot at {time}"))
+                .1;
+            let expected = snapshot(&alone_location, keys);
+            let actual = snapshot(&swept_location, keys);
             assert_eq!(
                 actual.keys().collect::<Vec<_>>(),
                 expected.keys().collect::<Vec<_>>(),
