@@ -7,9 +7,11 @@ mod pattern;
 mod sweep;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use arrow::array::RecordBatch;
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use datafusion::catalog::TableProvider;
 use datafusion::datasource::MemTable;
@@ -195,48 +197,21 @@ pub async fn backfill(
             continue;
         };
         swept.push(group.name());
-        // Each snapshot is encoded, written and registered while the sweep computes the
-        // next one: the two share the machine's cores.
         let shared = Arc::new(group.clone());
-        let mut publishing = JoinSet::new();
-        let mut failure = None;
-        loop {
-            let (as_of, snapshot) = match sweep.next_snapshot().await {
-                Ok(Some(next)) => next,
-                Ok(None) => break,
-                Err(e) => {
-                    failure = Some(e);
-                    break;
-                }
-            };
-            if publishing.len() >= SNAPSHOTS_IN_FLIGHT
-                && let Err(e) = tracker.settle(index, publishing.join_next().await)
-            {
-                failure = Some(e);
-                break;
-            }
+        let publish = |as_of, snapshot| {
             let (context, group, backends, run) = (
                 first.context.clone(),
                 shared.clone(),
                 backends.clone(),
                 run_at(as_of),
             );
-            publishing.spawn(async move {
+            async move {
                 let published =
                     publish::publish_rows(&context, &group, snapshot, &run, &backends).await;
                 published.map(|m| (as_of, m))
-            });
-        }
-        // Snapshots being published finish even after a later one failed: each is a commit
-        // of its own, and a rerun skips them.
-        while let Some(done) = publishing.join_next().await {
-            if let Err(e) = tracker.settle(index, Some(done)) {
-                failure.get_or_insert(e);
             }
-        }
-        if let Some(e) = failure {
-            return Err(e);
-        }
+        };
+        publish_swept(&mut sweep, publish, |done| tracker.settle(index, done)).await?;
     }
     for &as_of in &as_ofs {
         let due: Vec<usize> = per_as_of
@@ -285,6 +260,46 @@ pub async fn backfill(
         rows_written,
         elapsed_ms: started.elapsed().as_millis() as u64,
     })
+}
+
+/// Publishes each snapshot of the sweep while the sweep computes the next one: the two
+/// share the machine's cores. `settle` takes each finished publishing.
+async fn publish_swept<F, P>(
+    sweep: &mut Sweep,
+    publish: P,
+    mut settle: impl FnMut(Published) -> Result<()>,
+) -> Result<()>
+where
+    P: Fn(DateTime<Utc>, RecordBatch) -> F,
+    F: Future<Output = Result<(DateTime<Utc>, GroupManifest)>> + Send + 'static,
+{
+    let mut publishing = JoinSet::new();
+    let mut failure = None;
+    loop {
+        let (as_of, snapshot) = match sweep.next_snapshot().await {
+            Ok(Some(next)) => next,
+            Ok(None) => break,
+            Err(e) => {
+                failure = Some(e);
+                break;
+            }
+        };
+        if publishing.len() >= SNAPSHOTS_IN_FLIGHT
+            && let Err(e) = settle(publishing.join_next().await)
+        {
+            failure = Some(e);
+            break;
+        }
+        publishing.spawn(publish(as_of, snapshot));
+    }
+    // Snapshots being published finish even after a later one failed: each is a commit of
+    // its own, and a rerun skips them.
+    while let Some(done) = publishing.join_next().await {
+        if let Err(e) = settle(Some(done)) {
+            failure.get_or_insert(e);
+        }
+    }
+    failure.map_or(Ok(()), Err)
 }
 
 /// Swept snapshots being published at once, beside the sweep.
