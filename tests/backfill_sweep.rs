@@ -47,6 +47,13 @@ FROM events
 WHERE t <= as_of()
 GROUP BY k, cat;
 
+-- Not a shape the sweep takes: computed at each as-of, beside the swept groups.
+CREATE FEATURE GROUP plain KEY (k) EVENT TIME event_time AS
+SELECT k, as_of() AS event_time, coalesce(sum(n), 0) AS n_sum
+FROM events
+WHERE t > as_of() - INTERVAL '5 days' AND t <= as_of()
+GROUP BY k;
+
 CREATE FEATURE GROUP recent KEY (k) EVENT TIME event_time AS
 SELECT k, as_of() AS event_time, sum(n) AS n_sum, count(DISTINCT cat) AS cats, min(t) AS first_t
 FROM events
@@ -199,9 +206,10 @@ fn swept_snapshots_equal_each_as_of_computed_alone() {
         .filter(|a| !a["groups"].as_array().unwrap().is_empty())
         .count();
     assert_eq!(computed, 12, "the days the first backfill skipped");
-    let groups: [(&str, &[&str]); 3] = [
+    let groups: [(&str, &[&str]); 4] = [
         ("windows", &["k"]),
         ("history", &["k", "cat"]),
+        ("plain", &["k"]),
         ("recent", &["k"]),
     ];
     let mut compared = 0;
