@@ -24,9 +24,9 @@ use crate::plan::parse_ttl;
 pub(crate) struct SweepQuery {
     /// The FROM relation, as written.
     pub relation: String,
-    /// The GROUP BY columns.
+    /// The GROUP BY columns, as written (quoted or not).
     pub keys: Vec<String>,
-    /// The time column of the window.
+    /// The time column of the window, as written.
     pub time: String,
     pub window: Window,
     /// WHERE conditions without `as_of()`, as written.
@@ -122,7 +122,7 @@ impl SweepQuery {
         let keys: Vec<String> = group_by
             .iter()
             .map(|e| match e {
-                Expr::Identifier(ident) => Some(ident.value.clone()),
+                Expr::Identifier(ident) => Some(ident.to_string()),
                 _ => None,
             })
             .collect::<Option<_>>()?;
@@ -233,7 +233,7 @@ fn bound(expr: &Expr) -> Option<Bound> {
     let Expr::Identifier(column) = left.as_ref() else {
         return None;
     };
-    let column = column.value.clone();
+    let column = column.to_string();
     match op {
         BinaryOperator::Gt | BinaryOperator::GtEq => Some(Bound::Lower {
             column,
@@ -290,7 +290,10 @@ fn mentions_as_of(expr: &Expr) -> bool {
 
 fn output(expr: &Expr, keys: &[String], time: &str) -> Option<Output> {
     match expr {
-        Expr::Identifier(ident) => keys.iter().position(|k| *k == ident.value).map(Output::Key),
+        Expr::Identifier(ident) => keys
+            .iter()
+            .position(|k| *k == ident.to_string())
+            .map(Output::Key),
         expr if is_as_of(expr) => Some(Output::AsOf),
         Expr::Function(function) => aggregate(function, time).map(Output::Aggregate),
         _ => None,

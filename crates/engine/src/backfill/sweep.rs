@@ -515,39 +515,51 @@ impl Sweep {
 /// FILTER condition, sorted by time (DataFusion sorts, spilling if it must). Returns the
 /// SQL and, per aggregate, the column indices of its argument and mask.
 fn base_query(query: &SweepQuery) -> (String, Vec<Option<usize>>, Vec<Option<usize>>) {
-    let mut columns: Vec<String> = query
-        .keys
-        .iter()
-        .enumerate()
-        .map(|(i, k)| format!("\"{k}\" AS __k{i}"))
-        .collect();
-    columns.push(format!("\"{}\" AS __t", query.time));
+    // Keys and time as written in the query, quoted or not.
+    let mut expressions: Vec<String> = query.keys.clone();
+    expressions.push(query.time.clone());
+    // One column per distinct argument or condition: `sum(amount)`, `avg(amount)` and
+    // `max(amount)` share theirs, which keeps the sorted source narrow.
+    let mut column_of = |expression: String| {
+        let expression = format!("({expression})");
+        Some(
+            expressions
+                .iter()
+                .position(|e| *e == expression)
+                .unwrap_or_else(|| {
+                    expressions.push(expression);
+                    expressions.len() - 1
+                }),
+        )
+    };
     let (mut arguments, mut masks) = (Vec::new(), Vec::new());
-    for (i, output) in query.outputs.iter().enumerate() {
+    for output in &query.outputs {
         let Output::Aggregate(aggregate) = output else {
             continue;
         };
-        arguments.push(aggregate.argument.as_ref().map(|argument| {
-            columns.push(format!("({argument}) AS __a{i}"));
-            columns.len() - 1
-        }));
-        masks.push((!aggregate.conditions.is_empty()).then(|| {
-            let condition = aggregate
+        arguments.push(aggregate.argument.clone().and_then(&mut column_of));
+        masks.push(if aggregate.conditions.is_empty() {
+            None
+        } else {
+            let conditions: Vec<String> = aggregate
                 .conditions
                 .iter()
                 .map(|c| format!("({c})"))
-                .collect::<Vec<_>>()
-                .join(" AND ");
-            columns.push(format!("({condition}) AS __m{i}"));
-            columns.len() - 1
-        }));
+                .collect();
+            column_of(conditions.join(" AND "))
+        });
     }
+    let columns: Vec<String> = expressions
+        .iter()
+        .enumerate()
+        .map(|(i, e)| format!("{e} AS __c{i}"))
+        .collect();
     let mut sql = format!("SELECT {} FROM {}", columns.join(", "), query.relation);
     if !query.conditions.is_empty() {
         let conditions: Vec<String> = query.conditions.iter().map(|c| format!("({c})")).collect();
         sql.push_str(&format!(" WHERE {}", conditions.join(" AND ")));
     }
-    sql.push_str(" ORDER BY __t");
+    sql.push_str(&format!(" ORDER BY __c{}", query.keys.len()));
     (sql, arguments, masks)
 }
 
