@@ -248,8 +248,10 @@ async fn execute(command: Command) -> Result<()> {
                 println!("{}", serde_json::to_string_pretty(&policy)?);
                 return Ok(());
             }
+            let swept = fengine_engine::swept_groups(&planned).await?;
             output::print_plan(
                 &planned,
+                &swept,
                 &options,
                 &backends,
                 args.pipeline.output == Output::Json,

@@ -184,6 +184,8 @@ struct GroupReport {
     table: String,
     snapshot_location: String,
     online_ttl_seconds: Option<u64>,
+    /// Whether `backfill` computes this group for all its as-ofs in one sweep.
+    backfill_sweeps: bool,
 }
 
 #[derive(Serialize)]
@@ -198,6 +200,7 @@ struct ColumnReport {
 
 pub fn print_plan(
     planned: &PlannedPipeline,
+    swept: &[String],
     options: &RunOptions,
     backends: &Backends,
     as_json: bool,
@@ -243,6 +246,7 @@ pub fn print_plan(
                     .snapshot_location(&group.name(), group.definition.version, &snapshot)
                     .to_string(),
                 online_ttl_seconds: group.ttl.map(|t| t.as_secs()),
+                backfill_sweeps: swept.contains(&group.name()),
             })
             .collect(),
     };
@@ -273,6 +277,11 @@ pub fn print_plan(
             );
         }
         println!("  -> {} at {}", group.table, group.snapshot_location);
+        if group.backfill_sweeps {
+            println!("  backfill: one sweep over the source for all as-ofs");
+        } else {
+            println!("  backfill: computed at each as-of");
+        }
     }
     Ok(())
 }

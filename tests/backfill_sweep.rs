@@ -199,6 +199,29 @@ fn swept_snapshots_equal_each_as_of_computed_alone() {
             "every group here is a window aggregate"
         );
     }
+    // `fengine plan` tells beforehand which groups a backfill sweeps.
+    let plan = swept
+        .fengine(&["plan", "windows.sql", "--output", "json"])
+        .success()
+        .json();
+    let planned: Vec<(&str, bool)> = plan["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| {
+            let sweeps = g["backfill_sweeps"].as_bool().unwrap();
+            (g["group"].as_str().unwrap(), sweeps)
+        })
+        .collect();
+    assert_eq!(
+        planned,
+        [
+            ("windows", true),
+            ("history", true),
+            ("plain", false),
+            ("recent", true)
+        ]
+    );
     let computed = manifest["as_ofs"]
         .as_array()
         .unwrap()

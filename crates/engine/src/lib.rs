@@ -55,6 +55,7 @@ use fengine_online::{OnlineRow, OnlineStore};
 
 pub use backfill::{
     AsOfOutcome, BackfillManifest, BackfillOptions, BackfillProgress, backfill, parse_every,
+    swept_groups,
 };
 pub use error::{Error, ErrorKind, Result};
 pub use functions::{param_type_name, parse_param_value};

@@ -308,6 +308,22 @@ const SNAPSHOTS_IN_FLIGHT: usize = 2;
 /// A snapshot publishing task, done.
 type Published = Option<std::result::Result<Result<(DateTime<Utc>, GroupManifest)>, JoinError>>;
 
+/// The groups of a planned pipeline that a backfill computes in one sweep over their
+/// source; it computes the others at each as-of.
+pub async fn swept_groups(planned: &plan::PlannedPipeline) -> Result<Vec<String>> {
+    let mut swept = Vec::new();
+    for group in &planned.groups {
+        if let Some(query) = SweepQuery::recognize(&group.definition.query)
+            && Sweep::try_new(&planned.context, &query, group.schema.clone(), &[])
+                .await?
+                .is_some()
+        {
+            swept.push(group.name());
+        }
+    }
+    Ok(swept)
+}
+
 /// Collects what was published and reports each snapshot.
 struct Tracker<'a> {
     done: usize,

@@ -16,6 +16,7 @@ use arrow::datatypes::{DataType, Float64Type, Int64Type, SchemaRef};
 use arrow::row::{RowConverter, RowParser, SortField};
 use chrono::{DateTime, Utc};
 use datafusion::common::HashMap;
+use datafusion::dataframe::DataFrame;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::context::SessionContext;
 use futures::StreamExt;
@@ -88,7 +89,9 @@ struct Cursor {
 }
 
 pub(crate) struct Sweep {
-    input: SendableRecordBatchStream,
+    /// The sorted source, read from the first snapshot on: planning a sweep reads nothing.
+    source: Option<DataFrame>,
+    input: Option<SendableRecordBatchStream>,
     schema: SchemaRef,
     outputs: Vec<Output>,
     aggregates: Vec<AggregateSpec>,
@@ -253,10 +256,10 @@ impl Sweep {
                     .collect()
             })
             .collect();
-        let input = frame.execute_stream().await.map_err(datafusion_error)?;
         Ok(Some(Sweep {
             evicted_by,
-            input,
+            source: Some(frame),
+            input: None,
             schema,
             outputs: query.outputs.clone(),
             aggregates,
@@ -284,9 +287,13 @@ impl Sweep {
             return Ok(None);
         };
         let limit = as_of.timestamp_micros();
+        if let Some(source) = self.source.take() {
+            self.input = Some(source.execute_stream().await.map_err(datafusion_error)?);
+        }
         loop {
             if self.pending.is_none() && !self.exhausted {
-                match self.input.next().await {
+                let input = self.input.as_mut().expect("started above");
+                match input.next().await {
                     Some(batch) => self.pending = Some((batch.map_err(datafusion_error)?, 0)),
                     None => self.exhausted = true,
                 }
