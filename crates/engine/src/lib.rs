@@ -35,6 +35,9 @@ mod hive;
 mod manifest;
 mod plan;
 mod publish;
+mod sliding;
+#[cfg(test)]
+mod test_support;
 mod timestamps;
 mod training_set;
 mod warehouse;

@@ -170,18 +170,7 @@ mod tests {
     use arrow::row::{RowConverter, SortField};
 
     use super::*;
-
-    /// A small deterministic generator, so that failures repeat.
-    struct XorShift(u64);
-
-    impl XorShift {
-        fn below(&mut self, n: u64) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0 % n
-        }
-    }
+    use crate::test_support::XorShift;
 
     /// (key, visible_at, event_time, snapshot_as_of)
     type Feature = (i64, i64, i64, i64);

@@ -18,6 +18,7 @@ use datafusion::sql::sqlparser::ast::{
 };
 
 use crate::plan::parse_ttl;
+pub(crate) use crate::sliding::AggregateFunction;
 
 /// A group query the sweep computes, in the pieces it needs.
 #[derive(Debug, Clone, PartialEq)]
@@ -61,16 +62,6 @@ pub(crate) struct Aggregate {
     pub window: Option<(i64, bool)>,
     /// A FILTER's conditions without `as_of()`, as written.
     pub conditions: Vec<String>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum AggregateFunction {
-    Sum,
-    Count,
-    CountDistinct,
-    Avg,
-    Min,
-    Max,
 }
 
 impl SweepQuery {

@@ -8,8 +8,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, AsArray, BooleanArray, Float64Array, Int64Array, RecordBatch,
-    TimestampMicrosecondArray,
+    Array, ArrayRef, AsArray, BooleanArray, RecordBatch, TimestampMicrosecondArray,
 };
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Float64Type, Int64Type, SchemaRef};
@@ -22,53 +21,8 @@ use datafusion::execution::context::SessionContext;
 use futures::StreamExt;
 
 use super::pattern::{AggregateFunction, Output, SweepQuery};
+use crate::sliding::{Accumulator, Kind, Slot, add, kind_of, output_column, remove};
 use crate::{Error, Result};
-
-/// A value of a row for one aggregate; `Absent` when null or filtered out.
-#[derive(Debug, Clone, Copy)]
-enum Slot {
-    Absent,
-    Present,
-    Float(f64),
-    Int(i64),
-    Id(u32),
-}
-
-/// How an aggregate reads its argument.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    /// count(*), count(x): only whether a value is there.
-    Presence,
-    Float,
-    Int,
-    /// count(DISTINCT x): values interned to ids.
-    Distinct,
-}
-
-#[derive(Debug)]
-enum Accumulator {
-    Count(i64),
-    /// Doubles summed with Neumaier's compensation, so that adding and removing rows keeps
-    /// the result within rounding of a fresh sum.
-    Sum {
-        sum: f64,
-        compensation: f64,
-        /// NaN, +inf and -inf are counted, not summed: once summed, they could never be
-        /// taken out again.
-        non_finite: [i64; 3],
-        int: i64,
-        n: i64,
-    },
-    Extreme(Extreme),
-    Distinct(HashMap<u32, u32>),
-}
-
-/// min or max over a sliding window: a monotonic deque of (row, value), or a running value
-/// when rows never leave.
-#[derive(Debug, Default)]
-struct Extreme {
-    deque: VecDeque<(u64, Slot)>,
-}
 
 /// One aggregate of the query: what it computes and which window bound evicts its rows.
 struct AggregateSpec {
@@ -351,8 +305,12 @@ impl Sweep {
             // Keys are numbered as met, including in rows that never enter.
             while self.in_window.len() <= key as usize {
                 self.in_window.push(0);
-                self.accumulators
-                    .push(self.aggregates.iter().map(new_accumulator).collect());
+                self.accumulators.push(
+                    self.aggregates
+                        .iter()
+                        .map(|a| Accumulator::new(a.function))
+                        .collect(),
+                );
             }
             self.in_window[key as usize] += 1;
             let sequence = self.next_row;
@@ -362,7 +320,13 @@ impl Sweep {
                 .zip(&mut self.accumulators[key as usize])
                 .zip(&slots)
             {
-                add(spec, accumulator, slots[row], sequence);
+                add(
+                    spec.function,
+                    spec.cursor.is_some(),
+                    accumulator,
+                    slots[row],
+                    sequence,
+                );
                 self.slots.push_back(slots[row]);
             }
             self.rows.push_back((time, key));
@@ -509,7 +473,8 @@ impl Sweep {
                     let index = aggregate;
                     aggregate += 1;
                     let values = keys.iter().map(|&k| &self.accumulators[k as usize][index]);
-                    output_column(&self.aggregates[index], values)
+                    let spec = &self.aggregates[index];
+                    output_column(spec.function, spec.kind, values)
                 }
             };
             columns.push(cast(&column, field.data_type()).map_err(arrow_error)?);
@@ -587,246 +552,10 @@ fn narrowest(query: (Option<i64>, bool), filter: Option<(i64, bool)>) -> (Option
     }
 }
 
-fn kind_of(function: AggregateFunction, argument: Option<&DataType>) -> Option<Kind> {
-    use AggregateFunction::*;
-    let numeric = |t: &DataType| {
-        if t.is_floating() {
-            Some(Kind::Float)
-        } else if t.is_integer() {
-            Some(Kind::Int)
-        } else {
-            None
-        }
-    };
-    match (function, argument) {
-        (Count, _) => Some(Kind::Presence),
-        (CountDistinct, Some(_)) => Some(Kind::Distinct),
-        (Sum, Some(t)) => numeric(t),
-        // avg reads every input as a double, as DataFusion does.
-        (Avg, Some(t)) => numeric(t).map(|_| Kind::Float),
-        (Min | Max, Some(DataType::Timestamp(_, _))) => Some(Kind::Int),
-        (Min | Max, Some(t)) => numeric(t),
-        _ => None,
-    }
-}
-
 fn apply_mask(slots: &mut [Slot], mask: &BooleanArray) {
     for (i, slot) in slots.iter_mut().enumerate() {
         if !(mask.is_valid(i) && mask.value(i)) {
             *slot = Slot::Absent;
-        }
-    }
-}
-
-fn new_accumulator(spec: &AggregateSpec) -> Accumulator {
-    match spec.function {
-        AggregateFunction::Count => Accumulator::Count(0),
-        AggregateFunction::Sum | AggregateFunction::Avg => Accumulator::Sum {
-            sum: 0.0,
-            compensation: 0.0,
-            non_finite: [0; 3],
-            int: 0,
-            n: 0,
-        },
-        AggregateFunction::Min | AggregateFunction::Max => Accumulator::Extreme(Extreme::default()),
-        AggregateFunction::CountDistinct => Accumulator::Distinct(HashMap::new()),
-    }
-}
-
-fn add(spec: &AggregateSpec, accumulator: &mut Accumulator, slot: Slot, sequence: u64) {
-    if matches!(slot, Slot::Absent) {
-        return;
-    }
-    match accumulator {
-        Accumulator::Count(n) => *n += 1,
-        Accumulator::Sum {
-            sum,
-            compensation,
-            non_finite,
-            int,
-            n,
-        } => {
-            match slot {
-                Slot::Float(v) if !v.is_finite() => non_finite[non_finite_index(v)] += 1,
-                Slot::Float(v) => compensated_add(sum, compensation, v),
-                Slot::Int(v) => *int = int.wrapping_add(v),
-                _ => {}
-            }
-            *n += 1;
-        }
-        Accumulator::Extreme(extreme) => {
-            let is_max = spec.function == AggregateFunction::Max;
-            let deque = &mut extreme.deque;
-            // Rows that never leave need only the best so far.
-            if spec.cursor.is_none() {
-                if deque
-                    .back()
-                    .is_none_or(|&(_, best)| better(slot, best, is_max))
-                {
-                    deque.clear();
-                    deque.push_back((sequence, slot));
-                }
-                return;
-            }
-            while deque
-                .back()
-                .is_some_and(|&(_, last)| !better(last, slot, is_max))
-            {
-                deque.pop_back();
-            }
-            deque.push_back((sequence, slot));
-        }
-        Accumulator::Distinct(counts) => {
-            if let Slot::Id(id) = slot {
-                *counts.entry(id).or_default() += 1;
-            }
-        }
-    }
-}
-
-fn remove(accumulator: &mut Accumulator, slot: Slot, sequence: u64) {
-    if matches!(slot, Slot::Absent) {
-        return;
-    }
-    match accumulator {
-        Accumulator::Count(n) => *n -= 1,
-        Accumulator::Sum {
-            sum,
-            compensation,
-            non_finite,
-            int,
-            n,
-        } => {
-            *n -= 1;
-            match slot {
-                Slot::Float(v) if !v.is_finite() => non_finite[non_finite_index(v)] -= 1,
-                Slot::Float(v) => compensated_add(sum, compensation, -v),
-                Slot::Int(v) => *int = int.wrapping_sub(v),
-                _ => {}
-            }
-            // An empty window restarts from an exact zero, so rounding never carries over
-            // from one busy period to the next.
-            if *n == 0 {
-                (*sum, *compensation) = (0.0, 0.0);
-            }
-        }
-        Accumulator::Extreme(extreme) => {
-            if extreme.deque.front().is_some_and(|&(s, _)| s == sequence) {
-                extreme.deque.pop_front();
-            }
-        }
-        Accumulator::Distinct(counts) => {
-            if let Slot::Id(id) = slot
-                && let Some(count) = counts.get_mut(&id)
-            {
-                *count -= 1;
-                if *count == 0 {
-                    counts.remove(&id);
-                }
-            }
-        }
-    }
-}
-
-fn non_finite_index(value: f64) -> usize {
-    if value.is_nan() {
-        0
-    } else if value > 0.0 {
-        1
-    } else {
-        2
-    }
-}
-
-fn compensated_add(sum: &mut f64, compensation: &mut f64, value: f64) {
-    let total = *sum + value;
-    *compensation += if sum.abs() >= value.abs() {
-        (*sum - total) + value
-    } else {
-        (value - total) + *sum
-    };
-    *sum = total;
-}
-
-/// Whether `a` is strictly better than `b` for max (or min); doubles by total order, as
-/// Arrow's kernels compare them (NaN above every number).
-fn better(a: Slot, b: Slot, is_max: bool) -> bool {
-    let ordering = match (a, b) {
-        (Slot::Float(a), Slot::Float(b)) => a.total_cmp(&b),
-        (Slot::Int(a), Slot::Int(b)) => a.cmp(&b),
-        _ => std::cmp::Ordering::Equal,
-    };
-    if is_max {
-        ordering.is_gt()
-    } else {
-        ordering.is_lt()
-    }
-}
-
-fn output_column<'a>(
-    spec: &AggregateSpec,
-    accumulators: impl Iterator<Item = &'a Accumulator>,
-) -> ArrayRef {
-    let function = spec.function;
-    let float = spec.kind == Kind::Float;
-    match function {
-        AggregateFunction::Count | AggregateFunction::CountDistinct => Arc::new(
-            Int64Array::from_iter_values(accumulators.map(|a| match a {
-                Accumulator::Count(n) => *n,
-                Accumulator::Distinct(counts) => counts.len() as i64,
-                _ => 0,
-            })),
-        ),
-        AggregateFunction::Sum | AggregateFunction::Avg => {
-            let values = accumulators.map(|a| match a {
-                Accumulator::Sum { n: 0, .. } => None,
-                Accumulator::Sum {
-                    sum,
-                    compensation,
-                    non_finite: [nan, positive, negative],
-                    int,
-                    n,
-                } => {
-                    let total = match (*nan > 0, *positive > 0, *negative > 0) {
-                        (true, _, _) | (_, true, true) => f64::NAN,
-                        (_, true, false) => f64::INFINITY,
-                        (_, false, true) => f64::NEG_INFINITY,
-                        _ => sum + compensation,
-                    };
-                    Some((total, *int, *n))
-                }
-                _ => None,
-            });
-            if function == AggregateFunction::Avg {
-                Arc::new(Float64Array::from_iter(
-                    values.map(|v| v.map(|(sum, _, n)| sum / n as f64)),
-                ))
-            } else if float {
-                Arc::new(Float64Array::from_iter(
-                    values.map(|v| v.map(|(sum, _, _)| sum)),
-                ))
-            } else {
-                Arc::new(Int64Array::from_iter(
-                    values.map(|v| v.map(|(_, int, _)| int)),
-                ))
-            }
-        }
-        AggregateFunction::Min | AggregateFunction::Max => {
-            let best = accumulators.map(|a| match a {
-                Accumulator::Extreme(extreme) => extreme.deque.front().map(|&(_, slot)| slot),
-                _ => None,
-            });
-            if float {
-                Arc::new(Float64Array::from_iter(best.map(|s| match s {
-                    Some(Slot::Float(v)) => Some(v),
-                    _ => None,
-                })))
-            } else {
-                Arc::new(Int64Array::from_iter(best.map(|s| match s {
-                    Some(Slot::Int(v)) => Some(v),
-                    _ => None,
-                })))
-            }
         }
     }
 }
