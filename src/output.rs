@@ -186,6 +186,8 @@ struct GroupReport {
     online_ttl_seconds: Option<u64>,
     /// Whether `backfill` computes this group for all its as-ofs in one sweep.
     backfill_sweeps: bool,
+    /// The windows fengine's rolling-window operator computes.
+    rolling_windows: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -247,6 +249,7 @@ pub fn print_plan(
                     .to_string(),
                 online_ttl_seconds: group.ttl.map(|t| t.as_secs()),
                 backfill_sweeps: swept.contains(&group.name()),
+                rolling_windows: group.rolling_windows.clone(),
             })
             .collect(),
     };
@@ -277,6 +280,12 @@ pub fn print_plan(
             );
         }
         println!("  -> {} at {}", group.table, group.snapshot_location);
+        if !group.rolling_windows.is_empty() {
+            println!(
+                "  rolling windows by fengine's operator: {}",
+                group.rolling_windows.join(", ")
+            );
+        }
         if group.backfill_sweeps {
             println!("  backfill: one sweep over the source for all as-ofs");
         } else {

@@ -41,6 +41,7 @@ mod test_support;
 mod timestamps;
 mod training_set;
 mod warehouse;
+mod window;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -52,6 +53,7 @@ use datafusion::execution::context::{SessionConfig, SessionContext};
 use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::object_store::ObjectStoreRegistry;
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
+use datafusion::execution::session_state::SessionStateBuilder;
 use fengine_catalog::Catalog;
 use fengine_dialect::Pipeline;
 use fengine_online::{OnlineRow, OnlineStore};
@@ -122,7 +124,17 @@ impl Backends {
             execution.sort_spill_reservation_bytes =
                 execution.sort_spill_reservation_bytes.min(limit / 64);
         }
-        let context = SessionContext::new_with_config_rt(config, runtime);
+        let mut state = SessionStateBuilder::new()
+            .with_config(config)
+            .with_runtime_env(runtime)
+            .with_default_features();
+        // FENGINE_WINDOW_OPERATOR=datafusion leaves every window to DataFusion: how the
+        // tests compare the two, and a way out should fengine's operator misbehave.
+        if std::env::var("FENGINE_WINDOW_OPERATOR").as_deref() != Ok("datafusion") {
+            state = state.with_physical_optimizer_rule(Arc::new(window::RangeWindowRule));
+        }
+        let state = state.build();
+        let context = SessionContext::new_with_state(state);
         for (name, catalog) in &self.source_catalogs {
             context.register_catalog(name, catalog.clone());
         }

@@ -42,6 +42,9 @@ pub struct PlannedGroup {
     pub ttl: Option<Duration>,
     /// The catalog table its snapshots are registered in.
     pub table: Table,
+    /// The windows fengine's rolling-window operator computes, as `sum over 7 days`
+    /// (DataFusion computes the group's others).
+    pub rolling_windows: Vec<String>,
 }
 
 impl PlannedGroup {
@@ -232,12 +235,13 @@ async fn plan_group(
         .map_err(|e| Error::from_datafusion(Some(location), e))?;
     // Physical planning runs type coercion and the optimizer, which is where a wrong
     // param() or function argument shows; it reads no data.
-    frame
+    let physical = frame
         .clone()
         .create_physical_plan()
         .await
         .map_err(|e| Error::from_datafusion(Some(location), e))
         .map_err(|e| e.in_group(&name))?;
+    let rolling_windows = crate::window::rolling_windows(physical.as_ref());
     let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
     check_output(group, &schema, location)?;
     let ttl = group
@@ -272,6 +276,7 @@ async fn plan_group(
         schema,
         ttl,
         table,
+        rolling_windows,
     })
 }
 

@@ -5,8 +5,10 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, Float64Array, Int64Array};
-use arrow::datatypes::DataType;
+use arrow::array::{Array, ArrayRef, AsArray, Float64Array, Int64Array};
+use arrow::compute::cast;
+use arrow::datatypes::{DataType, Float64Type, Int64Type};
+use arrow::error::ArrowError;
 use datafusion::common::HashMap;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -247,65 +249,107 @@ fn better(a: Slot, b: Slot, is_max: bool) -> bool {
     }
 }
 
+/// An aggregate's current value: Int64 or Float64, as [`output_column`] builds them.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Value {
+    Int(Option<i64>),
+    Float(Option<f64>),
+}
+
+impl Accumulator {
+    /// The aggregate's value over the rows in.
+    pub(crate) fn value(&self, function: AggregateFunction, kind: Kind) -> Value {
+        match (function, self) {
+            (AggregateFunction::Count, Accumulator::Count(n)) => Value::Int(Some(*n)),
+            (AggregateFunction::CountDistinct, Accumulator::Distinct(counts)) => {
+                Value::Int(Some(counts.len() as i64))
+            }
+            (AggregateFunction::Avg, Accumulator::Sum(sum)) => {
+                Value::Float(sum.value().map(|(float, _, n)| float / n as f64))
+            }
+            (_, Accumulator::Sum(sum)) if kind == Kind::Float => {
+                Value::Float(sum.value().map(|(float, _, _)| float))
+            }
+            (_, Accumulator::Sum(sum)) => Value::Int(sum.value().map(|(_, int, _)| int)),
+            (_, Accumulator::Extreme(extreme)) => {
+                let best = extreme.deque.front().map(|&(_, slot)| slot);
+                match best {
+                    Some(Slot::Float(v)) => Value::Float(Some(v)),
+                    Some(Slot::Int(v)) => Value::Int(Some(v)),
+                    _ if kind == Kind::Float => Value::Float(None),
+                    _ => Value::Int(None),
+                }
+            }
+            _ => Value::Int(None),
+        }
+    }
+}
+
+/// Whether the aggregate's values are doubles (else whole numbers).
+pub(crate) fn is_float(function: AggregateFunction, kind: Kind) -> bool {
+    function == AggregateFunction::Avg
+        || (kind == Kind::Float
+            && !matches!(
+                function,
+                AggregateFunction::Count | AggregateFunction::CountDistinct
+            ))
+}
+
+/// A column of values, all of one aggregate's type.
+pub(crate) fn values_column(float: bool, values: impl Iterator<Item = Value>) -> ArrayRef {
+    if float {
+        Arc::new(Float64Array::from_iter(values.map(|v| match v {
+            Value::Float(v) => v,
+            Value::Int(v) => v.map(|v| v as f64),
+        })))
+    } else {
+        Arc::new(Int64Array::from_iter(values.map(|v| match v {
+            Value::Int(v) => v,
+            Value::Float(_) => None,
+        })))
+    }
+}
+
 /// The aggregate's value in each accumulator, as an Int64 or Float64 column.
 pub(crate) fn output_column<'a>(
     function: AggregateFunction,
     kind: Kind,
     accumulators: impl Iterator<Item = &'a Accumulator>,
 ) -> ArrayRef {
-    let float = kind == Kind::Float;
-    match function {
-        AggregateFunction::Count | AggregateFunction::CountDistinct => Arc::new(
-            Int64Array::from_iter_values(accumulators.map(|a| match a {
-                Accumulator::Count(n) => *n,
-                Accumulator::Distinct(counts) => counts.len() as i64,
-                _ => 0,
-            })),
-        ),
-        AggregateFunction::Sum | AggregateFunction::Avg => {
-            let values = accumulators.map(|a| match a {
-                Accumulator::Sum(sum) => sum.value(),
-                _ => None,
-            });
-            if function == AggregateFunction::Avg {
-                Arc::new(Float64Array::from_iter(
-                    values.map(|v| v.map(|(sum, _, n)| sum / n as f64)),
-                ))
-            } else if float {
-                Arc::new(Float64Array::from_iter(
-                    values.map(|v| v.map(|(sum, _, _)| sum)),
-                ))
-            } else {
-                Arc::new(Int64Array::from_iter(
-                    values.map(|v| v.map(|(_, int, _)| int)),
-                ))
-            }
-        }
-        AggregateFunction::Min | AggregateFunction::Max => {
-            let best = accumulators.map(|a| match a {
-                Accumulator::Extreme(extreme) => extreme.deque.front().map(|&(_, slot)| slot),
-                _ => None,
-            });
-            if float {
-                Arc::new(Float64Array::from_iter(best.map(|s| match s {
-                    Some(Slot::Float(v)) => Some(v),
-                    _ => None,
-                })))
-            } else {
-                Arc::new(Int64Array::from_iter(best.map(|s| match s {
-                    Some(Slot::Int(v)) => Some(v),
-                    _ => None,
-                })))
-            }
-        }
-    }
+    values_column(
+        is_float(function, kind),
+        accumulators.map(|a| a.value(function, kind)),
+    )
+}
+
+/// Each row's value of `values` for an aggregate of this kind (not `Distinct`, whose values
+/// need interning); null values are absent.
+pub(crate) fn slots(kind: Kind, values: &ArrayRef) -> Result<Vec<Slot>, ArrowError> {
+    Ok(match kind {
+        Kind::Presence | Kind::Distinct => (0..values.len())
+            .map(|i| {
+                if values.is_valid(i) {
+                    Slot::Present
+                } else {
+                    Slot::Absent
+                }
+            })
+            .collect(),
+        Kind::Float => cast(values, &DataType::Float64)?
+            .as_primitive::<Float64Type>()
+            .iter()
+            .map(|v| v.map_or(Slot::Absent, Slot::Float))
+            .collect(),
+        Kind::Int => cast(values, &DataType::Int64)?
+            .as_primitive::<Int64Type>()
+            .iter()
+            .map(|v| v.map_or(Slot::Absent, Slot::Int))
+            .collect(),
+    })
 }
 
 #[cfg(test)]
 mod tests {
-    use arrow::array::{Array, AsArray};
-    use arrow::datatypes::{Float64Type, Int64Type};
-
     use super::*;
     use crate::test_support::XorShift;
 

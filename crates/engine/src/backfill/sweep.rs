@@ -11,7 +11,7 @@ use arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, RecordBatch, TimestampMicrosecondArray,
 };
 use arrow::compute::cast;
-use arrow::datatypes::{DataType, Float64Type, Int64Type, SchemaRef};
+use arrow::datatypes::{DataType, SchemaRef};
 use arrow::row::{RowConverter, RowParser, SortField};
 use chrono::{DateTime, Utc};
 use datafusion::common::HashMap;
@@ -21,7 +21,7 @@ use datafusion::execution::context::SessionContext;
 use futures::StreamExt;
 
 use super::pattern::{AggregateFunction, Output, SweepQuery};
-use crate::sliding::{Accumulator, Kind, Slot, add, kind_of, output_column, remove};
+use crate::sliding::{self, Accumulator, Kind, Slot, add, kind_of, output_column, remove};
 use crate::{Error, Result};
 
 /// One aggregate of the query: what it computes and which window bound evicts its rows.
@@ -355,30 +355,8 @@ impl Sweep {
             let mask = spec.mask.map(|i| batch.column(i).as_boolean().clone());
             let mut slots: Vec<Slot> = match (spec.kind, argument) {
                 (_, None) => vec![Slot::Present; batch.num_rows()],
-                (Kind::Presence, Some(values)) => (0..values.len())
-                    .map(|i| {
-                        if values.is_valid(i) {
-                            Slot::Present
-                        } else {
-                            Slot::Absent
-                        }
-                    })
-                    .collect(),
-                (Kind::Float, Some(values)) => {
-                    let values = cast(values, &DataType::Float64).map_err(arrow_error)?;
-                    values
-                        .as_primitive::<Float64Type>()
-                        .iter()
-                        .map(|v| v.map_or(Slot::Absent, Slot::Float))
-                        .collect()
-                }
-                (Kind::Int, Some(values)) => {
-                    let values = cast(values, &DataType::Int64).map_err(arrow_error)?;
-                    values
-                        .as_primitive::<Int64Type>()
-                        .iter()
-                        .map(|v| v.map_or(Slot::Absent, Slot::Int))
-                        .collect()
+                (Kind::Presence | Kind::Float | Kind::Int, Some(values)) => {
+                    sliding::slots(spec.kind, values).map_err(arrow_error)?
                 }
                 (Kind::Distinct, Some(values)) => {
                     let interner = self.distinct[index]

@@ -1,0 +1,497 @@
+//! Rolling time windows (`RANGE BETWEEN INTERVAL '7 days' PRECEDING AND CURRENT ROW`) in
+//! linear time: [`RangeWindowRule`] swaps DataFusion's `BoundedWindowAggExec` for
+//! [`RangeWindowExec`] where every window of the node is one it computes, and leaves every
+//! other window to DataFusion. The operator reads its input as DataFusion's did (sorted by
+//! partition keys, then time) and slides one accumulator per window: each row enters and
+//! leaves each window once. It holds the widest window's rows of the current key and the
+//! batches whose last peer group is not complete yet.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, RecordBatch};
+use arrow::compute::cast;
+use arrow::datatypes::{DataType, FieldRef, SchemaRef};
+use arrow::row::{OwnedRow, RowConverter, Rows, SortField};
+use datafusion::common::ScalarValue;
+use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode, TreeNodeRecursion};
+use datafusion::config::ConfigOptions;
+use datafusion::error::{DataFusionError, Result};
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::logical_expr::{WindowFrameBound, WindowFrameUnits};
+use datafusion::physical_expr::PhysicalExpr;
+use datafusion::physical_expr::window::SlidingAggregateWindowExpr;
+use datafusion::physical_optimizer::PhysicalOptimizerRule;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::windows::{
+    BoundedWindowAggExec, PlainAggregateWindowExpr, WindowExpr,
+};
+use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties};
+use futures::StreamExt;
+
+use crate::sliding::{self, Accumulator, AggregateFunction, Kind, Value, add, kind_of, remove};
+
+/// Puts [`RangeWindowExec`] in place of the window nodes it computes.
+#[derive(Debug, Default)]
+pub struct RangeWindowRule;
+
+impl PhysicalOptimizerRule for RangeWindowRule {
+    fn optimize(
+        &self,
+        plan: Arc<dyn ExecutionPlan>,
+        _config: &ConfigOptions,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        plan.transform_up(|node| {
+            let Some(window) = node.downcast_ref::<BoundedWindowAggExec>() else {
+                return Ok(Transformed::no(node));
+            };
+            Ok(match RangeWindowExec::try_from_window(window)? {
+                Some(exec) => Transformed::yes(Arc::new(exec) as Arc<dyn ExecutionPlan>),
+                None => Transformed::no(node),
+            })
+        })
+        .data()
+    }
+
+    fn name(&self) -> &str {
+        "fengine_range_windows"
+    }
+
+    fn schema_check(&self) -> bool {
+        true
+    }
+}
+
+/// The windows that [`RangeWindowExec`] nodes of `plan` compute, as `sum over 7 days`.
+pub(crate) fn rolling_windows(plan: &dyn ExecutionPlan) -> Vec<String> {
+    let mut names: Vec<String> = match plan.downcast_ref::<RangeWindowExec>() {
+        Some(exec) => exec.windows.iter().map(RangeWindow::describe).collect(),
+        None => Vec::new(),
+    };
+    for child in plan.children() {
+        names.extend(rolling_windows(child.as_ref()));
+    }
+    names
+}
+
+/// One window of the node: an aggregate over the rows of the same keys whose time is within
+/// `width` before the row's (peers included).
+#[derive(Debug, Clone)]
+struct RangeWindow {
+    function: AggregateFunction,
+    kind: Kind,
+    argument: Arc<dyn PhysicalExpr>,
+    width_micros: i64,
+    field: FieldRef,
+}
+
+impl RangeWindow {
+    fn describe(&self) -> String {
+        let function = format!("{:?}", self.function).to_lowercase();
+        let (count, unit) = [
+            (86_400_000_000, "day"),
+            (3_600_000_000, "hour"),
+            (60_000_000, "minute"),
+        ]
+        .into_iter()
+        .find(|(unit, _)| self.width_micros % unit == 0 && self.width_micros > 0)
+        .map(|(unit, name)| (self.width_micros / unit, name))
+        .unwrap_or((self.width_micros, "microsecond"));
+        let plural = if count == 1 { "" } else { "s" };
+        format!("{function} over {count} {unit}{plural}")
+    }
+}
+
+#[derive(Debug)]
+pub struct RangeWindowExec {
+    input: Arc<dyn ExecutionPlan>,
+    partition_by: Vec<Arc<dyn PhysicalExpr>>,
+    order_by: Arc<dyn PhysicalExpr>,
+    windows: Vec<RangeWindow>,
+    schema: SchemaRef,
+    properties: Arc<PlanProperties>,
+}
+
+impl RangeWindowExec {
+    /// The operator computing `window`'s node, or `None` when some window of it is not one
+    /// this operator computes.
+    fn try_from_window(node: &BoundedWindowAggExec) -> Result<Option<Self>> {
+        let input_schema = node.input().schema();
+        let Some(first) = node.window_expr().first() else {
+            return Ok(None);
+        };
+        let partition_by = first.partition_by().to_vec();
+        let [order] = first.order_by() else {
+            return Ok(None);
+        };
+        if order.options.descending
+            || !matches!(
+                order.expr.data_type(&input_schema)?,
+                DataType::Timestamp(_, _)
+            )
+        {
+            return Ok(None);
+        }
+        let mut windows = Vec::new();
+        for expr in node.window_expr() {
+            let same_order = matches!(expr.order_by(), [o] if o.expr.eq(&order.expr) && o.options == order.options);
+            if expr.partition_by() != partition_by.as_slice() || !same_order {
+                return Ok(None);
+            }
+            let Some(window) = range_window(expr.as_ref(), &input_schema)? else {
+                return Ok(None);
+            };
+            windows.push(window);
+        }
+        Ok(Some(RangeWindowExec {
+            input: node.input().clone(),
+            partition_by,
+            order_by: order.expr.clone(),
+            windows,
+            schema: node.schema(),
+            properties: node.properties().clone(),
+        }))
+    }
+}
+
+/// The window `expr` as this operator computes it, if it can.
+fn range_window(expr: &dyn WindowExpr, input_schema: &SchemaRef) -> Result<Option<RangeWindow>> {
+    let any = expr.as_any();
+    let aggregate = if let Some(plain) = any.downcast_ref::<PlainAggregateWindowExpr>() {
+        plain.get_aggregate_expr()
+    } else if let Some(sliding) = any.downcast_ref::<SlidingAggregateWindowExpr>() {
+        sliding.get_aggregate_expr()
+    } else {
+        return Ok(None);
+    };
+    if aggregate.is_distinct() {
+        return Ok(None);
+    }
+    let function = match aggregate.fun().name().to_ascii_lowercase().as_str() {
+        "sum" => AggregateFunction::Sum,
+        "count" => AggregateFunction::Count,
+        "avg" | "mean" => AggregateFunction::Avg,
+        "min" => AggregateFunction::Min,
+        "max" => AggregateFunction::Max,
+        _ => return Ok(None),
+    };
+    let arguments = aggregate.expressions();
+    let [argument] = arguments.as_slice() else {
+        return Ok(None);
+    };
+    let argument_type = argument.data_type(input_schema)?;
+    let Some(kind) = kind_of(function, Some(&argument_type)) else {
+        return Ok(None);
+    };
+    let frame = expr.get_window_frame();
+    if frame.units != WindowFrameUnits::Range
+        || !matches!(frame.end_bound, WindowFrameBound::CurrentRow)
+    {
+        return Ok(None);
+    }
+    let WindowFrameBound::Preceding(width) = &frame.start_bound else {
+        return Ok(None);
+    };
+    let Some(width_micros) = interval_micros(width) else {
+        return Ok(None);
+    };
+    Ok(Some(RangeWindow {
+        function,
+        kind,
+        argument: argument.clone(),
+        width_micros,
+        field: expr.field()?,
+    }))
+}
+
+/// A fixed interval in microseconds (months vary in length: not one).
+fn interval_micros(value: &ScalarValue) -> Option<i64> {
+    let micros = match value {
+        ScalarValue::IntervalMonthDayNano(Some(v)) if v.months == 0 => {
+            i64::from(v.days) * 86_400_000_000 + v.nanoseconds / 1_000
+        }
+        ScalarValue::IntervalDayTime(Some(v)) => {
+            i64::from(v.days) * 86_400_000_000 + i64::from(v.milliseconds) * 1_000
+        }
+        _ => return None,
+    };
+    (micros >= 0).then_some(micros)
+}
+
+impl DisplayAs for RangeWindowExec {
+    fn fmt_as(&self, _format: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
+        let windows: Vec<String> = self.windows.iter().map(RangeWindow::describe).collect();
+        write!(f, "RangeWindowExec (fengine): [{}]", windows.join(", "))
+    }
+}
+
+impl ExecutionPlan for RangeWindowExec {
+    fn name(&self) -> &str {
+        "RangeWindowExec"
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        &self.properties
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        vec![&self.input]
+    }
+
+    fn apply_expressions(
+        &self,
+        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
+    ) -> Result<TreeNodeRecursion> {
+        Ok(TreeNodeRecursion::Continue)
+    }
+
+    fn maintains_input_order(&self) -> Vec<bool> {
+        vec![true]
+    }
+
+    fn with_new_children(
+        self: Arc<Self>,
+        mut children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let input = children
+            .pop()
+            .ok_or_else(|| DataFusionError::Internal("RangeWindowExec has one child".into()))?;
+        Ok(Arc::new(RangeWindowExec {
+            input,
+            partition_by: self.partition_by.clone(),
+            order_by: self.order_by.clone(),
+            windows: self.windows.clone(),
+            schema: self.schema.clone(),
+            properties: self.properties.clone(),
+        }))
+    }
+
+    fn execute(
+        &self,
+        partition: usize,
+        context: Arc<TaskContext>,
+    ) -> Result<SendableRecordBatchStream> {
+        let input = self.input.execute(partition, context)?;
+        let key_fields = self
+            .partition_by
+            .iter()
+            .map(|e| Ok(SortField::new(e.data_type(&self.input.schema())?)))
+            .collect::<Result<Vec<_>>>()?;
+        let state = Rolling {
+            input,
+            partition_by: self.partition_by.clone(),
+            order_by: self.order_by.clone(),
+            windows: self.windows.clone(),
+            schema: self.schema.clone(),
+            keys: RowConverter::new(key_fields)?,
+            segment: None,
+            times: VecDeque::new(),
+            slots: VecDeque::new(),
+            first_row: 0,
+            next_row: 0,
+            cursors: vec![0; self.windows.len()],
+            accumulators: self
+                .windows
+                .iter()
+                .map(|w| Accumulator::new(w.function))
+                .collect(),
+            group: Vec::new(),
+            group_time: None,
+            pending: VecDeque::new(),
+            first_pending: 0,
+            done: false,
+        };
+        let stream = futures::stream::try_unfold(state, |mut state| async move {
+            Ok(state.next_batch().await?.map(|batch| (batch, state)))
+        });
+        Ok(Box::pin(RecordBatchStreamAdapter::new(
+            self.schema.clone(),
+            stream,
+        )))
+    }
+}
+
+/// An input batch waiting for the values of its last rows.
+struct Pending {
+    batch: RecordBatch,
+    /// Per window, each row's value once its peer group is complete.
+    values: Vec<Vec<Value>>,
+    filled: usize,
+}
+
+/// The running windows of one input partition.
+struct Rolling {
+    input: SendableRecordBatchStream,
+    partition_by: Vec<Arc<dyn PhysicalExpr>>,
+    order_by: Arc<dyn PhysicalExpr>,
+    windows: Vec<RangeWindow>,
+    schema: SchemaRef,
+    keys: RowConverter,
+    /// The current key, and whether its rows have no time (those are peers of each other
+    /// only).
+    segment: Option<(OwnedRow, bool)>,
+    /// The current key's rows still in some window, from `first_row`: times and one slot
+    /// per window.
+    times: VecDeque<i64>,
+    slots: VecDeque<sliding::Slot>,
+    first_row: u64,
+    next_row: u64,
+    /// Per window, the first row still inside it.
+    cursors: Vec<u64>,
+    accumulators: Vec<Accumulator>,
+    /// The rows of the current peer group: (pending batch number, row).
+    group: Vec<(usize, usize)>,
+    group_time: Option<i64>,
+    pending: VecDeque<Pending>,
+    /// The number of the first pending batch.
+    first_pending: usize,
+    done: bool,
+}
+
+impl Rolling {
+    async fn next_batch(&mut self) -> Result<Option<RecordBatch>> {
+        loop {
+            if let Some(ready) = self.ready()? {
+                return Ok(Some(ready));
+            }
+            if self.done {
+                return Ok(None);
+            }
+            match self.input.next().await.transpose()? {
+                Some(batch) => self.take(batch)?,
+                None => {
+                    self.finish_group();
+                    self.done = true;
+                }
+            }
+        }
+    }
+
+    /// The first pending batch, once every row of it has its values.
+    fn ready(&mut self) -> Result<Option<RecordBatch>> {
+        let complete = self
+            .pending
+            .front()
+            .is_some_and(|p| p.filled == p.batch.num_rows());
+        if !complete {
+            return Ok(None);
+        }
+        let pending = self.pending.pop_front().expect("checked above");
+        self.first_pending += 1;
+        let mut columns = pending.batch.columns().to_vec();
+        for (window, values) in self.windows.iter().zip(pending.values) {
+            let float = sliding::is_float(window.function, window.kind);
+            let column = sliding::values_column(float, values.into_iter());
+            columns.push(cast(&column, window.field.data_type())?);
+        }
+        Ok(Some(RecordBatch::try_new(self.schema.clone(), columns)?))
+    }
+
+    fn take(&mut self, batch: RecordBatch) -> Result<()> {
+        let rows = batch.num_rows();
+        let keys: Vec<ArrayRef> = self
+            .partition_by
+            .iter()
+            .map(|e| e.evaluate(&batch)?.into_array(rows))
+            .collect::<Result<_>>()?;
+        let keys: Rows = self.keys.convert_columns(&keys)?;
+        let times = self.order_by.evaluate(&batch)?.into_array(rows)?;
+        let times = crate::timestamps::micros(&times)
+            .ok_or_else(|| DataFusionError::Internal("a range window orders by time".into()))??;
+        let slots = self
+            .windows
+            .iter()
+            .map(|w| {
+                let values = w.argument.evaluate(&batch)?.into_array(rows)?;
+                Ok(sliding::slots(w.kind, &values)?)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let number = self.first_pending + self.pending.len();
+        self.pending.push_back(Pending {
+            batch,
+            values: vec![vec![Value::Int(None); rows]; self.windows.len()],
+            filled: 0,
+        });
+        for row in 0..rows {
+            let time = times.is_valid(row).then(|| times.value(row));
+            let key = keys.row(row);
+            let same_segment = self
+                .segment
+                .as_ref()
+                .is_some_and(|(k, null)| k.row() == key && *null == time.is_none());
+            if !same_segment {
+                self.finish_group();
+                self.start_segment(key.owned(), time.is_none());
+            } else if time != self.group_time {
+                self.finish_group();
+            }
+            self.group_time = time;
+            self.times.push_back(time.unwrap_or(i64::MIN));
+            for ((window, accumulator), slots) in
+                self.windows.iter().zip(&mut self.accumulators).zip(&slots)
+            {
+                add(
+                    window.function,
+                    true,
+                    accumulator,
+                    slots[row],
+                    self.next_row,
+                );
+                self.slots.push_back(slots[row]);
+            }
+            self.next_row += 1;
+            self.group.push((number, row));
+        }
+        Ok(())
+    }
+
+    fn start_segment(&mut self, key: OwnedRow, no_time: bool) {
+        self.segment = Some((key, no_time));
+        self.times.clear();
+        self.slots.clear();
+        self.first_row = self.next_row;
+        self.cursors.fill(self.next_row);
+        for (accumulator, window) in self.accumulators.iter_mut().zip(&self.windows) {
+            *accumulator = Accumulator::new(window.function);
+        }
+    }
+
+    /// Gives each row of the peer group its windows' values: the rows from the window's
+    /// lower bound up to the group's last row.
+    fn finish_group(&mut self) {
+        if self.group.is_empty() {
+            return;
+        }
+        let count = self.windows.len();
+        for (index, window) in self.windows.iter().enumerate() {
+            if let Some(time) = self.group_time {
+                let bound = time - window.width_micros;
+                let cursor = &mut self.cursors[index];
+                while *cursor < self.next_row {
+                    let offset = (*cursor - self.first_row) as usize;
+                    if self.times[offset] >= bound {
+                        break;
+                    }
+                    let slot = self.slots[offset * count + index];
+                    remove(&mut self.accumulators[index], slot, *cursor);
+                    *cursor += 1;
+                }
+            }
+            let value = self.accumulators[index].value(window.function, window.kind);
+            for &(number, row) in &self.group {
+                let pending = &mut self.pending[number - self.first_pending];
+                pending.values[index][row] = value;
+            }
+        }
+        for &(number, _) in &self.group {
+            self.pending[number - self.first_pending].filled += 1;
+        }
+        self.group.clear();
+        let oldest = self.cursors.iter().copied().min().unwrap_or(self.next_row);
+        let gone = (oldest - self.first_row) as usize;
+        self.times.drain(..gone);
+        self.slots.drain(..gone * count);
+        self.first_row = oldest;
+    }
+}
