@@ -80,8 +80,10 @@ fn write_events(workspace: &Workspace) {
     writer.close().unwrap();
 }
 
-/// The snapshot's rows by (k, id): each column's text, and its value as a double.
-fn rows(location: &str) -> BTreeMap<(i64, i64), Vec<(String, Option<f64>)>> {
+/// A snapshot's rows by (k, id): each column's text, and its value as a double.
+type Rows = BTreeMap<(i64, i64), Vec<(String, Option<f64>)>>;
+
+fn rows(location: &str) -> Rows {
     let mut rows = BTreeMap::new();
     for batch in read_parquet_folder(location) {
         let k = column::<arrow::datatypes::Int64Type>(std::slice::from_ref(&batch), "k");
