@@ -27,7 +27,9 @@ use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::windows::{
     BoundedWindowAggExec, PlainAggregateWindowExpr, WindowExpr,
 };
-use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties};
+use datafusion::physical_plan::{
+    DisplayAs, DisplayFormatType, ExecutionPlan, InputOrderMode, PlanProperties,
+};
 use futures::StreamExt;
 
 use crate::sliding::{self, Accumulator, AggregateFunction, Kind, Value, add, kind_of, remove};
@@ -122,6 +124,12 @@ impl RangeWindowExec {
             return Ok(None);
         };
         let partition_by = first.partition_by().to_vec();
+        // A window over the whole table is one partition: DataFusion's operator serves it.
+        // The operator needs each key's rows together and in time order, which `Sorted`
+        // promises (whatever the order of the keys among themselves).
+        if partition_by.is_empty() || node.input_order_mode != InputOrderMode::Sorted {
+            return Ok(None);
+        }
         let [order] = first.order_by() else {
             return Ok(None);
         };
