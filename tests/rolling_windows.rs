@@ -46,7 +46,15 @@ SELECT k, id, as_of() AS event_time,
 FROM events;
 ";
 
-fn write_events(workspace: &Workspace) {
+/// The generated rows: key, time, x, n (the row id is the index).
+type Events = (
+    Vec<i64>,
+    Vec<Option<i64>>,
+    Vec<Option<f64>>,
+    Vec<Option<i64>>,
+);
+
+fn write_events(workspace: &Workspace) -> Events {
     let mut random = XorShift(0x94D0_49BB_1331_11EB);
     let (mut k, mut t, mut x, mut n) = (vec![], vec![], vec![], vec![]);
     let mut add = |key: i64, random: &mut XorShift| {
@@ -69,14 +77,14 @@ fn write_events(workspace: &Workspace) {
     }
     let rows = k.len() as i64;
     let columns: Vec<(&str, ArrayRef)> = vec![
-        ("k", Arc::new(Int64Array::from(k))),
+        ("k", Arc::new(Int64Array::from(k.clone()))),
         ("id", Arc::new(Int64Array::from_iter_values(0..rows))),
         (
             "t",
-            Arc::new(TimestampMicrosecondArray::from(t).with_timezone("UTC")),
+            Arc::new(TimestampMicrosecondArray::from(t.clone()).with_timezone("UTC")),
         ),
-        ("x", Arc::new(Float64Array::from(x))),
-        ("n", Arc::new(Int64Array::from(n))),
+        ("x", Arc::new(Float64Array::from(x.clone()))),
+        ("n", Arc::new(Int64Array::from(n.clone()))),
     ];
     let batch = RecordBatch::try_from_iter(columns).unwrap();
     let path = workspace.path("events/part-0.parquet");
@@ -85,6 +93,7 @@ fn write_events(workspace: &Workspace) {
         ArrowWriter::try_new(File::create(path).unwrap(), batch.schema(), None).unwrap();
     writer.write(&batch).unwrap();
     writer.close().unwrap();
+    (k, t, x, n)
 }
 
 /// A snapshot's rows by (k, id): each column's text, and its value as a double.
@@ -186,4 +195,85 @@ fn fengine_windows_equal_datafusion_windows() {
             );
         }
     }
+}
+
+const RECENT_PAST_EXCLUDED: &str = "
+CREATE EXTERNAL TABLE events STORED AS PARQUET LOCATION 'events/';
+
+CREATE FEATURE GROUP lagged KEY (k, id) EVENT TIME event_time AS
+SELECT k, id, as_of() AS event_time,
+       sum(x)   OVER (PARTITION BY k ORDER BY t RANGE BETWEEN INTERVAL '7 days' PRECEDING AND INTERVAL '1 day' PRECEDING) AS x_sum,
+       count(x) OVER (PARTITION BY k ORDER BY t RANGE BETWEEN INTERVAL '7 days' PRECEDING AND INTERVAL '1 day' PRECEDING) AS x_count,
+       min(n)   OVER (PARTITION BY k ORDER BY t RANGE BETWEEN INTERVAL '2 days' PRECEDING AND INTERVAL '2 hours' PRECEDING) AS n_min
+FROM events;
+";
+
+/// Frames that end before the row (`AND <interval> PRECEDING`) can be empty, where
+/// DataFusion 55 has had bugs: the reference here is a nested loop over the generated rows.
+#[test]
+fn frames_that_exclude_the_recent_past_match_a_nested_loop() {
+    let workspace = Workspace::new();
+    let (k, t, x, n) = write_events(&workspace);
+    workspace.write("lagged.sql", RECENT_PAST_EXCLUDED);
+    let plan = workspace.fengine(&["plan", "lagged.sql"]).success();
+    assert!(
+        plan.stdout.contains(
+            "rolling windows by fengine's operator: sum from 7 days to 1 day before, \
+             count from 7 days to 1 day before, min from 2 days to 2 hours before"
+        ),
+        "{}",
+        plan.stdout
+    );
+    let manifest = workspace
+        .fengine_with_env(
+            &[
+                "run",
+                "lagged.sql",
+                "--as-of",
+                "2024-02-01T00:00:00Z",
+                "--output",
+                "json",
+            ],
+            &[("DATAFUSION_EXECUTION_BATCH_SIZE", "97")],
+        )
+        .success()
+        .json();
+    let batches = read_parquet_folder(manifest["groups"][0]["snapshot_location"].as_str().unwrap());
+    let ids = column::<arrow::datatypes::Int64Type>(&batches, "id");
+    let sums = column::<arrow::datatypes::Float64Type>(&batches, "x_sum");
+    let counts = column::<arrow::datatypes::Int64Type>(&batches, "x_count");
+    let minima = column::<arrow::datatypes::Int64Type>(&batches, "n_min");
+    let day = 24 * 60 * MINUTE;
+    // The rows of a frame: same key; times within [t - from, t - to], or, for a row
+    // without a time, the key's other rows without one.
+    let frame = |row: usize, from: i64, to: i64| -> Vec<usize> {
+        (0..k.len())
+            .filter(|&other| k[other] == k[row])
+            .filter(|&other| match (t[row], t[other]) {
+                (Some(time), Some(at)) => at >= time - from && at <= time - to,
+                (None, None) => true,
+                _ => false,
+            })
+            .collect()
+    };
+    for (i, id) in ids.iter().enumerate() {
+        let row = id.unwrap() as usize;
+        let week = frame(row, 7 * day, day);
+        let values: Vec<f64> = week.iter().filter_map(|&r| x[r]).collect();
+        let expected_sum = (!values.is_empty()).then(|| values.iter().sum::<f64>());
+        match (sums[i], expected_sum) {
+            (Some(a), Some(e)) => assert!(
+                (a - e).abs() <= 1e-9 * a.abs().max(e.abs()).max(1.0),
+                "row {row}: {a} vs {e}"
+            ),
+            (a, e) => assert_eq!(a, e, "x_sum of row {row}"),
+        }
+        assert_eq!(counts[i], Some(values.len() as i64), "x_count of row {row}");
+        let expected_min = frame(row, 2 * day, 2 * 60 * MINUTE)
+            .iter()
+            .filter_map(|&r| n[r])
+            .min();
+        assert_eq!(minima[i], expected_min, "n_min of row {row}");
+    }
+    assert_eq!(ids.len(), k.len());
 }

@@ -65,6 +65,21 @@ impl PhysicalOptimizerRule for RangeWindowRule {
     }
 }
 
+/// `7 days`, `1 hour`, `90 minutes`.
+fn duration(micros: i64) -> String {
+    let (count, unit) = [
+        (86_400_000_000, "day"),
+        (3_600_000_000, "hour"),
+        (60_000_000, "minute"),
+    ]
+    .into_iter()
+    .find(|(unit, _)| micros % unit == 0 && micros > 0)
+    .map(|(unit, name)| (micros / unit, name))
+    .unwrap_or((micros, "microsecond"));
+    let plural = if count == 1 { "" } else { "s" };
+    format!("{count} {unit}{plural}")
+}
+
 /// The windows that [`RangeWindowExec`] nodes of `plan` compute, as `sum over 7 days`.
 pub(crate) fn rolling_windows(plan: &dyn ExecutionPlan) -> Vec<String> {
     let mut names: Vec<String> = match plan.downcast_ref::<RangeWindowExec>() {
@@ -85,23 +100,23 @@ struct RangeWindow {
     kind: Kind,
     argument: Arc<dyn PhysicalExpr>,
     width_micros: i64,
+    /// How long before the row the frame ends: 0 for `CURRENT ROW`.
+    end_micros: i64,
     field: FieldRef,
 }
 
 impl RangeWindow {
     fn describe(&self) -> String {
         let function = format!("{:?}", self.function).to_lowercase();
-        let (count, unit) = [
-            (86_400_000_000, "day"),
-            (3_600_000_000, "hour"),
-            (60_000_000, "minute"),
-        ]
-        .into_iter()
-        .find(|(unit, _)| self.width_micros % unit == 0 && self.width_micros > 0)
-        .map(|(unit, name)| (self.width_micros / unit, name))
-        .unwrap_or((self.width_micros, "microsecond"));
-        let plural = if count == 1 { "" } else { "s" };
-        format!("{function} over {count} {unit}{plural}")
+        let width = duration(self.width_micros);
+        if self.end_micros == 0 {
+            format!("{function} over {width}")
+        } else {
+            format!(
+                "{function} from {width} to {} before",
+                duration(self.end_micros)
+            )
+        }
     }
 }
 
@@ -193,9 +208,7 @@ fn range_window(expr: &dyn WindowExpr, input_schema: &SchemaRef) -> Result<Optio
         return Ok(None);
     };
     let frame = expr.get_window_frame();
-    if frame.units != WindowFrameUnits::Range
-        || !matches!(frame.end_bound, WindowFrameBound::CurrentRow)
-    {
+    if frame.units != WindowFrameUnits::Range {
         return Ok(None);
     }
     let WindowFrameBound::Preceding(width) = &frame.start_bound else {
@@ -204,11 +217,20 @@ fn range_window(expr: &dyn WindowExpr, input_schema: &SchemaRef) -> Result<Optio
     let Some(width_micros) = interval_micros(width) else {
         return Ok(None);
     };
+    let end_micros = match &frame.end_bound {
+        WindowFrameBound::CurrentRow => 0,
+        WindowFrameBound::Preceding(end) => match interval_micros(end) {
+            Some(end) if end <= width_micros => end,
+            _ => return Ok(None),
+        },
+        WindowFrameBound::Following(_) => return Ok(None),
+    };
     Ok(Some(RangeWindow {
         function,
         kind,
         argument: argument.clone(),
         width_micros,
+        end_micros,
         field: expr.field()?,
     }))
 }
@@ -298,7 +320,8 @@ impl ExecutionPlan for RangeWindowExec {
             slots: VecDeque::new(),
             first_row: 0,
             next_row: 0,
-            cursors: vec![0; self.windows.len()],
+            entered: vec![0; self.windows.len()],
+            left: vec![0; self.windows.len()],
             accumulators: self
                 .windows
                 .iter()
@@ -345,8 +368,9 @@ struct Rolling {
     slots: VecDeque<sliding::Slot>,
     first_row: u64,
     next_row: u64,
-    /// Per window, the first row still inside it.
-    cursors: Vec<u64>,
+    /// Per window, the first row not in it yet, and the first row that has not left it.
+    entered: Vec<u64>,
+    left: Vec<u64>,
     accumulators: Vec<Accumulator>,
     /// The rows of the current peer group: (pending batch number, row).
     group: Vec<(usize, usize)>,
@@ -436,16 +460,7 @@ impl Rolling {
             }
             self.group_time = time;
             self.times.push_back(time.unwrap_or(i64::MIN));
-            for ((window, accumulator), slots) in
-                self.windows.iter().zip(&mut self.accumulators).zip(&slots)
-            {
-                add(
-                    window.function,
-                    true,
-                    accumulator,
-                    slots[row],
-                    self.next_row,
-                );
+            for slots in &slots {
                 self.slots.push_back(slots[row]);
             }
             self.next_row += 1;
@@ -459,32 +474,50 @@ impl Rolling {
         self.times.clear();
         self.slots.clear();
         self.first_row = self.next_row;
-        self.cursors.fill(self.next_row);
+        self.entered.fill(self.next_row);
+        self.left.fill(self.next_row);
         for (accumulator, window) in self.accumulators.iter_mut().zip(&self.windows) {
             *accumulator = Accumulator::new(window.function);
         }
     }
 
-    /// Gives each row of the peer group its windows' values: the rows from the window's
-    /// lower bound up to the group's last row.
+    /// Gives each row of the peer group its windows' values: rows enter a window when its
+    /// upper bound reaches them (at once for `CURRENT ROW`, peers included) and leave when
+    /// its lower bound passes them. Rows without a time are peers of each other only.
     fn finish_group(&mut self) {
         if self.group.is_empty() {
             return;
         }
         let count = self.windows.len();
         for (index, window) in self.windows.iter().enumerate() {
-            if let Some(time) = self.group_time {
-                let bound = time - window.width_micros;
-                let cursor = &mut self.cursors[index];
-                while *cursor < self.next_row {
-                    let offset = (*cursor - self.first_row) as usize;
-                    if self.times[offset] >= bound {
-                        break;
-                    }
-                    let slot = self.slots[offset * count + index];
-                    remove(&mut self.accumulators[index], slot, *cursor);
-                    *cursor += 1;
+            let (upper, lower) = match self.group_time {
+                Some(time) => (time - window.end_micros, time - window.width_micros),
+                None => (i64::MAX, i64::MIN),
+            };
+            let accumulator = &mut self.accumulators[index];
+            while self.entered[index] < self.next_row {
+                let row = self.entered[index];
+                let offset = (row - self.first_row) as usize;
+                if self.times[offset] > upper {
+                    break;
                 }
+                add(
+                    window.function,
+                    true,
+                    accumulator,
+                    self.slots[offset * count + index],
+                    row,
+                );
+                self.entered[index] += 1;
+            }
+            while self.left[index] < self.entered[index] {
+                let row = self.left[index];
+                let offset = (row - self.first_row) as usize;
+                if self.times[offset] >= lower {
+                    break;
+                }
+                remove(accumulator, self.slots[offset * count + index], row);
+                self.left[index] += 1;
             }
             let value = self.accumulators[index].value(window.function, window.kind);
             for &(number, row) in &self.group {
@@ -496,7 +529,7 @@ impl Rolling {
             self.pending[number - self.first_pending].filled += 1;
         }
         self.group.clear();
-        let oldest = self.cursors.iter().copied().min().unwrap_or(self.next_row);
+        let oldest = self.left.iter().copied().min().unwrap_or(self.next_row);
         let gone = (oldest - self.first_row) as usize;
         self.times.drain(..gone);
         self.slots.drain(..gone * count);
