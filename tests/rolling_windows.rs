@@ -35,7 +35,9 @@ SELECT k, id, as_of() AS event_time,
        min(x)   OVER (PARTITION BY k ORDER BY t RANGE BETWEEN INTERVAL '7 days' PRECEDING AND CURRENT ROW) AS x_min_7d,
        max(n)   OVER (PARTITION BY k ORDER BY t RANGE BETWEEN INTERVAL '1 day' PRECEDING AND CURRENT ROW) AS n_max_1d,
        sum(n)   OVER (PARTITION BY k ORDER BY t RANGE BETWEEN INTERVAL '7 days' PRECEDING AND CURRENT ROW) AS n_sum_7d,
-       count(*) OVER (PARTITION BY k ORDER BY t RANGE BETWEEN INTERVAL '30 minutes' PRECEDING AND CURRENT ROW) AS rows_30m
+       count(*) OVER (PARTITION BY k ORDER BY t RANGE BETWEEN INTERVAL '30 minutes' PRECEDING AND CURRENT ROW) AS rows_30m,
+       stddev(x)  OVER (PARTITION BY k ORDER BY t RANGE BETWEEN INTERVAL '1 day' PRECEDING AND CURRENT ROW) AS x_stddev_1d,
+       var_pop(n) OVER (PARTITION BY k ORDER BY t RANGE BETWEEN INTERVAL '3 days' PRECEDING AND CURRENT ROW) AS n_var_pop_3d
 FROM events;
 
 -- Two partition keys, in the other order than the table's.
@@ -133,7 +135,7 @@ fn fengine_windows_equal_datafusion_windows() {
         plan.stdout.contains(
             "rolling windows by fengine's operator: sum over 1 hour, count over 1 hour, \
              avg over 1 day, min over 7 days, max over 1 day, sum over 7 days, \
-             count over 30 minutes"
+             count over 30 minutes, stddev over 1 day, var_pop over 3 days"
         ) || plan
             .stdout
             .contains("rolling windows by fengine's operator"),

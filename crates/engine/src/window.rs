@@ -107,7 +107,25 @@ struct RangeWindow {
 
 impl RangeWindow {
     fn describe(&self) -> String {
-        let function = format!("{:?}", self.function).to_lowercase();
+        let function = match self.function {
+            AggregateFunction::Spread {
+                root: true,
+                population: false,
+            } => "stddev".to_string(),
+            AggregateFunction::Spread {
+                root: true,
+                population: true,
+            } => "stddev_pop".to_string(),
+            AggregateFunction::Spread {
+                root: false,
+                population: false,
+            } => "var".to_string(),
+            AggregateFunction::Spread {
+                root: false,
+                population: true,
+            } => "var_pop".to_string(),
+            other => format!("{other:?}").to_lowercase(),
+        };
         let width = duration(self.width_micros);
         if self.end_micros == 0 {
             format!("{function} over {width}")
@@ -197,6 +215,22 @@ fn range_window(expr: &dyn WindowExpr, input_schema: &SchemaRef) -> Result<Optio
         "avg" | "mean" => AggregateFunction::Avg,
         "min" => AggregateFunction::Min,
         "max" => AggregateFunction::Max,
+        "stddev" | "stddev_samp" => AggregateFunction::Spread {
+            root: true,
+            population: false,
+        },
+        "stddev_pop" => AggregateFunction::Spread {
+            root: true,
+            population: true,
+        },
+        "var" | "var_samp" | "var_sample" => AggregateFunction::Spread {
+            root: false,
+            population: false,
+        },
+        "var_pop" | "var_population" => AggregateFunction::Spread {
+            root: false,
+            population: true,
+        },
         _ => return Ok(None),
     };
     let arguments = aggregate.expressions();
