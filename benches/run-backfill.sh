@@ -3,32 +3,13 @@
 # (pipelines/spend_30d.sql) on 1M generated transactions, next to one single as-of run of
 # the same pipeline, each into a fresh warehouse. Release build. Not part of CI.
 # Usage: benches/run-backfill.sh [1m|10m]
-set -euo pipefail
-cd "$(dirname "$0")/.."
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/fengine-target}"
-command -v /usr/bin/time >/dev/null || { apt-get update -qq && apt-get install -y -qq time; }
-
-cargo build --release -q -p fengine -p fengine-benches
-BIN="$CARGO_TARGET_DIR/release"
-DATA="${BENCH_DATA:-/var/tmp/fengine-bench-data}"
+source "$(dirname "$0")/lib.sh"
 SIZE="${1:-1m}"
-case $SIZE in
-  1m) ROWS=1000000 CUSTOMERS=10000 ;;
-  10m) ROWS=10000000 CUSTOMERS=100000 ;;
-  *) echo "unknown size $SIZE" >&2; exit 2 ;;
-esac
-if [ ! -f "$DATA/$SIZE/.done" ]; then
-  rm -rf "$DATA/$SIZE"
-  "$BIN/gen-transactions" --rows "$ROWS" --customers "$CUSTOMERS" --merchants 1000 --files 8 --out "$DATA/$SIZE"
-  touch "$DATA/$SIZE/.done"
-fi
+generate "$SIZE"
 
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
-cat > "$WORK/bench.sql" <<SQL
-CREATE EXTERNAL TABLE transactions STORED AS PARQUET LOCATION '$DATA/$SIZE/';
-INCLUDE '$PWD/benches/pipelines/spend_30d.sql';
-SQL
+bench_pipeline "$WORK/bench.sql" "$SIZE" spend_30d
 
 measure() { # label, then the fengine arguments
   local label=$1; shift

@@ -4,33 +4,15 @@
 # (rolling_*_by over customer_id) on the same Parquet files in the same run, each writing
 # its result as zstd Parquet. Release build; Polars from PyPI. Not part of CI.
 # Usage: benches/run-rolling.sh [1m|10m ...]   (default: both)
-set -euo pipefail
-cd "$(dirname "$0")/.."
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/fengine-target}"
-command -v /usr/bin/time >/dev/null || { apt-get update -qq && apt-get install -y -qq time; }
+source "$(dirname "$0")/lib.sh"
 python3 -m pip install --quiet --disable-pip-version-check 'polars>=1.0'
-
-cargo build --release -q -p fengine -p fengine-benches
-BIN="$CARGO_TARGET_DIR/release"
-DATA="${BENCH_DATA:-/var/tmp/fengine-bench-data}"
-
-generate() { # size rows customers
-  if [ ! -f "$DATA/$1/.done" ]; then
-    rm -rf "$DATA/$1"
-    "$BIN/gen-transactions" --rows "$2" --customers "$3" --merchants 1000 --files 8 --out "$DATA/$1"
-    touch "$DATA/$1/.done"
-  fi
-}
 
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 
 fengine() { # size pipeline
   rm -rf "$WORK/warehouse"
-  cat > "$WORK/bench.sql" <<SQL
-CREATE EXTERNAL TABLE transactions STORED AS PARQUET LOCATION '$DATA/$1/';
-INCLUDE '$PWD/benches/pipelines/$2.sql';
-SQL
+  bench_pipeline "$WORK/bench.sql" "$1" "$2"
   (cd "$WORK" && /usr/bin/time -f "%e %M" -o time.txt "$BIN/fengine" run bench.sql \
     --as-of 2024-04-01T00:00:00Z > /dev/null)
   read -r wall rss_kb < "$WORK/time.txt"
@@ -65,11 +47,7 @@ sizes=("${@:-1m 10m}")
 echo "| data | pipeline | engine | wall | peak RSS |"
 echo "|---|---|---|---|---|"
 for size in ${sizes[@]}; do
-  case $size in
-    1m) generate 1m 1000000 10000 ;;
-    10m) generate 10m 10000000 100000 ;;
-    *) echo "unknown size $size" >&2; exit 2 ;;
-  esac
+  generate "$size"
   fengine "$size" rolling_7d
   polars "$size" rolling_7d 7d
   fengine "$size" rolling_3w

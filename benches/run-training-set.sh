@@ -3,32 +3,18 @@
 # features of all 10M generated transactions, fengine next to DuckDB's ASOF JOIN on the same
 # Parquet snapshot, in the same run. Release build; DuckDB from PyPI. Not part of CI.
 # Usage: benches/run-training-set.sh [spine rows, default 1000000]
-set -euo pipefail
-cd "$(dirname "$0")/.."
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/fengine-target}"
-command -v /usr/bin/time >/dev/null || { apt-get update -qq && apt-get install -y -qq time; }
+source "$(dirname "$0")/lib.sh"
 python3 -m pip install --quiet --disable-pip-version-check 'duckdb>=1.1'
-
-cargo build --release -q -p fengine -p fengine-benches
-BIN="$CARGO_TARGET_DIR/release"
-DATA="${BENCH_DATA:-/var/tmp/fengine-bench-data}"
 SPINE_ROWS="${1:-1000000}"
 WORK="$DATA/training-set"
 
-if [ ! -f "$DATA/10m/.done" ]; then
-  rm -rf "$DATA/10m"
-  "$BIN/gen-transactions" --rows 10000000 --customers 100000 --merchants 1000 --files 8 --out "$DATA/10m"
-  touch "$DATA/10m/.done"
-fi
+generate 10m
 
 # The feature snapshot: computed once and kept (DataFusion's own window operator takes
 # most of a minute on it; issue 5 is about that).
 if [ ! -f "$WORK/.done" ]; then
   rm -rf "$WORK" && mkdir -p "$WORK"
-  cat > "$WORK/features.sql" <<SQL
-CREATE EXTERNAL TABLE transactions STORED AS PARQUET LOCATION '$DATA/10m/';
-INCLUDE '$PWD/benches/pipelines/rolling_7d.sql';
-SQL
+  bench_pipeline "$WORK/features.sql" 10m rolling_7d
   (cd "$WORK" && "$BIN/fengine" run features.sql --as-of 2024-04-01T00:00:00Z)
   touch "$WORK/.done"
 fi

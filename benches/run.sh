@@ -3,32 +3,13 @@
 # 1M transactions / 10k customers and 10M transactions / 100k customers.
 # Release build; prints wall time, peak RSS and the run manifest's phase timings.
 # Usage: benches/run.sh [1m|10m ...]   (default: both). Not part of CI.
-set -euo pipefail
-cd "$(dirname "$0")/.."
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/fengine-target}"
-command -v /usr/bin/time >/dev/null || { apt-get update -qq && apt-get install -y -qq time; }
-
-cargo build --release -q -p fengine -p fengine-benches
-BIN="$CARGO_TARGET_DIR/release"
-DATA="${BENCH_DATA:-/var/tmp/fengine-bench-data}"
+source "$(dirname "$0")/lib.sh"
 AS_OF="2024-04-01T00:00:00Z"
-
-generate() { # size rows customers
-  local dir="$DATA/$1"
-  if [ ! -f "$dir/.done" ]; then
-    rm -rf "$dir"
-    "$BIN/gen-transactions" --rows "$2" --customers "$3" --merchants 1000 --files 8 --out "$dir"
-    touch "$dir/.done"
-  fi
-}
 
 bench() { # size pipeline
   local size=$1 pipeline=$2 work
   work=$(mktemp -d)
-  cat > "$work/bench.sql" <<SQL
-CREATE EXTERNAL TABLE transactions STORED AS PARQUET LOCATION '$DATA/$size/';
-INCLUDE '$PWD/benches/pipelines/$pipeline.sql';
-SQL
+  bench_pipeline "$work/bench.sql" "$size" "$pipeline"
   (cd "$work" && /usr/bin/time -f "%e %M" -o time.txt "$BIN/fengine" run bench.sql --as-of "$AS_OF" --output json > manifest.json)
   read -r wall rss_kb < "$work/time.txt"
   python3 - "$size" "$pipeline" "$wall" "$rss_kb" "$work/manifest.json" <<'PY'
@@ -47,11 +28,7 @@ sizes=("${@:-1m 10m}")
 echo "| data | pipeline | rows written | wall | peak RSS | compute+write | checks | online load | rows loaded |"
 echo "|---|---|---|---|---|---|---|---|---|"
 for size in ${sizes[@]}; do
-  case $size in
-    1m) generate 1m 1000000 10000 ;;
-    10m) generate 10m 10000000 100000 ;;
-    *) echo "unknown size $size" >&2; exit 2 ;;
-  esac
+  generate "$size"
   bench "$size" spend_30d
   bench "$size" customer_merchant
 done

@@ -10,7 +10,6 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::sync::Arc;
 
 use arrow::array::{
@@ -20,7 +19,6 @@ use arrow::compute::cast;
 use arrow::datatypes::DataType;
 use arrow::util::display::array_value_to_string;
 use common::*;
-use parquet::arrow::ArrowWriter;
 
 const HOUR: i64 = 3_600_000_000;
 /// 2024-01-01T00:00:00Z
@@ -106,12 +104,7 @@ fn write_events(workspace: &Workspace) {
         ("cat", Arc::new(StringArray::from(cat))),
     ];
     let batch = RecordBatch::try_from_iter(columns).unwrap();
-    let path = workspace.path("events/part-0.parquet");
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    let mut writer =
-        ArrowWriter::try_new(File::create(path).unwrap(), batch.schema(), None).unwrap();
-    writer.write(&batch).unwrap();
-    writer.close().unwrap();
+    write_parquet_file(&workspace.path("events/part-0.parquet"), &batch);
 }
 
 /// A snapshot's rows by key, each value as text (doubles compared within rounding).
@@ -310,12 +303,7 @@ fn a_swept_snapshot_that_fails_its_checks_stops_the_backfill_and_keeps_earlier_o
         ),
     ])
     .unwrap();
-    let path = workspace.path("events/part-0.parquet");
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    let mut writer =
-        ArrowWriter::try_new(File::create(path).unwrap(), batch.schema(), None).unwrap();
-    writer.write(&batch).unwrap();
-    writer.close().unwrap();
+    write_parquet_file(&workspace.path("events/part-0.parquet"), &batch);
     workspace.write(
         "counts.sql",
         "CREATE EXTERNAL TABLE events STORED AS PARQUET LOCATION 'events/';

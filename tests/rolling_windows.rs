@@ -9,7 +9,6 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::sync::Arc;
 
 use arrow::array::{
@@ -19,7 +18,6 @@ use arrow::compute::cast;
 use arrow::datatypes::DataType;
 use arrow::util::display::array_value_to_string;
 use common::*;
-use parquet::arrow::ArrowWriter;
 
 const MINUTE: i64 = 60_000_000;
 const BASE: i64 = 1_704_067_200_000_000;
@@ -89,12 +87,7 @@ fn write_events(workspace: &Workspace) -> Events {
         ("n", Arc::new(Int64Array::from(n.clone()))),
     ];
     let batch = RecordBatch::try_from_iter(columns).unwrap();
-    let path = workspace.path("events/part-0.parquet");
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    let mut writer =
-        ArrowWriter::try_new(File::create(path).unwrap(), batch.schema(), None).unwrap();
-    writer.write(&batch).unwrap();
-    writer.close().unwrap();
+    write_parquet_file(&workspace.path("events/part-0.parquet"), &batch);
     (k, t, x, n)
 }
 

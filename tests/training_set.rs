@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::fs::File;
 use std::sync::Arc;
 
 use arrow::array::{
@@ -14,7 +13,6 @@ use arrow::array::{
 };
 use arrow::datatypes::{Float64Type, Int64Type, TimestampMicrosecondType};
 use common::*;
-use parquet::arrow::ArrowWriter;
 
 const MINUTE: i64 = 60_000_000;
 /// 2024-01-01T00:00:00Z
@@ -74,12 +72,7 @@ fn events<K: Clone>(random: &mut XorShift, keys: &[K], per_key: u64) -> Vec<Even
 }
 
 fn write_parquet(path: std::path::PathBuf, columns: Vec<(&str, ArrayRef)>) {
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    let batch = RecordBatch::try_from_iter(columns).unwrap();
-    let mut writer =
-        ArrowWriter::try_new(File::create(path).unwrap(), batch.schema(), None).unwrap();
-    writer.write(&batch).unwrap();
-    writer.close().unwrap();
+    write_parquet_file(&path, &RecordBatch::try_from_iter(columns).unwrap());
 }
 
 fn times(minutes: impl Iterator<Item = i64>) -> ArrayRef {

@@ -168,6 +168,16 @@ pub fn read_parquet_folder(location: &str) -> Vec<RecordBatch> {
         .collect()
 }
 
+/// Writes `batch` as the Parquet file at `path`, creating its folder.
+pub fn write_parquet_file(path: &Path, batch: &RecordBatch) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let mut writer =
+        parquet::arrow::ArrowWriter::try_new(File::create(path).unwrap(), batch.schema(), None)
+            .unwrap();
+    writer.write(batch).unwrap();
+    writer.close().unwrap();
+}
+
 /// Every row of one Parquet file.
 pub fn read_parquet_file(path: &Path) -> Vec<RecordBatch> {
     ParquetRecordBatchReaderBuilder::try_new(

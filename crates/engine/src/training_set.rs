@@ -321,7 +321,8 @@ pub async fn build_training_set(
         elapsed_ms: 0,
     };
     if let Some(name) = &request.register {
-        manifest.registered = Some(register(name, &out, &manifest, backends, &context).await?);
+        manifest.registered =
+            Some(register(name, &out, &plan.schema(), &manifest, backends).await?);
     }
     manifest.elapsed_ms = started.elapsed().as_millis() as u64;
     Ok(manifest)
@@ -875,15 +876,10 @@ fn check_table_name(name: &str) -> Result<()> {
 async fn register(
     name: &str,
     out: &OutputLocation,
+    schema: &Schema,
     manifest: &TrainingSetManifest,
     backends: &Backends,
-    context: &SessionContext,
 ) -> Result<String> {
-    let written = context
-        .read_parquet(out.file.as_str(), ParquetReadOptions::default())
-        .await
-        .map_err(|e| Error::from_datafusion(None, e))?;
-    let schema: Schema = written.schema().as_arrow().clone();
     let columns = schema
         .fields()
         .iter()
