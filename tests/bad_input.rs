@@ -98,7 +98,16 @@ fn file(path: &'static str, text: impl Into<String>) -> (&'static str, String) {
 #[case::repeated_key_and_event_time(
     vec![file("bad.sql", group("SELECT customer_id, as_of() AS event_time, amount AS total FROM payments"))],
     &["run", "bad.sql", "--as-of", "2024-03-06T00:00:00Z"],
-    EXIT_CHECK_FAILED, "fengine: feature group 'totals': several rows share a key and event time (customer_id=1, event_time=2024-03-06T00:00:00Z, rows=2); a group holds one row per key and event time. Nothing of this group was published\n"
+    EXIT_CHECK_FAILED, "fengine: feature group 'totals': several rows share a key and event time (customer_id=1, event_time=2024-03-06T00:00:00Z); a group holds one row per key and event time. Nothing of this group was published\n"
+)]
+// Rows sorted by key and time (a rolling window's) are checked as they are written.
+#[case::repeated_key_and_event_time_in_a_rolling_window(
+    vec![
+        file("payments.csv", "customer_id,amount,event_time\n1,10.0,2024-03-01T10:00:00Z\n2,1.0,2024-03-01T10:00:00Z\n1,5.5,2024-03-01T10:00:00Z\n"),
+        file("bad.sql", group("SELECT customer_id, event_time, sum(amount) OVER (PARTITION BY customer_id ORDER BY event_time RANGE BETWEEN INTERVAL '1 day' PRECEDING AND CURRENT ROW) AS total FROM payments")),
+    ],
+    &["run", "bad.sql", "--as-of", "2024-03-06T00:00:00Z"],
+    EXIT_CHECK_FAILED, "fengine: feature group 'totals': several rows share a key and event time (customer_id=1, event_time=2024-03-01T10:00:00); a group holds one row per key and event time. Nothing of this group was published\n"
 )]
 #[case::unknown_param(
     vec![file("bad.sql", group("SELECT customer_id, max(event_time) AS event_time, sum(amount) AS total FROM payments WHERE amount > param('min_amount') GROUP BY customer_id"))],

@@ -4,31 +4,27 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use std::collections::HashSet;
-use std::sync::Arc;
-
-use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
-use arrow::datatypes::{Field, Schema, UInt64Type};
-use arrow::row::{RowConverter, SortField};
-use arrow::util::display::array_value_to_string;
-use datafusion::common::config::TableParquetOptions;
-use datafusion::dataframe::{DataFrame, DataFrameWriteOptions};
+use arrow::array::RecordBatch;
+use datafusion::common::runtime::SpawnedTask;
+use datafusion::dataframe::DataFrame;
+use datafusion::error::DataFusionError;
+use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::context::SessionContext;
 use datafusion::functions_aggregate::expr_fn::count;
 use datafusion::functions_window::expr_fn::row_number;
 use datafusion::logical_expr::{Expr, ExprFunctionExt, ident, lit};
+use datafusion::physical_plan::ExecutionPlanProperties;
 use datafusion::prelude::ParquetReadOptions;
 use fengine_catalog::Partition;
 use fengine_online::OnlineTable;
 use futures::StreamExt;
-use parquet::arrow::ArrowWriter;
-use parquet::basic::{Compression, ZstdLevel};
-use parquet::file::properties::WriterProperties;
 use url::Url;
 
+use crate::checks::{Identity, SortedChecks};
 use crate::manifest::{GroupManifest, OnlineOutcome, Timings};
+use crate::parquet_file;
 use crate::plan::PlannedGroup;
-use crate::{Backends, Error, Result, RunOptions, snapshot_name};
+use crate::{Backends, Error, Result, RunOptions, Warehouse, snapshot_name};
 
 const ROW_NUMBER: &str = "__fengine_row_number";
 
@@ -71,31 +67,46 @@ async fn publish(
         .expect("run ids are valid URL path segments");
     let mut timings = Timings::default();
 
-    let (rows_written, snapshot) = match computed {
+    let identity = Identity::new(
+        name.clone(),
+        group.definition.key_columns(),
+        group.definition.event_time_column(),
+        &group.schema,
+    );
+    let (rows_written, latest) = match computed {
         None => {
             let started = Instant::now();
-            let written = write_snapshot(group, &run_location, backends).await;
-            let rows_written = or_discard(written, backends, &run_location).await?;
+            let written = write_snapshot(context, group, &identity, &run_location, backends).await;
+            let written = or_discard(written, backends, &run_location).await?;
             timings.compute_and_write = elapsed_ms(started);
 
             let started = Instant::now();
-            let checked = read_and_check(context, group, &run_location).await;
-            let snapshot = or_discard(checked, backends, &run_location).await?;
+            let latest = match written.latest {
+                Some(latest) => LatestRows::Kept(latest),
+                None => {
+                    let checked =
+                        read_and_check(context, group, &identity, &run_location, written.sorted);
+                    LatestRows::Of(or_discard(checked.await, backends, &run_location).await?)
+                }
+            };
             timings.check = elapsed_ms(started);
-            (rows_written, snapshot)
+            (written.rows, latest)
         }
         Some(rows) => {
             let started = Instant::now();
-            check_rows(group, &rows)?;
+            identity.check_rows(&rows)?;
             timings.check = elapsed_ms(started);
 
             let started = Instant::now();
-            let written = write_rows(&rows, &run_location, backends).await;
+            let path = run_location
+                .join("part-0.parquet")
+                .expect("a valid file name");
+            let written = write_rows(context, &rows, &path, backends).await;
             or_discard(written, backends, &run_location).await?;
             timings.compute_and_write = elapsed_ms(started);
             let rows_written = rows.num_rows() as u64;
             let snapshot = context.read_batch(rows).map_err(|e| in_group(group, e))?;
-            (rows_written, snapshot)
+            (rows_written, LatestRows::Of(snapshot))
         }
     };
 
@@ -128,7 +139,7 @@ async fn publish(
     timings.register = elapsed_ms(started);
 
     let started = Instant::now();
-    let online = load_online(group, snapshot, options, backends).await?;
+    let online = load_online(group, latest, options, backends).await?;
     timings.online = elapsed_ms(started);
 
     Ok(GroupManifest {
@@ -144,176 +155,199 @@ async fn publish(
     })
 }
 
-/// Streams the group's rows into Parquet files under `location`; returns the row count.
-/// A snapshot without rows still gets a file, so that readers find its schema.
-async fn write_snapshot(group: &PlannedGroup, location: &Url, backends: &Backends) -> Result<u64> {
-    let mut parquet = TableParquetOptions::default();
-    parquet.global.compression = Some("zstd(3)".to_string());
-    let counts = group
+/// What writing a snapshot found out on the way.
+struct WrittenSnapshot {
+    rows: u64,
+    /// The rows came sorted by key and event time: the checks were complete.
+    sorted: bool,
+    /// The latest row of each key, if the rows came sorted and they fit the budget.
+    latest: Option<Vec<RecordBatch>>,
+}
+
+/// Streams the group's rows into Parquet files under `location`, a file per partition of
+/// the query written by its own task, checking them on the way. A snapshot without rows
+/// still gets a file, so that readers find its schema.
+async fn write_snapshot(
+    context: &SessionContext,
+    group: &PlannedGroup,
+    identity: &Identity,
+    location: &Url,
+    backends: &Backends,
+) -> Result<WrittenSnapshot> {
+    let failed = datafusion_errors(group);
+    let plan = group
         .frame
         .clone()
-        .write_parquet(
-            location.as_str(),
-            DataFrameWriteOptions::new(),
-            Some(parquet),
-        )
+        .create_physical_plan()
         .await
-        .map_err(|e| in_group(group, e))?;
-    let rows = counts
-        .iter()
-        .filter(|batch| batch.num_columns() > 0)
-        .map(|batch| {
-            batch
-                .column(0)
-                .as_primitive::<UInt64Type>()
-                .iter()
-                .flatten()
-                .sum::<u64>()
-        })
-        .sum();
-    if rows == 0 {
-        let mut file = Vec::new();
-        ArrowWriter::try_new(&mut file, group.schema.clone(), None)
-            .and_then(|writer| writer.close())
-            .map_err(|e| Error::Infrastructure(format!("cannot encode an empty snapshot: {e}")))?;
-        let path = location.join("empty.parquet").expect("a valid file name");
-        backends.warehouse.put(&path, file).await?;
+        .map_err(&failed)?;
+    let sorted = identity.sorted_and_grouped_by(&plan);
+    let partitions = plan.output_partitioning().partition_count();
+    let buffer = parquet_file::buffer_size(context);
+    let mut tasks = Vec::with_capacity(partitions);
+    for partition in 0..partitions {
+        let batches = plan
+            .execute(partition, context.task_ctx())
+            .map_err(&failed)?;
+        let checks = match sorted {
+            true => PartitionChecks::Sorted(SortedChecks::new(
+                identity.clone(),
+                backends.side_budget() / partitions,
+            )),
+            false => PartitionChecks::Nulls(identity.clone()),
+        };
+        let file = location
+            .join(&format!("part-{partition}.parquet"))
+            .expect("a valid file name");
+        let warehouse = backends.warehouse.clone();
+        let failed = failed.clone();
+        tasks.push(SpawnedTask::spawn(async move {
+            let file = PartitionFile {
+                warehouse: &warehouse,
+                location: &file,
+                buffer,
+            };
+            write_partition(batches, checks, file, failed).await
+        }));
     }
-    Ok(rows)
-}
-
-/// Writes rows held in memory as the snapshot's one Parquet file.
-async fn write_rows(rows: &RecordBatch, location: &Url, backends: &Backends) -> Result<()> {
-    let properties = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(
-            ZstdLevel::try_new(3).expect("a valid level"),
-        ))
-        .build();
-    let mut file = Vec::new();
-    ArrowWriter::try_new(&mut file, rows.schema(), Some(properties))
-        .and_then(|mut writer| {
-            writer.write(rows)?;
-            writer.close()
-        })
-        .map_err(|e| Error::Infrastructure(format!("cannot encode a snapshot: {e}")))?;
-    let path = location.join("part-0.parquet").expect("a valid file name");
-    backends.warehouse.put(&path, file).await
-}
-
-/// The checks of [`check_snapshot`], on rows in memory.
-fn check_rows(group: &PlannedGroup, rows: &RecordBatch) -> Result<()> {
-    let name = group.name();
-    let identity: Vec<ArrayRef> = group
-        .definition
-        .key_columns()
-        .iter()
-        .chain([&group.definition.event_time_column()])
-        .map(|column| {
-            rows.column_by_name(column)
-                .expect("planned columns")
-                .clone()
-        })
-        .collect();
-    let sample = |row: usize| {
-        let columns = identity.iter().map(|c| c.slice(row, 1)).collect();
-        let fields: Vec<_> = group
-            .definition
-            .key_columns()
-            .into_iter()
-            .chain([group.definition.event_time_column()])
-            .zip(&identity)
-            .map(|(name, c)| Field::new(name, c.data_type().clone(), true))
-            .collect();
-        RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
-            .map(|batch| describe_row(&batch))
-            .unwrap_or_default()
+    let mut written = WrittenSnapshot {
+        rows: 0,
+        sorted,
+        latest: sorted.then(Vec::new),
     };
-    if let Some(row) = (0..rows.num_rows()).find(|&row| identity.iter().any(|c| c.is_null(row))) {
-        return Err(Error::Check(format!(
-            "feature group '{name}': a row has a null key or event time ({}); every row needs \
-             its KEY and EVENT TIME. Nothing of this group was published",
-            sample(row)
-        )));
+    for task in tasks {
+        let partition = task
+            .join()
+            .await
+            .map_err(|e| Error::Infrastructure(format!("a snapshot writer stopped: {e}")))??;
+        written.rows += partition.rows;
+        written.latest = written.latest.zip(partition.latest).map(|(mut all, more)| {
+            all.extend(more);
+            all
+        });
     }
-    let fields = identity
-        .iter()
-        .map(|c| SortField::new(c.data_type().clone()))
-        .collect();
-    let encoded = RowConverter::new(fields)
-        .and_then(|converter| converter.convert_columns(&identity))
-        .map_err(|e| Error::Infrastructure(format!("cannot check a snapshot: {e}")))?;
-    let mut seen = HashSet::with_capacity(rows.num_rows());
-    if let Some(row) = (0..rows.num_rows()).find(|&row| !seen.insert(encoded.row(row))) {
-        return Err(Error::Check(format!(
-            "feature group '{name}': several rows share a key and event time ({}); a group holds \
-             one row per key and event time. Nothing of this group was published",
-            sample(row)
-        )));
+    if written.rows == 0 {
+        let file = location.join("part-0.parquet").expect("a valid file name");
+        let empty = backends
+            .warehouse
+            .parquet_file(&file, plan.schema(), buffer)?;
+        empty.close().await?;
     }
-    Ok(())
+    Ok(written)
 }
 
-/// The written snapshot, once it passed its checks.
+enum PartitionChecks {
+    Sorted(SortedChecks),
+    /// Repeats are checked once the whole snapshot is written.
+    Nulls(Identity),
+}
+
+struct PartitionWritten {
+    rows: u64,
+    latest: Option<Vec<RecordBatch>>,
+}
+
+/// Where a partition's file goes.
+struct PartitionFile<'a> {
+    warehouse: &'a Warehouse,
+    location: &'a Url,
+    buffer: usize,
+}
+
+/// Writes one partition's batches to `file`, created with its first row.
+async fn write_partition(
+    mut batches: SendableRecordBatchStream,
+    mut checks: PartitionChecks,
+    file: PartitionFile<'_>,
+    failed: impl Fn(DataFusionError) -> Error,
+) -> Result<PartitionWritten> {
+    let mut parquet = None;
+    let mut rows = 0;
+    while let Some(batch) = batches.next().await {
+        let batch = batch.map_err(&failed)?;
+        match &mut checks {
+            PartitionChecks::Sorted(sorted) => sorted.observe(&batch)?,
+            PartitionChecks::Nulls(identity) => identity.check_nulls(&batch)?,
+        }
+        if batch.num_rows() == 0 {
+            continue;
+        }
+        let parquet = match &mut parquet {
+            Some(parquet) => parquet,
+            None => {
+                let created =
+                    file.warehouse
+                        .parquet_file(file.location, batch.schema(), file.buffer);
+                parquet.insert(created?)
+            }
+        };
+        parquet.write(&batch).await?;
+        rows += batch.num_rows() as u64;
+    }
+    if let Some(parquet) = parquet {
+        parquet.close().await?;
+    }
+    let latest = match checks {
+        PartitionChecks::Sorted(sorted) => sorted.finish(),
+        PartitionChecks::Nulls(_) => None,
+    };
+    Ok(PartitionWritten { rows, latest })
+}
+
+/// Writes rows held in memory as one Parquet file.
+async fn write_rows(
+    context: &SessionContext,
+    rows: &RecordBatch,
+    file: &Url,
+    backends: &Backends,
+) -> Result<()> {
+    let buffer = parquet_file::buffer_size(context);
+    let mut parquet = backends
+        .warehouse
+        .parquet_file(file, rows.schema(), buffer)?;
+    parquet.write(rows).await?;
+    parquet.close().await
+}
+
+/// The written snapshot, once it passed its checks: the repeat check needs the whole
+/// snapshot unless its rows came sorted.
 async fn read_and_check(
     context: &SessionContext,
     group: &PlannedGroup,
+    identity: &Identity,
     location: &Url,
+    sorted: bool,
 ) -> Result<DataFrame> {
-    let snapshot = read_snapshot(context, group, location).await?;
-    check_snapshot(group, snapshot.clone()).await?;
-    Ok(snapshot)
-}
-
-async fn read_snapshot(
-    context: &SessionContext,
-    group: &PlannedGroup,
-    location: &Url,
-) -> Result<DataFrame> {
-    context
+    let snapshot = context
         .read_parquet(
             location.as_str(),
             ParquetReadOptions::default().schema(&group.schema),
         )
         .await
-        .map_err(|e| in_group(group, e))
+        .map_err(|e| in_group(group, e))?;
+    if !sorted {
+        check_repeats(group, identity, snapshot.clone()).await?;
+    }
+    Ok(snapshot)
 }
 
-/// Every row has its key and event time, and no two rows share both.
-async fn check_snapshot(group: &PlannedGroup, snapshot: DataFrame) -> Result<()> {
-    let name = group.name();
+/// No two rows share a key and event time.
+async fn check_repeats(
+    group: &PlannedGroup,
+    identity: &Identity,
+    snapshot: DataFrame,
+) -> Result<()> {
     let keys = group.definition.key_columns();
     let event_time = group.definition.event_time_column();
-    let identity: Vec<Expr> = keys.iter().chain([&event_time]).map(ident).collect();
-
-    let any_null = identity
-        .iter()
-        .map(|c| c.clone().is_null())
-        .reduce(Expr::or)
-        .expect("a group has key columns");
-    let nulls = snapshot
-        .clone()
-        .select(identity.clone())
-        .and_then(|f| f.filter(any_null));
-    let nulls = first_row(nulls, group).await?;
-    if let Some(row) = nulls {
-        return Err(Error::Check(format!(
-            "feature group '{name}': a row has a null key or event time ({}); every row needs \
-             its KEY and EVENT TIME. Nothing of this group was published",
-            describe_row(&row)
-        )));
-    }
-
+    let columns: Vec<Expr> = keys.iter().chain([&event_time]).map(ident).collect();
     let repeated = snapshot
-        .aggregate(identity, vec![count(lit(1)).alias("rows")])
+        .aggregate(columns, vec![count(lit(1)).alias("rows")])
         .and_then(|counts| counts.filter(ident("rows").gt(lit(1i64))));
-    if let Some(row) = first_row(repeated, group).await? {
-        return Err(Error::Check(format!(
-            "feature group '{name}': several rows share a key and event time ({}); a group holds \
-             one row per key and event time. Nothing of this group was published",
-            describe_row(&row)
-        )));
+    match first_row(repeated, group).await? {
+        // The aggregate's columns: the identity's, then the count.
+        Some(row) => Err(identity.repeat_error(row.columns(), 0)),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 async fn first_row(
@@ -329,29 +363,19 @@ async fn first_row(
     Ok(batches.into_iter().find(|b| b.num_rows() > 0))
 }
 
-fn describe_row(batch: &RecordBatch) -> String {
-    batch
-        .schema()
-        .fields()
-        .iter()
-        .zip(batch.columns())
-        .map(|(field, column)| {
-            let value = if column.is_null(0) {
-                "NULL".to_string()
-            } else {
-                array_value_to_string(column, 0).unwrap_or_else(|_| "?".to_string())
-            };
-            format!("{}={value}", field.name())
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
+/// Where the online load finds each key's latest row.
+enum LatestRows {
+    /// Picked while the snapshot was written.
+    Kept(Vec<RecordBatch>),
+    /// To be picked from these rows by a ranking window.
+    Of(DataFrame),
 }
 
 /// Loads the latest row per key, unless the store holds a newer as-of and the run is not
 /// forced: older values never silently replace newer ones.
 async fn load_online(
     group: &PlannedGroup,
-    snapshot: DataFrame,
+    latest: LatestRows,
     options: &RunOptions,
     backends: &Backends,
 ) -> Result<OnlineOutcome> {
@@ -366,6 +390,37 @@ async fn load_online(
     {
         return Ok(OnlineOutcome::SkippedNewer { loaded_as_of });
     }
+    let table = OnlineTable {
+        group: name,
+        version,
+        schema: group.schema.clone(),
+        key_columns: group.definition.key_columns(),
+        event_time_column: group.definition.event_time_column(),
+        ttl: group.ttl,
+    };
+    let mut batches = match latest {
+        LatestRows::Kept(batches) => futures::stream::iter(batches.into_iter().map(Ok)).boxed(),
+        LatestRows::Of(rows) => latest_per_key(group, rows)
+            .await?
+            .map(|batch| batch.map_err(|e| in_group(group, e)))
+            .boxed(),
+    };
+    let mut load = backends.online.begin_load(&table).await?;
+    while let Some(batch) = batches.next().await {
+        let batch = batch?;
+        if batch.num_rows() > 0 {
+            load.write(batch).await?;
+        }
+    }
+    let rows = load.commit(options.as_of).await?;
+    Ok(OnlineOutcome::Loaded { rows })
+}
+
+/// The latest row of each key of `rows`, by a ranking window.
+async fn latest_per_key(
+    group: &PlannedGroup,
+    rows: DataFrame,
+) -> Result<SendableRecordBatchStream> {
     let keys = group.definition.key_columns();
     let latest_first = row_number()
         .partition_by(keys.iter().map(ident).collect())
@@ -373,31 +428,14 @@ async fn load_online(
             ident(group.definition.event_time_column()).sort(false, true),
         ])
         .build()
-        .and_then(|n| snapshot.window(vec![n.alias(ROW_NUMBER)]))
+        .and_then(|n| rows.window(vec![n.alias(ROW_NUMBER)]))
         .and_then(|f| f.filter(ident(ROW_NUMBER).eq(lit(1u64))))
         .and_then(|f| f.drop_columns(&[ROW_NUMBER]))
         .map_err(|e| in_group(group, e))?;
-    let mut batches = latest_first
+    latest_first
         .execute_stream()
         .await
-        .map_err(|e| in_group(group, e))?;
-    let table = OnlineTable {
-        group: name,
-        version,
-        schema: group.schema.clone(),
-        key_columns: keys,
-        event_time_column: group.definition.event_time_column(),
-        ttl: group.ttl,
-    };
-    let mut load = backends.online.begin_load(&table).await?;
-    while let Some(batch) = batches.next().await {
-        let batch = batch.map_err(|e| in_group(group, e))?;
-        if batch.num_rows() > 0 {
-            load.write(batch).await?;
-        }
-    }
-    let rows = load.commit(options.as_of).await?;
-    Ok(OnlineOutcome::Loaded { rows })
+        .map_err(|e| in_group(group, e))
 }
 
 /// On failure, deletes what the run wrote before reporting the run's own error.
@@ -412,8 +450,18 @@ async fn or_discard<T>(result: Result<T>, backends: &Backends, run_location: &Ur
     result
 }
 
-fn in_group(group: &PlannedGroup, error: datafusion::error::DataFusionError) -> Error {
-    Error::from_datafusion(Some(&group.location), error).in_group(&group.name())
+fn in_group(group: &PlannedGroup, error: DataFusionError) -> Error {
+    datafusion_errors(group)(error)
+}
+
+/// Turns DataFusion's errors into the group's, where the group itself is out of reach (in
+/// a writer task).
+fn datafusion_errors(
+    group: &PlannedGroup,
+) -> impl Fn(DataFusionError) -> Error + Clone + Send + use<> {
+    let location = group.location.clone();
+    let name = group.name();
+    move |error| Error::from_datafusion(Some(&location), error).in_group(&name)
 }
 
 fn elapsed_ms(started: Instant) -> u64 {

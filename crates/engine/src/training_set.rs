@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use chrono::{DateTime, SecondsFormat, Utc};
 use datafusion::common::ScalarValue;
 use datafusion::dataframe::DataFrame;
@@ -27,16 +27,13 @@ use datafusion::prelude::ParquetReadOptions;
 use fengine_catalog::{Column, Partition, Table};
 use fengine_dialect::Statement;
 use futures::StreamExt;
-use object_store::buffered::BufWriter;
 use object_store::path::Path as ObjectPath;
-use parquet::arrow::AsyncArrowWriter;
-use parquet::basic::{Compression, ZstdLevel};
-use parquet::file::properties::WriterProperties;
 use serde::Serialize;
 use url::Url;
 
 use crate::asof::{AsOfJoinColumns, AsOfJoinExec};
 use crate::hive::hive_type;
+use crate::parquet_file::{self, ParquetFile};
 use crate::plan::{parse_ttl, run_definition};
 use crate::{Backends, Error, Result};
 
@@ -208,10 +205,10 @@ pub async fn build_training_set(
         }
     }
     let runtime = backends.runtime()?;
-    let context = backends.session_context_on(runtime.clone(), join_config()?)?;
+    let context = backends.session_context_on(runtime.clone(), crate::session_config()?)?;
     // One partition reads the spine in its own order, so that row numbers follow it.
     let spine_context =
-        backends.session_context_on(runtime, join_config()?.with_target_partitions(1))?;
+        backends.session_context_on(runtime, crate::session_config()?.with_target_partitions(1))?;
 
     let spine = read_spine(&spine_context, &request.spine).await?;
     let spine_columns: Vec<String> = spine
@@ -326,19 +323,6 @@ pub async fn build_training_set(
     }
     manifest.elapsed_ms = started.elapsed().as_millis() as u64;
     Ok(manifest)
-}
-
-/// Larger batches than DataFusion's default: the join's sorts merge fewer, longer runs
-/// (about a tenth faster on the benchmark), unless DATAFUSION_EXECUTION_BATCH_SIZE says.
-fn join_config() -> Result<datafusion::execution::context::SessionConfig> {
-    let config = crate::session_config()?;
-    Ok(
-        if std::env::var_os("DATAFUSION_EXECUTION_BATCH_SIZE").is_some() {
-            config
-        } else {
-            config.with_batch_size(32 * 1024)
-        },
-    )
 }
 
 async fn read_spine(context: &SessionContext, source: &SpineSource) -> Result<DataFrame> {
@@ -821,8 +805,7 @@ impl OutputLocation {
     }
 }
 
-/// Streams the plan's batches into one zstd Parquet file; returns the row count. The file
-/// appears only when complete (object stores publish a multipart upload at its end).
+/// Streams the plan's batches into one Parquet file; returns the row count.
 async fn write_parquet(
     context: &SessionContext,
     plan: Arc<dyn ExecutionPlan>,
@@ -833,30 +816,18 @@ async fn write_parquet(
         .map_err(|e| Error::Config(format!("--out '{}': {e}", out.file)))?;
     let path = ObjectPath::from_url_path(out.file.path())
         .map_err(|e| Error::Config(format!("--out '{}': {e}", out.file)))?;
-    let properties = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(
-            ZstdLevel::try_new(3).expect("a valid level"),
-        ))
-        .build();
-    let schema: SchemaRef = plan.schema();
-    let mut writer =
-        AsyncArrowWriter::try_new(BufWriter::new(store, path), schema, Some(properties))
-            .map_err(|e| Error::Infrastructure(format!("cannot write '{}': {e}", out.file)))?;
+    let name = out.file.to_string();
+    let buffer = parquet_file::buffer_size(context);
+    let mut parquet = ParquetFile::create(store, path, name, plan.schema(), buffer)?;
     let mut batches =
         execute_stream(plan, context.task_ctx()).map_err(|e| Error::from_datafusion(None, e))?;
     let mut rows = 0;
     while let Some(batch) = batches.next().await {
         let batch = batch.map_err(|e| Error::from_datafusion(None, e))?;
         rows += batch.num_rows() as u64;
-        writer
-            .write(&batch)
-            .await
-            .map_err(|e| Error::Infrastructure(format!("cannot write '{}': {e}", out.file)))?;
+        parquet.write(&batch).await?;
     }
-    writer
-        .close()
-        .await
-        .map_err(|e| Error::Infrastructure(format!("cannot write '{}': {e}", out.file)))?;
+    parquet.close().await?;
     Ok(rows)
 }
 

@@ -3,6 +3,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use arrow::datatypes::SchemaRef;
 use futures::TryStreamExt;
 use object_store::ObjectStore;
 use object_store::ObjectStoreExt;
@@ -10,6 +11,7 @@ use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
 use url::Url;
 
+use crate::parquet_file::ParquetFile;
 use crate::{Error, Result};
 
 #[derive(Debug, Clone)]
@@ -74,13 +76,16 @@ impl Warehouse {
             .expect("group names are valid URL path segments")
     }
 
-    /// Writes `bytes` as the object at `location`.
-    pub async fn put(&self, location: &Url, bytes: Vec<u8>) -> Result<()> {
-        self.store
-            .put(&object_path(location)?, bytes.into())
-            .await
-            .map_err(|e| Error::Infrastructure(format!("cannot write '{location}': {e}")))?;
-        Ok(())
+    /// A Parquet file to stream a snapshot into at `location` (see [`ParquetFile::create`]).
+    pub(crate) fn parquet_file(
+        &self,
+        location: &Url,
+        schema: SchemaRef,
+        buffer_size: usize,
+    ) -> Result<ParquetFile> {
+        let path = object_path(location)?;
+        let name = location.to_string();
+        ParquetFile::create(self.store.clone(), path, name, schema, buffer_size)
     }
 
     /// Deletes every object under `prefix`.

@@ -21,18 +21,20 @@ use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::{WindowFrameBound, WindowFrameUnits};
 use datafusion::physical_expr::PhysicalExpr;
-use datafusion::physical_expr::window::SlidingAggregateWindowExpr;
+use datafusion::physical_expr::window::{SlidingAggregateWindowExpr, StandardWindowExpr};
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::windows::{
-    BoundedWindowAggExec, PlainAggregateWindowExpr, WindowExpr,
+    BoundedWindowAggExec, PlainAggregateWindowExpr, WindowExpr, WindowUDFExpr,
 };
 use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, InputOrderMode, PlanProperties,
 };
 use futures::StreamExt;
 
-use crate::sliding::{self, Accumulator, AggregateFunction, Kind, Value, add, kind_of, remove};
+use crate::sliding::{
+    self, Accumulator, AggregateFunction, Kind, Slot, Value, add, kind_of, remove,
+};
 
 /// Puts [`RangeWindowExec`] in place of the window nodes it computes.
 #[derive(Debug, Default)]
@@ -96,7 +98,7 @@ pub(crate) fn rolling_windows(plan: &dyn ExecutionPlan) -> Vec<String> {
 /// `width` before the row's (peers included).
 #[derive(Debug, Clone)]
 struct RangeWindow {
-    function: AggregateFunction,
+    function: WindowFunction,
     kind: Kind,
     argument: Arc<dyn PhysicalExpr>,
     width_micros: i64,
@@ -105,27 +107,54 @@ struct RangeWindow {
     field: FieldRef,
 }
 
+/// What a window computes over its frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum WindowFunction {
+    /// Slides an accumulator: rows are added as they enter and removed as they leave.
+    Aggregate(AggregateFunction),
+    /// The value of the frame's first or last row (nulls included): no accumulator, the
+    /// frame's ends are enough.
+    FirstValue,
+    LastValue,
+}
+
+impl WindowFunction {
+    fn accumulator(self) -> Option<Accumulator> {
+        match self {
+            WindowFunction::Aggregate(function) => Some(Accumulator::new(function)),
+            WindowFunction::FirstValue | WindowFunction::LastValue => None,
+        }
+    }
+
+    /// Whether its values are doubles (else whole numbers).
+    fn is_float(self, kind: Kind) -> bool {
+        match self {
+            WindowFunction::Aggregate(function) => sliding::is_float(function, kind),
+            WindowFunction::FirstValue | WindowFunction::LastValue => kind == Kind::Float,
+        }
+    }
+
+    /// The function's name in SQL.
+    fn name(self) -> String {
+        use AggregateFunction::Spread;
+        match self {
+            WindowFunction::FirstValue => "first_value".to_string(),
+            WindowFunction::LastValue => "last_value".to_string(),
+            WindowFunction::Aggregate(function) => match function {
+                Spread { root, population } => {
+                    let name = if root { "stddev" } else { "var" };
+                    let suffix = if population { "_pop" } else { "" };
+                    format!("{name}{suffix}")
+                }
+                other => format!("{other:?}").to_lowercase(),
+            },
+        }
+    }
+}
+
 impl RangeWindow {
     fn describe(&self) -> String {
-        let function = match self.function {
-            AggregateFunction::Spread {
-                root: true,
-                population: false,
-            } => "stddev".to_string(),
-            AggregateFunction::Spread {
-                root: true,
-                population: true,
-            } => "stddev_pop".to_string(),
-            AggregateFunction::Spread {
-                root: false,
-                population: false,
-            } => "var".to_string(),
-            AggregateFunction::Spread {
-                root: false,
-                population: true,
-            } => "var_pop".to_string(),
-            other => format!("{other:?}").to_lowercase(),
-        };
+        let function = self.function.name();
         let width = duration(self.width_micros);
         if self.end_micros == 0 {
             format!("{function} over {width}")
@@ -198,47 +227,18 @@ impl RangeWindowExec {
 
 /// The window `expr` as this operator computes it, if it can.
 fn range_window(expr: &dyn WindowExpr, input_schema: &SchemaRef) -> Result<Option<RangeWindow>> {
-    let any = expr.as_any();
-    let aggregate = if let Some(plain) = any.downcast_ref::<PlainAggregateWindowExpr>() {
-        plain.get_aggregate_expr()
-    } else if let Some(sliding) = any.downcast_ref::<SlidingAggregateWindowExpr>() {
-        sliding.get_aggregate_expr()
-    } else {
-        return Ok(None);
-    };
-    if aggregate.is_distinct() {
-        return Ok(None);
-    }
-    let function = match aggregate.fun().name().to_ascii_lowercase().as_str() {
-        "sum" => AggregateFunction::Sum,
-        "count" => AggregateFunction::Count,
-        "avg" | "mean" => AggregateFunction::Avg,
-        "min" => AggregateFunction::Min,
-        "max" => AggregateFunction::Max,
-        "stddev" | "stddev_samp" => AggregateFunction::Spread {
-            root: true,
-            population: false,
-        },
-        "stddev_pop" => AggregateFunction::Spread {
-            root: true,
-            population: true,
-        },
-        "var" | "var_samp" | "var_sample" => AggregateFunction::Spread {
-            root: false,
-            population: false,
-        },
-        "var_pop" | "var_population" => AggregateFunction::Spread {
-            root: false,
-            population: true,
-        },
-        _ => return Ok(None),
-    };
-    let arguments = aggregate.expressions();
-    let [argument] = arguments.as_slice() else {
+    let Some((function, argument)) = window_function(expr) else {
         return Ok(None);
     };
     let argument_type = argument.data_type(input_schema)?;
-    let Some(kind) = kind_of(function, Some(&argument_type)) else {
+    let kind = match function {
+        WindowFunction::Aggregate(aggregate) => kind_of(aggregate, Some(&argument_type)),
+        // A row's value, read as min and max read theirs.
+        WindowFunction::FirstValue | WindowFunction::LastValue => {
+            kind_of(AggregateFunction::Min, Some(&argument_type))
+        }
+    };
+    let Some(kind) = kind else {
         return Ok(None);
     };
     let frame = expr.get_window_frame();
@@ -262,11 +262,71 @@ fn range_window(expr: &dyn WindowExpr, input_schema: &SchemaRef) -> Result<Optio
     Ok(Some(RangeWindow {
         function,
         kind,
-        argument: argument.clone(),
+        argument,
         width_micros,
         end_micros,
         field: expr.field()?,
     }))
+}
+
+/// The function of `expr` and its one argument, if the operator computes it.
+fn window_function(expr: &dyn WindowExpr) -> Option<(WindowFunction, Arc<dyn PhysicalExpr>)> {
+    let any = expr.as_any();
+    if let Some(standard) = any.downcast_ref::<StandardWindowExpr>() {
+        let function = standard.get_standard_func_expr();
+        let function = function.as_any().downcast_ref::<WindowUDFExpr>()?;
+        // IGNORE NULLS and evaluation in reverse are not public: `Debug` shows them. Unless
+        // it shows both off, the window stays DataFusion's.
+        let debug = format!("{function:?}");
+        if !debug.contains("ignore_nulls: false") || !debug.contains("is_reversed: false") {
+            return None;
+        }
+        let kind = match function.fun().name() {
+            "first_value" => WindowFunction::FirstValue,
+            "last_value" => WindowFunction::LastValue,
+            _ => return None,
+        };
+        let [argument] = function.args() else {
+            return None;
+        };
+        return Some((kind, argument.clone()));
+    }
+    let aggregate = if let Some(plain) = any.downcast_ref::<PlainAggregateWindowExpr>() {
+        plain.get_aggregate_expr()
+    } else if let Some(sliding) = any.downcast_ref::<SlidingAggregateWindowExpr>() {
+        sliding.get_aggregate_expr()
+    } else {
+        return None;
+    };
+    if aggregate.is_distinct() {
+        return None;
+    }
+    let function = match aggregate.fun().name().to_ascii_lowercase().as_str() {
+        "sum" => AggregateFunction::Sum,
+        "count" => AggregateFunction::Count,
+        "avg" | "mean" => AggregateFunction::Avg,
+        "min" => AggregateFunction::Min,
+        "max" => AggregateFunction::Max,
+        "stddev" | "stddev_samp" => AggregateFunction::Spread {
+            root: true,
+            population: false,
+        },
+        "stddev_pop" => AggregateFunction::Spread {
+            root: true,
+            population: true,
+        },
+        "var" | "var_samp" | "var_sample" => AggregateFunction::Spread {
+            root: false,
+            population: false,
+        },
+        "var_pop" | "var_population" => AggregateFunction::Spread {
+            root: false,
+            population: true,
+        },
+        _ => return None,
+    };
+    let [argument] = aggregate.expressions().try_into().ok()?;
+    Some((WindowFunction::Aggregate(function), argument))
 }
 
 /// A fixed interval in microseconds (months vary in length: not one).
@@ -359,7 +419,7 @@ impl ExecutionPlan for RangeWindowExec {
             accumulators: self
                 .windows
                 .iter()
-                .map(|w| Accumulator::new(w.function))
+                .map(|w| w.function.accumulator())
                 .collect(),
             group: Vec::new(),
             group_time: None,
@@ -405,7 +465,8 @@ struct Rolling {
     /// Per window, the first row not in it yet, and the first row that has not left it.
     entered: Vec<u64>,
     left: Vec<u64>,
-    accumulators: Vec<Accumulator>,
+    /// Per window, its accumulator (first and last values have none).
+    accumulators: Vec<Option<Accumulator>>,
     /// The rows of the current peer group: (pending batch number, row).
     group: Vec<(usize, usize)>,
     group_time: Option<i64>,
@@ -447,7 +508,7 @@ impl Rolling {
         self.first_pending += 1;
         let mut columns = pending.batch.columns().to_vec();
         for (window, values) in self.windows.iter().zip(pending.values) {
-            let float = sliding::is_float(window.function, window.kind);
+            let float = window.function.is_float(window.kind);
             let column = sliding::values_column(float, values.into_iter());
             columns.push(cast(&column, window.field.data_type())?);
         }
@@ -511,7 +572,31 @@ impl Rolling {
         self.entered.fill(self.next_row);
         self.left.fill(self.next_row);
         for (accumulator, window) in self.accumulators.iter_mut().zip(&self.windows) {
-            *accumulator = Accumulator::new(window.function);
+            *accumulator = window.function.accumulator();
+        }
+    }
+
+    /// The current value of window `index`.
+    fn value(&self, index: usize) -> Value {
+        let window = &self.windows[index];
+        let (entered, left) = (self.entered[index], self.left[index]);
+        let row = match (window.function, &self.accumulators[index]) {
+            (WindowFunction::Aggregate(function), Some(accumulator)) => {
+                return accumulator.value(function, window.kind);
+            }
+            (WindowFunction::FirstValue, _) if left < entered => Some(left),
+            (WindowFunction::LastValue, _) if left < entered => Some(entered - 1),
+            _ => None,
+        };
+        let slot = row.map(|row| {
+            let offset = (row - self.first_row) as usize;
+            self.slots[offset * self.windows.len() + index]
+        });
+        match slot {
+            Some(Slot::Int(v)) => Value::Int(Some(v)),
+            Some(Slot::Float(v)) => Value::Float(Some(v)),
+            _ if window.kind == Kind::Float => Value::Float(None),
+            _ => Value::Int(None),
         }
     }
 
@@ -535,13 +620,17 @@ impl Rolling {
                 if self.times[offset] > upper {
                     break;
                 }
-                add(
-                    window.function,
-                    true,
-                    accumulator,
-                    self.slots[offset * count + index],
-                    row,
-                );
+                if let (Some(accumulator), WindowFunction::Aggregate(function)) =
+                    (accumulator.as_mut(), window.function)
+                {
+                    add(
+                        function,
+                        true,
+                        accumulator,
+                        self.slots[offset * count + index],
+                        row,
+                    );
+                }
                 self.entered[index] += 1;
             }
             while self.left[index] < self.entered[index] {
@@ -550,10 +639,12 @@ impl Rolling {
                 if self.times[offset] >= lower {
                     break;
                 }
-                remove(accumulator, self.slots[offset * count + index], row);
+                if let Some(accumulator) = accumulator.as_mut() {
+                    remove(accumulator, self.slots[offset * count + index], row);
+                }
                 self.left[index] += 1;
             }
-            let value = self.accumulators[index].value(window.function, window.kind);
+            let value = self.value(index);
             for &(number, row) in &self.group {
                 let pending = &mut self.pending[number - self.first_pending];
                 pending.values[index][row] = value;

@@ -147,7 +147,7 @@ pub async fn backfill(
         run.load_online = as_of == newest;
         run
     };
-    let sources = SourceCache::new(backends.memory_limit);
+    let sources = SourceCache::new(backends.side_budget());
     // Planned with its sources on storage: a swept group streams its source once, sorted,
     // and only groups planned at each as-of need the sources held in memory.
     let first = plan::plan_pipeline(pipeline, &run_at(as_ofs[0]), backends, None).await?;
@@ -396,10 +396,9 @@ pub(crate) struct SourceCache {
 }
 
 impl SourceCache {
-    fn new(memory_limit: Option<usize>) -> Self {
+    fn new(budget: usize) -> Self {
         SourceCache {
-            // A quarter of the pool: the queries themselves need the rest.
-            budget: memory_limit.map_or(2 << 30, |limit| limit / 4),
+            budget,
             tables: Mutex::new(HashMap::new()),
         }
     }
