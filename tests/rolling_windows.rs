@@ -1,10 +1,11 @@
 //! fengine's rolling-window operator against DataFusion's own on the same pipeline: every
 //! value equal, on generated data with nulls, equal timestamps (peers), rows with no time,
 //! partitions spanning batch boundaries, many tiny partitions and one huge one, negative
-//! values, integer and double inputs. (Decimal windows stay with DataFusion for now.)
+//! values, integer, double and decimal inputs.
 //!
-//! NaN is left out: DataFusion 55's sliding sums keep a NaN after it leaves the frame and
-//! its min/max skip it, so the two would differ where DataFusion is wrong.
+//! NaN is checked against a nested loop instead: DataFusion 55's sliding sums keep a NaN
+//! after it leaves the frame and its sliding min/max skip it, so the two would differ where
+//! DataFusion is wrong.
 
 mod common;
 
@@ -12,7 +13,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, Float64Array, Int64Array, RecordBatch, TimestampMicrosecondArray,
+    Array, ArrayRef, Decimal128Array, Float64Array, Int64Array, RecordBatch,
+    TimestampMicrosecondArray,
 };
 use arrow::compute::cast;
 use arrow::datatypes::DataType;
@@ -42,7 +44,14 @@ SELECT k, id, as_of() AS event_time,
        last_value(CASE WHEN date_part('minute', t) = 20 THEN NULL ELSE date_part('hour', t) * 1.5 END)
            OVER (PARTITION BY k ORDER BY t RANGE BETWEEN INTERVAL '2 hours' PRECEDING AND CURRENT ROW) AS h_last_2h,
        first_value(CASE WHEN date_part('minute', t) = 40 THEN NULL ELSE CAST(date_part('hour', t) AS INT) END)
-           OVER (PARTITION BY k ORDER BY t RANGE BETWEEN INTERVAL '6 hours' PRECEDING AND CURRENT ROW) AS h_first_6h
+           OVER (PARTITION BY k ORDER BY t RANGE BETWEEN INTERVAL '6 hours' PRECEDING AND CURRENT ROW) AS h_first_6h,
+       sum(d) OVER (PARTITION BY k ORDER BY t RANGE BETWEEN INTERVAL '7 days' PRECEDING AND CURRENT ROW) AS d_sum_7d,
+       avg(d) OVER (PARTITION BY k ORDER BY t RANGE BETWEEN INTERVAL '1 day' PRECEDING AND CURRENT ROW) AS d_avg_1d,
+       min(d) OVER (PARTITION BY k ORDER BY t RANGE BETWEEN INTERVAL '1 day' PRECEDING AND CURRENT ROW) AS d_min_1d,
+       max(d) OVER (PARTITION BY k ORDER BY t RANGE BETWEEN INTERVAL '3 days' PRECEDING AND CURRENT ROW) AS d_max_3d,
+       count(d) OVER (PARTITION BY k ORDER BY t RANGE BETWEEN INTERVAL '3 days' PRECEDING AND CURRENT ROW) AS d_count_3d,
+       last_value(CAST(date_part('hour', t) AS DECIMAL(10, 2)) / 4)
+           OVER (PARTITION BY k ORDER BY t RANGE BETWEEN INTERVAL '1 day' PRECEDING AND CURRENT ROW) AS h_last_1d
 FROM events;
 
 -- Two partition keys, in the other order than the table's.
@@ -54,7 +63,7 @@ FROM events;
 ";
 
 /// The generated rows: key, time, x, n, y (the row id is the index); y has NaN and
-/// infinities.
+/// infinities. Beside them, d: decimal(12, 2) cents.
 type Events = (
     Vec<i64>,
     Vec<Option<i64>>,
@@ -92,6 +101,12 @@ fn write_events(workspace: &Workspace) -> Events {
         }
     }
     let rows = k.len() as i64;
+    let cents = Decimal128Array::from_iter(
+        (0..rows)
+            .map(|_| (random.below(12) != 0).then(|| random.below(2_000_000) as i128 - 1_000_000)),
+    )
+    .with_precision_and_scale(12, 2)
+    .unwrap();
     let columns: Vec<(&str, ArrayRef)> = vec![
         ("k", Arc::new(Int64Array::from(k.clone()))),
         ("id", Arc::new(Int64Array::from_iter_values(0..rows))),
@@ -102,13 +117,14 @@ fn write_events(workspace: &Workspace) -> Events {
         ("x", Arc::new(Float64Array::from(x.clone()))),
         ("n", Arc::new(Int64Array::from(n.clone()))),
         ("y", Arc::new(Float64Array::from(y.clone()))),
+        ("d", Arc::new(cents)),
     ];
     let batch = RecordBatch::try_from_iter(columns).unwrap();
     write_parquet_file(&workspace.path("events/part-0.parquet"), &batch);
     (k, t, x, n, y)
 }
 
-/// A snapshot's rows by (k, id): each column's text, and its value as a double.
+/// A snapshot's rows by (k, id): each column's text, and its value if a double.
 type Rows = BTreeMap<(i64, i64), Vec<(String, Option<f64>)>>;
 
 fn rows(location: &str) -> Rows {
@@ -122,10 +138,13 @@ fn rows(location: &str) -> Rows {
                 .iter()
                 .map(|c| {
                     let text = array_value_to_string(c, row).unwrap();
-                    let number = cast(c, &DataType::Float64).ok().and_then(|f| {
-                        let f = f.as_any().downcast_ref::<Float64Array>()?.clone();
+                    // Doubles compare within rounding; other types by their text.
+                    let number = c.data_type().is_floating().then(|| {
+                        let f = cast(c, &DataType::Float64).unwrap();
+                        let f = f.as_any().downcast_ref::<Float64Array>().unwrap().clone();
                         f.is_valid(row).then(|| f.value(row))
                     });
+                    let number = number.flatten();
                     (text, number)
                 })
                 .collect();
@@ -146,7 +165,9 @@ fn fengine_windows_equal_datafusion_windows() {
             "rolling windows by fengine's operator: sum over 1 hour, count over 1 hour, \
              avg over 1 day, min over 7 days, max over 1 day, sum over 7 days, \
              count over 30 minutes, stddev over 1 day, var_pop over 3 days, \
-             first_value over 1 day, last_value over 2 hours, first_value over 6 hours"
+             first_value over 1 day, last_value over 2 hours, first_value over 6 hours, \
+             sum over 7 days, avg over 1 day, min over 1 day, max over 3 days, \
+             count over 3 days, last_value over 1 day"
         ),
         "{}",
         plan.stdout

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, Float64Array, Int64Array};
 use arrow::compute::cast;
-use arrow::datatypes::{DataType, Float64Type, Int64Type};
+use arrow::datatypes::{DataType, Decimal128Type, Float64Type, Int64Type};
 use arrow::error::ArrowError;
 use datafusion::common::HashMap;
 
@@ -43,6 +43,9 @@ pub(crate) enum Kind {
     Presence,
     Float,
     Int,
+    /// Decimals of up to 18 digits, as their unscaled values (Int slots); sums exact in
+    /// 128 bits.
+    Decimal,
     /// count(DISTINCT x): values interned to ids.
     Distinct,
 }
@@ -124,7 +127,10 @@ pub(crate) struct Sum {
     /// NaN, +inf and -inf are counted, not summed: once summed, they could never be taken
     /// out again.
     non_finite: [i64; 3],
+    /// Whole numbers wrap at 64 bits, as DataFusion's sums of integers do.
     int: i64,
+    /// Unscaled decimals, whose sums have 10 more digits than their values.
+    wide: i128,
     n: i64,
 }
 
@@ -137,7 +143,10 @@ impl Sum {
             Slot::Float(v) => {
                 compensated_add(&mut self.float, &mut self.compensation, v * sign as f64)
             }
-            Slot::Int(v) => self.int = self.int.wrapping_add(v.wrapping_mul(sign)),
+            Slot::Int(v) => {
+                self.int = self.int.wrapping_add(v.wrapping_mul(sign));
+                self.wide += i128::from(v) * i128::from(sign);
+            }
             _ => {}
         }
         // An empty window restarts from an exact zero, so rounding never carries over from
@@ -324,20 +333,47 @@ fn better(a: Slot, b: Slot, is_max: bool) -> bool {
     }
 }
 
-/// An aggregate's current value: Int64 or Float64, as [`output_column`] builds them.
+/// An aggregate's current value: Int64 or Float64, as [`output_column`] builds them, or
+/// an unscaled decimal.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) enum Value {
     Int(Option<i64>),
     Float(Option<f64>),
+    Decimal(Option<i128>),
+}
+
+impl Value {
+    /// A row's value of this kind; `None` or absent: null.
+    pub(crate) fn of(slot: Option<Slot>, kind: Kind) -> Value {
+        match (slot, kind) {
+            (Some(Slot::Float(v)), _) => Value::Float(Some(v)),
+            (Some(Slot::Int(v)), Kind::Decimal) => Value::Decimal(Some(i128::from(v))),
+            (Some(Slot::Int(v)), _) => Value::Int(Some(v)),
+            (_, Kind::Float) => Value::Float(None),
+            (_, Kind::Decimal) => Value::Decimal(None),
+            _ => Value::Int(None),
+        }
+    }
 }
 
 impl Accumulator {
+    /// The exact sum of the unscaled decimals in, and their count; `None` when none.
+    pub(crate) fn decimal_sum(&self) -> Option<(i128, i64)> {
+        match self {
+            Accumulator::Sum(sum) => sum.value().map(|(_, _, n)| (sum.wide, n)),
+            _ => None,
+        }
+    }
+
     /// The aggregate's value over the rows in.
     pub(crate) fn value(&self, function: AggregateFunction, kind: Kind) -> Value {
         match (function, self) {
             (AggregateFunction::Count, Accumulator::Count(n)) => Value::Int(Some(*n)),
             (AggregateFunction::CountDistinct, Accumulator::Distinct(counts)) => {
                 Value::Int(Some(counts.len() as i64))
+            }
+            (_, Accumulator::Sum(sum)) if kind == Kind::Decimal => {
+                Value::Decimal(sum.value().map(|_| sum.wide))
             }
             (AggregateFunction::Avg, Accumulator::Sum(sum)) => {
                 Value::Float(sum.value().map(|(float, _, n)| float / n as f64))
@@ -351,12 +387,7 @@ impl Accumulator {
             }
             (_, Accumulator::Extreme(extreme)) => {
                 let best = extreme.deque.front().map(|&(_, slot)| slot);
-                match best {
-                    Some(Slot::Float(v)) => Value::Float(Some(v)),
-                    Some(Slot::Int(v)) => Value::Int(Some(v)),
-                    _ if kind == Kind::Float => Value::Float(None),
-                    _ => Value::Int(None),
-                }
+                Value::of(best, kind)
             }
             _ => Value::Int(None),
         }
@@ -381,11 +412,12 @@ pub(crate) fn values_column(float: bool, values: impl Iterator<Item = Value>) ->
         Arc::new(Float64Array::from_iter(values.map(|v| match v {
             Value::Float(v) => v,
             Value::Int(v) => v.map(|v| v as f64),
+            Value::Decimal(v) => v.map(|v| v as f64),
         })))
     } else {
         Arc::new(Int64Array::from_iter(values.map(|v| match v {
             Value::Int(v) => v,
-            Value::Float(_) => None,
+            Value::Float(_) | Value::Decimal(_) => None,
         })))
     }
 }
@@ -425,6 +457,18 @@ pub(crate) fn slots(kind: Kind, values: &ArrayRef) -> Result<Vec<Slot>, ArrowErr
             .iter()
             .map(|v| v.map_or(Slot::Absent, Slot::Int))
             .collect(),
+        // Unscaled: a cast to Int64 would drop the fraction.
+        Kind::Decimal => values
+            .as_primitive_opt::<Decimal128Type>()
+            .ok_or_else(|| ArrowError::CastError("a decimal window needs decimals".into()))?
+            .iter()
+            .map(|v| match v {
+                None => Ok(Slot::Absent),
+                Some(v) => i64::try_from(v).map(Slot::Int).map_err(|_| {
+                    ArrowError::ComputeError(format!("decimal {v} has more than 18 digits"))
+                }),
+            })
+            .collect::<Result<_, _>>()?,
     })
 }
 
@@ -440,7 +484,7 @@ mod tests {
         match kind {
             Kind::Presence => Slot::Present,
             Kind::Distinct => Slot::Id(random.below(6) as u32),
-            Kind::Int => Slot::Int(random.below(2_000) as i64 - 1_000),
+            Kind::Int | Kind::Decimal => Slot::Int(random.below(2_000) as i64 - 1_000),
             Kind::Float => match random.below(30) {
                 0 => Slot::Float(f64::NAN),
                 1 => Slot::Float(f64::INFINITY),

@@ -10,7 +10,7 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, RecordBatch};
+use arrow::array::{Array, ArrayRef, Decimal128Array, RecordBatch};
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, FieldRef, SchemaRef};
 use arrow::row::{OwnedRow, RowConverter, Rows, SortField};
@@ -32,9 +32,7 @@ use datafusion::physical_plan::{
 };
 use futures::StreamExt;
 
-use crate::sliding::{
-    self, Accumulator, AggregateFunction, Kind, Slot, Value, add, kind_of, remove,
-};
+use crate::sliding::{self, Accumulator, AggregateFunction, Kind, Value, add, kind_of, remove};
 
 /// Puts [`RangeWindowExec`] in place of the window nodes it computes.
 #[derive(Debug, Default)]
@@ -104,6 +102,9 @@ struct RangeWindow {
     width_micros: i64,
     /// How long before the row the frame ends: 0 for `CURRENT ROW`.
     end_micros: i64,
+    /// What the exact sum of a decimal average is multiplied by before the division
+    /// (which truncates, as DataFusion's does).
+    avg_scale_up: i128,
     field: FieldRef,
 }
 
@@ -153,6 +154,24 @@ impl WindowFunction {
 }
 
 impl RangeWindow {
+    /// The window's values as a column of its output type.
+    fn output_column(&self, values: Vec<Value>) -> Result<ArrayRef> {
+        if let DataType::Decimal128(precision, scale) = self.field.data_type() {
+            let values = values.into_iter().map(|value| match value {
+                Value::Decimal(v) => v,
+                Value::Int(v) => v.map(i128::from),
+                Value::Float(_) => None,
+            });
+            let column = Decimal128Array::from_iter(values);
+            return Ok(Arc::new(
+                column.with_precision_and_scale(*precision, *scale)?,
+            ));
+        }
+        let float = self.function.is_float(self.kind);
+        let column = sliding::values_column(float, values.into_iter());
+        Ok(cast(&column, self.field.data_type())?)
+    }
+
     fn describe(&self) -> String {
         let function = self.function.name();
         let width = duration(self.width_micros);
@@ -231,15 +250,16 @@ fn range_window(expr: &dyn WindowExpr, input_schema: &SchemaRef) -> Result<Optio
         return Ok(None);
     };
     let argument_type = argument.data_type(input_schema)?;
-    let kind = match function {
-        WindowFunction::Aggregate(aggregate) => kind_of(aggregate, Some(&argument_type)),
-        // A row's value, read as min and max read theirs.
-        WindowFunction::FirstValue | WindowFunction::LastValue => {
-            kind_of(AggregateFunction::Min, Some(&argument_type))
-        }
-    };
-    let Some(kind) = kind else {
+    let field = expr.field()?;
+    let Some(kind) = argument_kind(function, &argument_type) else {
         return Ok(None);
+    };
+    // DataFusion's decimal averages have 4 more decimals than their argument.
+    let avg_scale_up = match (argument_type, field.data_type()) {
+        (DataType::Decimal128(_, scale), DataType::Decimal128(_, output_scale)) => {
+            10i128.pow(u32::try_from(output_scale - scale).unwrap_or(0))
+        }
+        _ => 1,
     };
     let frame = expr.get_window_frame();
     if frame.units != WindowFrameUnits::Range {
@@ -265,8 +285,28 @@ fn range_window(expr: &dyn WindowExpr, input_schema: &SchemaRef) -> Result<Optio
         argument,
         width_micros,
         end_micros,
-        field: expr.field()?,
+        avg_scale_up,
+        field,
     }))
+}
+
+/// How the window reads its argument, if the operator computes it over this type.
+fn argument_kind(function: WindowFunction, argument: &DataType) -> Option<Kind> {
+    use AggregateFunction::{Avg, Count, Max, Min, Sum};
+    let aggregate = match function {
+        WindowFunction::Aggregate(aggregate) => aggregate,
+        // A row's value, read as min and max read theirs.
+        WindowFunction::FirstValue | WindowFunction::LastValue => Min,
+    };
+    match argument {
+        _ if aggregate == Count => Some(Kind::Presence),
+        // Unscaled values of up to 18 digits fit the operator's 64-bit slots.
+        DataType::Decimal128(precision, _) if *precision <= 18 => {
+            matches!(aggregate, Sum | Avg | Min | Max).then_some(Kind::Decimal)
+        }
+        DataType::Decimal128(..) | DataType::Decimal256(..) => None,
+        other => kind_of(aggregate, Some(other)),
+    }
 }
 
 /// The function of `expr` and its one argument, if the operator computes it.
@@ -508,9 +548,7 @@ impl Rolling {
         self.first_pending += 1;
         let mut columns = pending.batch.columns().to_vec();
         for (window, values) in self.windows.iter().zip(pending.values) {
-            let float = window.function.is_float(window.kind);
-            let column = sliding::values_column(float, values.into_iter());
-            columns.push(cast(&column, window.field.data_type())?);
+            columns.push(window.output_column(values)?);
         }
         Ok(Some(RecordBatch::try_new(self.schema.clone(), columns)?))
     }
@@ -581,6 +619,13 @@ impl Rolling {
         let window = &self.windows[index];
         let (entered, left) = (self.entered[index], self.left[index]);
         let row = match (window.function, &self.accumulators[index]) {
+            (WindowFunction::Aggregate(AggregateFunction::Avg), Some(accumulator))
+                if window.kind == Kind::Decimal =>
+            {
+                let average = accumulator.decimal_sum();
+                let average = average.map(|(sum, n)| sum * window.avg_scale_up / i128::from(n));
+                return Value::Decimal(average);
+            }
             (WindowFunction::Aggregate(function), Some(accumulator)) => {
                 return accumulator.value(function, window.kind);
             }
@@ -592,12 +637,7 @@ impl Rolling {
             let offset = (row - self.first_row) as usize;
             self.slots[offset * self.windows.len() + index]
         });
-        match slot {
-            Some(Slot::Int(v)) => Value::Int(Some(v)),
-            Some(Slot::Float(v)) => Value::Float(Some(v)),
-            _ if window.kind == Kind::Float => Value::Float(None),
-            _ => Value::Int(None),
-        }
+        Value::of(slot, window.kind)
     }
 
     /// Gives each row of the peer group its windows' values: rows enter a window when its

@@ -355,7 +355,7 @@ impl Sweep {
             let mask = spec.mask.map(|i| batch.column(i).as_boolean().clone());
             let mut slots: Vec<Slot> = match (spec.kind, argument) {
                 (_, None) => vec![Slot::Present; batch.num_rows()],
-                (Kind::Presence | Kind::Float | Kind::Int, Some(values)) => {
+                (Kind::Presence | Kind::Float | Kind::Int | Kind::Decimal, Some(values)) => {
                     sliding::slots(spec.kind, values).map_err(arrow_error)?
                 }
                 (Kind::Distinct, Some(values)) => {
