@@ -60,6 +60,16 @@ SELECT k, id, as_of() AS event_time,
        sum(x) OVER (PARTITION BY id % 3, k ORDER BY t RANGE BETWEEN INTERVAL '2 days' PRECEDING AND CURRENT ROW) AS x_sum_2d,
        max(x) OVER (PARTITION BY id % 3, k ORDER BY t RANGE BETWEEN INTERVAL '6 hours' PRECEDING AND CURRENT ROW) AS x_max_6h
 FROM events;
+
+-- Windows fengine's operator computes beside ones it leaves to DataFusion (a string's last
+-- value, a median), in one window node.
+CREATE FEATURE GROUP rolling_mixed KEY (k, id) EVENT TIME event_time AS
+SELECT k, id, as_of() AS event_time,
+       last_value(CAST(t AS VARCHAR)) OVER (PARTITION BY k ORDER BY t RANGE BETWEEN INTERVAL '1 day' PRECEDING AND CURRENT ROW) AS t_text_last_1d,
+       sum(x)    OVER (PARTITION BY k ORDER BY t RANGE BETWEEN INTERVAL '1 day' PRECEDING AND CURRENT ROW) AS x_sum_1d,
+       median(n) OVER (PARTITION BY k ORDER BY t RANGE BETWEEN INTERVAL '2 days' PRECEDING AND CURRENT ROW) AS n_median_2d,
+       max(d)    OVER (PARTITION BY k ORDER BY t RANGE BETWEEN INTERVAL '2 days' PRECEDING AND CURRENT ROW) AS d_max_2d
+FROM events;
 ";
 
 /// The generated rows: key, time, x, n, y (the row id is the index); y has NaN and
@@ -175,6 +185,12 @@ fn fengine_windows_equal_datafusion_windows() {
     assert!(
         plan.stdout
             .contains("rolling windows by fengine's operator: sum over 2 days, max over 6 hours"),
+        "{}",
+        plan.stdout
+    );
+    assert!(
+        plan.stdout
+            .contains("rolling windows by fengine's operator: sum over 1 day, max over 2 days\n"),
         "{}",
         plan.stdout
     );

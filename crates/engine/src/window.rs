@@ -1,7 +1,7 @@
 //! Rolling time windows (`RANGE BETWEEN INTERVAL '7 days' PRECEDING AND CURRENT ROW`) in
-//! linear time: [`RangeWindowRule`] swaps DataFusion's `BoundedWindowAggExec` for
-//! [`RangeWindowExec`] where every window of the node is one it computes, and leaves every
-//! other window to DataFusion. The operator reads its input as DataFusion's did (sorted by
+//! linear time: [`RangeWindowRule`] has [`RangeWindowExec`] compute the windows of
+//! DataFusion's `BoundedWindowAggExec` nodes that it can, and leaves every other window
+//! to DataFusion. The operator reads its input as DataFusion's did (sorted by
 //! partition keys, then time) and slides one accumulator per window: each row enters and
 //! leaves each window once. It holds the widest window's rows of the current key and the
 //! batches whose last peer group is not complete yet.
@@ -21,8 +21,10 @@ use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::{WindowFrameBound, WindowFrameUnits};
 use datafusion::physical_expr::PhysicalExpr;
+use datafusion::physical_expr::expressions::Column;
 use datafusion::physical_expr::window::{SlidingAggregateWindowExpr, StandardWindowExpr};
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
+use datafusion::physical_plan::projection::ProjectionExec;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::windows::{
     BoundedWindowAggExec, PlainAggregateWindowExpr, WindowExpr, WindowUDFExpr,
@@ -48,8 +50,8 @@ impl PhysicalOptimizerRule for RangeWindowRule {
             let Some(window) = node.downcast_ref::<BoundedWindowAggExec>() else {
                 return Ok(Transformed::no(node));
             };
-            Ok(match RangeWindowExec::try_from_window(window)? {
-                Some(exec) => Transformed::yes(Arc::new(exec) as Arc<dyn ExecutionPlan>),
+            Ok(match take_windows(window)? {
+                Some(plan) => Transformed::yes(plan),
                 None => Transformed::no(node),
             })
         })
@@ -196,52 +198,104 @@ pub struct RangeWindowExec {
     properties: Arc<PlanProperties>,
 }
 
-impl RangeWindowExec {
-    /// The operator computing `window`'s node, or `None` when some window of it is not one
-    /// this operator computes.
-    fn try_from_window(node: &BoundedWindowAggExec) -> Result<Option<Self>> {
-        let input_schema = node.input().schema();
-        let Some(first) = node.window_expr().first() else {
-            return Ok(None);
-        };
-        let partition_by = first.partition_by().to_vec();
-        // A window over the whole table is one partition: DataFusion's operator serves it.
-        // The operator needs each key's rows together and in time order, which `Sorted`
-        // promises (whatever the order of the keys among themselves).
-        if partition_by.is_empty() || node.input_order_mode != InputOrderMode::Sorted {
-            return Ok(None);
-        }
-        let [order] = first.order_by() else {
-            return Ok(None);
-        };
-        if order.options.descending
-            || !matches!(
-                order.expr.data_type(&input_schema)?,
-                DataType::Timestamp(_, _)
-            )
-        {
-            return Ok(None);
-        }
-        let mut windows = Vec::new();
-        for expr in node.window_expr() {
-            let same_order = matches!(expr.order_by(), [o] if o.expr.eq(&order.expr) && o.options == order.options);
-            if expr.partition_by() != partition_by.as_slice() || !same_order {
-                return Ok(None);
-            }
-            let Some(window) = range_window(expr.as_ref(), &input_schema)? else {
-                return Ok(None);
-            };
-            windows.push(window);
-        }
-        Ok(Some(RangeWindowExec {
-            input: node.input().clone(),
-            partition_by,
-            order_by: order.expr.clone(),
-            windows,
-            schema: node.schema(),
-            properties: node.properties().clone(),
-        }))
+/// The plan computing `node`'s windows with [`RangeWindowExec`] taking those it computes,
+/// or `None` when it computes none of them. When it takes some, DataFusion's operator
+/// computes the others over its output, and a projection puts the columns back in the
+/// node's order.
+fn take_windows(node: &BoundedWindowAggExec) -> Result<Option<Arc<dyn ExecutionPlan>>> {
+    let input = node.input();
+    let input_schema = input.schema();
+    let Some(first) = node.window_expr().first() else {
+        return Ok(None);
+    };
+    let partition_by = first.partition_by().to_vec();
+    // A window over the whole table is one partition: DataFusion's operator serves it.
+    // The operator needs each key's rows together and in time order, which `Sorted`
+    // promises (whatever the order of the keys among themselves).
+    if partition_by.is_empty() || node.input_order_mode != InputOrderMode::Sorted {
+        return Ok(None);
     }
+    let [order] = first.order_by() else {
+        return Ok(None);
+    };
+    if order.options.descending
+        || !matches!(
+            order.expr.data_type(&input_schema)?,
+            DataType::Timestamp(_, _)
+        )
+    {
+        return Ok(None);
+    }
+    // Per window of the node, in order: what the operator computes of it, if anything.
+    let mut taken = Vec::new();
+    for expr in node.window_expr() {
+        let same_order =
+            matches!(expr.order_by(), [o] if o.expr.eq(&order.expr) && o.options == order.options);
+        let served = expr.partition_by() == partition_by.as_slice() && same_order;
+        taken.push(match served {
+            true => range_window(expr.as_ref(), &input_schema)?,
+            false => None,
+        });
+    }
+    if taken.iter().all(Option::is_none) {
+        return Ok(None);
+    }
+    let (ours, theirs): (Vec<_>, Vec<_>) = node
+        .window_expr()
+        .iter()
+        .zip(&taken)
+        .partition(|(_, window)| window.is_some());
+    // The node DataFusion would build for our windows alone gives our schema and
+    // properties.
+    let can_repartition = !node.partition_keys().is_empty();
+    let ours_alone = BoundedWindowAggExec::try_new(
+        ours.iter().map(|(expr, _)| Arc::clone(expr)).collect(),
+        input.clone(),
+        node.input_order_mode.clone(),
+        can_repartition,
+    )?;
+    let exec: Arc<dyn ExecutionPlan> = Arc::new(RangeWindowExec {
+        input: input.clone(),
+        partition_by,
+        order_by: order.expr.clone(),
+        windows: taken.iter().flatten().cloned().collect(),
+        schema: ours_alone.schema(),
+        properties: ours_alone.properties().clone(),
+    });
+    if theirs.is_empty() {
+        return Ok(Some(exec));
+    }
+    // Their expressions read the input's columns, which keep their places.
+    let rest = BoundedWindowAggExec::try_new(
+        theirs.iter().map(|(expr, _)| Arc::clone(expr)).collect(),
+        exec,
+        node.input_order_mode.clone(),
+        can_repartition,
+    )?;
+    let rest_schema = rest.schema();
+    let columns = input_schema.fields().len();
+    let (mut next_ours, mut next_theirs) = (columns, columns + ours.len());
+    let mut order_back: Vec<usize> = (0..columns).collect();
+    for window in &taken {
+        let next = if window.is_some() {
+            &mut next_ours
+        } else {
+            &mut next_theirs
+        };
+        order_back.push(*next);
+        *next += 1;
+    }
+    let projection = order_back.into_iter().map(|index| {
+        let name = rest_schema.field(index).name().clone();
+        (
+            Arc::new(Column::new(&name, index)) as Arc<dyn PhysicalExpr>,
+            name,
+        )
+    });
+    Ok(Some(Arc::new(ProjectionExec::try_new(
+        projection,
+        Arc::new(rest),
+    )?)))
 }
 
 /// The window `expr` as this operator computes it, if it can.
