@@ -2,7 +2,8 @@
 # Benchmark of issue 5: rolling RANGE windows per transaction (pipelines/rolling_7d.sql, and
 # the 1d/7d/30d variant pipelines/rolling_3w.sql), fengine's end-to-end `run` next to Polars
 # (rolling_*_by over customer_id) on the same Parquet files in the same run, each writing
-# its result as zstd Parquet. Release build; Polars from PyPI. Not part of CI.
+# its result as zstd Parquet, and the same run with DataFusion's own window operator.
+# Release build; Polars from PyPI. Not part of CI.
 # Usage: benches/run-rolling.sh [1m|10m ...]   (default: both)
 source "$(dirname "$0")/lib.sh"
 python3 -m pip install --quiet --disable-pip-version-check 'polars>=1.0'
@@ -10,13 +11,15 @@ python3 -m pip install --quiet --disable-pip-version-check 'polars>=1.0'
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 
-fengine() { # size pipeline
+fengine() { # size pipeline [operator]: fengine's window operator, or datafusion's
+  local operator=${3:-fengine} engine="fengine run"
+  [ "$operator" = datafusion ] && engine="fengine run, DataFusion's operator"
   rm -rf "$WORK/warehouse"
   bench_pipeline "$WORK/bench.sql" "$1" "$2"
-  (cd "$WORK" && /usr/bin/time -f "%e %M" -o time.txt "$BIN/fengine" run bench.sql \
-    --as-of 2024-04-01T00:00:00Z > /dev/null)
+  (cd "$WORK" && FENGINE_WINDOW_OPERATOR=$operator /usr/bin/time -f "%e %M" -o time.txt \
+    "$BIN/fengine" run bench.sql --as-of 2024-04-01T00:00:00Z > /dev/null)
   read -r wall rss_kb < "$WORK/time.txt"
-  echo "| $1 | $2 | fengine run | ${wall} s | $((rss_kb / 1024)) MiB |"
+  echo "| $1 | $2 | $engine | ${wall} s | $((rss_kb / 1024)) MiB |"
 }
 
 polars() { # size pipeline windows...
@@ -50,6 +53,8 @@ for size in ${sizes[@]}; do
   generate "$size"
   fengine "$size" rolling_7d
   polars "$size" rolling_7d 7d
+  fengine "$size" rolling_7d datafusion
   fengine "$size" rolling_3w
   polars "$size" rolling_3w 1d 7d 30d
+  fengine "$size" rolling_3w datafusion
 done
