@@ -254,3 +254,103 @@ fn take(batch: &RecordBatch, rows: Vec<u32>) -> Result<RecordBatch> {
 fn checking(error: arrow::error::ArrowError) -> Error {
     Error::Infrastructure(format!("cannot check a snapshot: {error}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::XorShift;
+    use arrow::array::{AsArray, Int64Array};
+    use arrow::datatypes::{DataType, Field, Int64Type};
+
+    fn schema() -> Arc<Schema> {
+        Arc::new(Schema::new(vec![
+            Field::new("k", DataType::Int64, true),
+            Field::new("t", DataType::Int64, true),
+            Field::new("v", DataType::Int64, true),
+        ]))
+    }
+
+    fn identity() -> Identity {
+        Identity::new("g".into(), vec!["k".into()], "t".into(), &schema())
+    }
+
+    fn batch(rows: &[(i64, i64, i64)]) -> RecordBatch {
+        let column = |f: fn(&(i64, i64, i64)) -> i64| -> ArrayRef {
+            Arc::new(Int64Array::from_iter_values(rows.iter().map(f)))
+        };
+        let columns = vec![column(|r| r.0), column(|r| r.1), column(|r| r.2)];
+        RecordBatch::try_new(schema(), columns).unwrap()
+    }
+
+    /// The rows sorted by key and time, fed in pieces cut at `cuts`.
+    fn check(rows: &[(i64, i64, i64)], cuts: &[usize]) -> Result<Vec<(i64, i64, i64)>> {
+        let mut checks = SortedChecks::new(identity(), usize::MAX);
+        let mut start = 0;
+        for &end in cuts.iter().chain([&rows.len()]) {
+            checks.observe(&batch(&rows[start..end]))?;
+            start = end;
+        }
+        let mut latest = Vec::new();
+        for kept in checks.finish().expect("within the budget") {
+            let value = |i: usize| kept.column(i).as_primitive::<Int64Type>().values().to_vec();
+            let (k, t, v) = (value(0), value(1), value(2));
+            latest.extend((0..kept.num_rows()).map(|r| (k[r], t[r], v[r])));
+        }
+        Ok(latest)
+    }
+
+    #[test]
+    fn latest_rows_and_repeats_are_found_across_any_batch_cut() {
+        let mut random = XorShift(0x5DEE_CE66_D1CE_4E5B);
+        let mut rows = Vec::new();
+        for key in 0..12 {
+            let mut time = 0;
+            for _ in 0..=random.below(4) {
+                time += 1 + random.below(3) as i64;
+                rows.push((key, time, random.below(100) as i64));
+            }
+        }
+        // Each key's row with the largest time, by a scan of all rows.
+        let expected: Vec<_> = rows
+            .iter()
+            .filter(|&&(k, t, _)| rows.iter().all(|&(k2, t2, _)| k2 != k || t2 <= t))
+            .copied()
+            .collect();
+        for first in 0..=rows.len() {
+            for second in first..=rows.len() {
+                let latest = check(&rows, &[first, second]).unwrap();
+                assert_eq!(latest, expected, "cut at {first} and {second}");
+            }
+        }
+        for repeated in 0..rows.len() {
+            let mut with_repeat = rows.clone();
+            with_repeat.insert(repeated + 1, rows[repeated]);
+            for cut in 0..=with_repeat.len() {
+                let error = check(&with_repeat, &[cut]).unwrap_err().to_string();
+                let (k, t, _) = rows[repeated];
+                assert!(
+                    error.contains(&format!(
+                        "several rows share a key and event time (k={k}, t={t})"
+                    )),
+                    "repeat of row {repeated}, cut at {cut}: {error}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn null_keys_fail_and_latest_rows_past_the_budget_are_dropped() {
+        let mut checks = SortedChecks::new(identity(), 1);
+        checks.observe(&batch(&[(1, 1, 1), (2, 1, 1)])).unwrap();
+        assert!(checks.finish().is_none());
+
+        let keys: ArrayRef = Arc::new(Int64Array::from(vec![Some(1), None]));
+        let other: ArrayRef = Arc::new(Int64Array::from(vec![1, 2]));
+        let nulls = RecordBatch::try_new(schema(), vec![keys, other.clone(), other]).unwrap();
+        let error = identity().check_nulls(&nulls).unwrap_err().to_string();
+        assert!(
+            error.contains("a row has a null key or event time (k=NULL, t=2)"),
+            "{error}"
+        );
+    }
+}
