@@ -51,7 +51,11 @@ SELECT k, id, as_of() AS event_time,
        max(d) OVER (PARTITION BY k ORDER BY t RANGE BETWEEN INTERVAL '3 days' PRECEDING AND CURRENT ROW) AS d_max_3d,
        count(d) OVER (PARTITION BY k ORDER BY t RANGE BETWEEN INTERVAL '3 days' PRECEDING AND CURRENT ROW) AS d_count_3d,
        last_value(CAST(date_part('hour', t) AS DECIMAL(10, 2)) / 4)
-           OVER (PARTITION BY k ORDER BY t RANGE BETWEEN INTERVAL '1 day' PRECEDING AND CURRENT ROW) AS h_last_1d
+           OVER (PARTITION BY k ORDER BY t RANGE BETWEEN INTERVAL '1 day' PRECEDING AND CURRENT ROW) AS h_last_1d,
+       last_value(CASE WHEN date_part('minute', t) = 20 THEN NULL ELSE date_part('hour', t) END) IGNORE NULLS
+           OVER (PARTITION BY k ORDER BY t RANGE BETWEEN INTERVAL '2 hours' PRECEDING AND CURRENT ROW) AS h_last_known_2h,
+       first_value(CASE WHEN date_part('minute', t) <> 40 THEN NULL ELSE t END) IGNORE NULLS
+           OVER (PARTITION BY k ORDER BY t RANGE BETWEEN INTERVAL '1 day' PRECEDING AND CURRENT ROW) AS t_first_known_1d
 FROM events;
 
 -- Two partition keys, in the other order than the table's.
@@ -177,7 +181,8 @@ fn fengine_windows_equal_datafusion_windows() {
              count over 30 minutes, stddev over 1 day, var_pop over 3 days, \
              first_value over 1 day, last_value over 2 hours, first_value over 6 hours, \
              sum over 7 days, avg over 1 day, min over 1 day, max over 3 days, \
-             count over 3 days, last_value over 1 day"
+             count over 3 days, last_value over 1 day, \
+             last_value ignoring nulls over 2 hours, first_value ignoring nulls over 1 day"
         ),
         "{}",
         plan.stdout
@@ -255,6 +260,8 @@ SELECT k, id, as_of() AS event_time,
        min(n)   OVER (PARTITION BY k ORDER BY t RANGE BETWEEN INTERVAL '2 days' PRECEDING AND INTERVAL '2 hours' PRECEDING) AS n_min,
        first_value(t) OVER (PARTITION BY k ORDER BY t RANGE BETWEEN INTERVAL '7 days' PRECEDING AND INTERVAL '1 day' PRECEDING) AS t_first,
        last_value(t)  OVER (PARTITION BY k ORDER BY t RANGE BETWEEN INTERVAL '7 days' PRECEDING AND INTERVAL '1 day' PRECEDING) AS t_last,
+       last_value(CASE WHEN date_part('minute', t) = 20 THEN NULL ELSE t END) IGNORE NULLS
+           OVER (PARTITION BY k ORDER BY t RANGE BETWEEN INTERVAL '7 days' PRECEDING AND INTERVAL '1 day' PRECEDING) AS t_last_known,
        sum(y) OVER (PARTITION BY k ORDER BY t RANGE BETWEEN INTERVAL '1 day' PRECEDING AND CURRENT ROW) AS y_sum,
        max(y) OVER (PARTITION BY k ORDER BY t RANGE BETWEEN INTERVAL '1 day' PRECEDING AND CURRENT ROW) AS y_max,
        min(y) OVER (PARTITION BY k ORDER BY t RANGE BETWEEN INTERVAL '7 days' PRECEDING AND INTERVAL '1 day' PRECEDING) AS y_min
@@ -276,6 +283,7 @@ fn frames_that_exclude_the_recent_past_and_nan_match_a_nested_loop() {
             "rolling windows by fengine's operator: sum from 7 days to 1 day before, \
              count from 7 days to 1 day before, min from 2 days to 2 hours before, \
              first_value from 7 days to 1 day before, last_value from 7 days to 1 day before, \
+             last_value ignoring nulls from 7 days to 1 day before, \
              sum over 1 day, max over 1 day, min from 7 days to 1 day before"
         ),
         "{}",
@@ -302,6 +310,7 @@ fn frames_that_exclude_the_recent_past_and_nan_match_a_nested_loop() {
     let minima = column::<arrow::datatypes::Int64Type>(&batches, "n_min");
     let firsts = column::<arrow::datatypes::TimestampMicrosecondType>(&batches, "t_first");
     let lasts = column::<arrow::datatypes::TimestampMicrosecondType>(&batches, "t_last");
+    let last_known = column::<arrow::datatypes::TimestampMicrosecondType>(&batches, "t_last_known");
     let y_sums = column::<arrow::datatypes::Float64Type>(&batches, "y_sum");
     let y_maxima = column::<arrow::datatypes::Float64Type>(&batches, "y_max");
     let y_minima = column::<arrow::datatypes::Float64Type>(&batches, "y_min");
@@ -336,6 +345,16 @@ fn frames_that_exclude_the_recent_past_and_nan_match_a_nested_loop() {
         let expected_last = week_times.max().flatten();
         assert_eq!(firsts[i], expected_first, "t_first of row {row}");
         assert_eq!(lasts[i], expected_last, "t_last of row {row}");
+        let minute_20 = |time: i64| (time / MINUTE) % 60 == 20;
+        let expected_last_known = week
+            .iter()
+            .filter_map(|&r| t[r])
+            .filter(|&time| !minute_20(time))
+            .max();
+        assert_eq!(
+            last_known[i], expected_last_known,
+            "t_last_known of row {row}"
+        );
 
         let y_day: Vec<f64> = frame(row, day, 0).iter().filter_map(|&r| y[r]).collect();
         let y_week: Vec<f64> = week.iter().filter_map(|&r| y[r]).collect();

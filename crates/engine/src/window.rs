@@ -34,7 +34,9 @@ use datafusion::physical_plan::{
 };
 use futures::StreamExt;
 
-use crate::sliding::{self, Accumulator, AggregateFunction, Kind, Value, add, kind_of, remove};
+use crate::sliding::{
+    self, Accumulator, AggregateFunction, Kind, Slot, Value, add, kind_of, remove,
+};
 
 /// Puts [`RangeWindowExec`] in place of the window nodes it computes.
 #[derive(Debug, Default)]
@@ -115,17 +117,33 @@ struct RangeWindow {
 enum WindowFunction {
     /// Slides an accumulator: rows are added as they enter and removed as they leave.
     Aggregate(AggregateFunction),
-    /// The value of the frame's first or last row (nulls included): no accumulator, the
-    /// frame's ends are enough.
-    FirstValue,
-    LastValue,
+    /// `first_value` (or, when `last`, `last_value`): the value of the frame's first row,
+    /// or with `ignore_nulls` of its first row that has one.
+    RowValue { last: bool, ignore_nulls: bool },
+}
+
+/// What a window keeps of its frame besides the frame's ends.
+enum WindowState {
+    Accumulator(Accumulator),
+    /// First and last values: the ends are enough.
+    Ends,
+    /// First and last values ignoring nulls: the frame's rows that have a value, in order.
+    RowsWithValues(VecDeque<u64>),
 }
 
 impl WindowFunction {
-    fn accumulator(self) -> Option<Accumulator> {
+    fn state(self) -> WindowState {
         match self {
-            WindowFunction::Aggregate(function) => Some(Accumulator::new(function)),
-            WindowFunction::FirstValue | WindowFunction::LastValue => None,
+            WindowFunction::Aggregate(function) => {
+                WindowState::Accumulator(Accumulator::new(function))
+            }
+            WindowFunction::RowValue {
+                ignore_nulls: false,
+                ..
+            } => WindowState::Ends,
+            WindowFunction::RowValue {
+                ignore_nulls: true, ..
+            } => WindowState::RowsWithValues(VecDeque::new()),
         }
     }
 
@@ -133,7 +151,7 @@ impl WindowFunction {
     fn is_float(self, kind: Kind) -> bool {
         match self {
             WindowFunction::Aggregate(function) => sliding::is_float(function, kind),
-            WindowFunction::FirstValue | WindowFunction::LastValue => kind == Kind::Float,
+            WindowFunction::RowValue { .. } => kind == Kind::Float,
         }
     }
 
@@ -141,8 +159,11 @@ impl WindowFunction {
     fn name(self) -> String {
         use AggregateFunction::Spread;
         match self {
-            WindowFunction::FirstValue => "first_value".to_string(),
-            WindowFunction::LastValue => "last_value".to_string(),
+            WindowFunction::RowValue { last, ignore_nulls } => {
+                let name = if last { "last_value" } else { "first_value" };
+                let nulls = if ignore_nulls { " ignoring nulls" } else { "" };
+                format!("{name}{nulls}")
+            }
             WindowFunction::Aggregate(function) => match function {
                 Spread { root, population } => {
                     let name = if root { "stddev" } else { "var" };
@@ -350,7 +371,7 @@ fn argument_kind(function: WindowFunction, argument: &DataType) -> Option<Kind> 
     let aggregate = match function {
         WindowFunction::Aggregate(aggregate) => aggregate,
         // A row's value, read as min and max read theirs.
-        WindowFunction::FirstValue | WindowFunction::LastValue => Min,
+        WindowFunction::RowValue { .. } => Min,
     };
     match argument {
         _ if aggregate == Count => Some(Kind::Presence),
@@ -370,16 +391,25 @@ fn window_function(expr: &dyn WindowExpr) -> Option<(WindowFunction, Arc<dyn Phy
         let function = standard.get_standard_func_expr();
         let function = function.as_any().downcast_ref::<WindowUDFExpr>()?;
         // IGNORE NULLS and evaluation in reverse are not public: `Debug` shows them. Unless
-        // it shows both off, the window stays DataFusion's.
+        // it shows which, and no reversal, the window stays DataFusion's.
         let debug = format!("{function:?}");
-        if !debug.contains("ignore_nulls: false") || !debug.contains("is_reversed: false") {
-            return None;
-        }
-        let kind = match function.fun().name() {
-            "first_value" => WindowFunction::FirstValue,
-            "last_value" => WindowFunction::LastValue,
+        let ignore_nulls = match (
+            debug.contains("ignore_nulls: true"),
+            debug.contains("ignore_nulls: false"),
+        ) {
+            (true, false) => true,
+            (false, true) => false,
             _ => return None,
         };
+        if !debug.contains("is_reversed: false") {
+            return None;
+        }
+        let last = match function.fun().name() {
+            "first_value" => false,
+            "last_value" => true,
+            _ => return None,
+        };
+        let kind = WindowFunction::RowValue { last, ignore_nulls };
         let [argument] = function.args() else {
             return None;
         };
@@ -510,11 +540,7 @@ impl ExecutionPlan for RangeWindowExec {
             next_row: 0,
             entered: vec![0; self.windows.len()],
             left: vec![0; self.windows.len()],
-            accumulators: self
-                .windows
-                .iter()
-                .map(|w| w.function.accumulator())
-                .collect(),
+            states: self.windows.iter().map(|w| w.function.state()).collect(),
             group: Vec::new(),
             group_time: None,
             pending: VecDeque::new(),
@@ -559,8 +585,8 @@ struct Rolling {
     /// Per window, the first row not in it yet, and the first row that has not left it.
     entered: Vec<u64>,
     left: Vec<u64>,
-    /// Per window, its accumulator (first and last values have none).
-    accumulators: Vec<Option<Accumulator>>,
+    /// Per window, what it keeps of its frame.
+    states: Vec<WindowState>,
     /// The rows of the current peer group: (pending batch number, row).
     group: Vec<(usize, usize)>,
     group_time: Option<i64>,
@@ -663,8 +689,8 @@ impl Rolling {
         self.first_row = self.next_row;
         self.entered.fill(self.next_row);
         self.left.fill(self.next_row);
-        for (accumulator, window) in self.accumulators.iter_mut().zip(&self.windows) {
-            *accumulator = window.function.accumulator();
+        for (state, window) in self.states.iter_mut().zip(&self.windows) {
+            *state = window.function.state();
         }
     }
 
@@ -672,19 +698,22 @@ impl Rolling {
     fn value(&self, index: usize) -> Value {
         let window = &self.windows[index];
         let (entered, left) = (self.entered[index], self.left[index]);
-        let row = match (window.function, &self.accumulators[index]) {
-            (WindowFunction::Aggregate(AggregateFunction::Avg), Some(accumulator))
-                if window.kind == Kind::Decimal =>
-            {
+        let last = matches!(window.function, WindowFunction::RowValue { last: true, .. });
+        let row = match (window.function, &self.states[index]) {
+            (
+                WindowFunction::Aggregate(AggregateFunction::Avg),
+                WindowState::Accumulator(accumulator),
+            ) if window.kind == Kind::Decimal => {
                 let average = accumulator.decimal_sum();
                 let average = average.map(|(sum, n)| sum * window.avg_scale_up / i128::from(n));
                 return Value::Decimal(average);
             }
-            (WindowFunction::Aggregate(function), Some(accumulator)) => {
+            (WindowFunction::Aggregate(function), WindowState::Accumulator(accumulator)) => {
                 return accumulator.value(function, window.kind);
             }
-            (WindowFunction::FirstValue, _) if left < entered => Some(left),
-            (WindowFunction::LastValue, _) if left < entered => Some(entered - 1),
+            (_, WindowState::Ends) if left < entered => Some(if last { entered - 1 } else { left }),
+            (_, WindowState::RowsWithValues(rows)) if last => rows.back().copied(),
+            (_, WindowState::RowsWithValues(rows)) => rows.front().copied(),
             _ => None,
         };
         let slot = row.map(|row| {
@@ -707,23 +736,23 @@ impl Rolling {
                 Some(time) => (time - window.end_micros, time - window.width_micros),
                 None => (i64::MAX, i64::MIN),
             };
-            let accumulator = &mut self.accumulators[index];
+            let state = &mut self.states[index];
             while self.entered[index] < self.next_row {
                 let row = self.entered[index];
                 let offset = (row - self.first_row) as usize;
                 if self.times[offset] > upper {
                     break;
                 }
-                if let (Some(accumulator), WindowFunction::Aggregate(function)) =
-                    (accumulator.as_mut(), window.function)
-                {
-                    add(
-                        function,
-                        true,
-                        accumulator,
-                        self.slots[offset * count + index],
-                        row,
-                    );
+                let slot = self.slots[offset * count + index];
+                match (&mut *state, window.function) {
+                    (
+                        WindowState::Accumulator(accumulator),
+                        WindowFunction::Aggregate(function),
+                    ) => add(function, true, accumulator, slot, row),
+                    (WindowState::RowsWithValues(rows), _) if !matches!(slot, Slot::Absent) => {
+                        rows.push_back(row)
+                    }
+                    _ => {}
                 }
                 self.entered[index] += 1;
             }
@@ -733,8 +762,13 @@ impl Rolling {
                 if self.times[offset] >= lower {
                     break;
                 }
-                if let Some(accumulator) = accumulator.as_mut() {
-                    remove(accumulator, self.slots[offset * count + index], row);
+                let slot = self.slots[offset * count + index];
+                match state {
+                    WindowState::Accumulator(accumulator) => remove(accumulator, slot, row),
+                    WindowState::RowsWithValues(rows) if rows.front() == Some(&row) => {
+                        rows.pop_front();
+                    }
+                    _ => {}
                 }
                 self.left[index] += 1;
             }
