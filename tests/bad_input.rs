@@ -109,6 +109,12 @@ fn file(path: &'static str, text: impl Into<String>) -> (&'static str, String) {
     &["run", "bad.sql", "--as-of", "2024-03-06T00:00:00Z"],
     EXIT_CHECK_FAILED, "fengine: feature group 'totals': several rows share a key and event time (customer_id=1, event_time=2024-03-01T10:00:00); a group holds one row per key and event time. Nothing of this group was published\n"
 )]
+// A query that fails while its rows are being written leaves no file behind.
+#[case::query_fails_while_writing(
+    vec![file("bad.sql", group("SELECT customer_id, event_time, CAST(CAST(amount AS VARCHAR) || 'x' AS DOUBLE) AS total FROM payments"))],
+    &["run", "bad.sql", "--as-of", "2024-03-06T00:00:00Z"],
+    EXIT_BAD_INPUT, "fengine: bad.sql:4:1: feature group 'totals': Cast error: Cannot cast string '10.0x' to value of Float64 type\n"
+)]
 #[case::unknown_param(
     vec![file("bad.sql", group("SELECT customer_id, max(event_time) AS event_time, sum(amount) AS total FROM payments WHERE amount > param('min_amount') GROUP BY customer_id"))],
     &["run", "bad.sql", "--param", "max_amount=3"],

@@ -2,6 +2,8 @@
 //! catalog registration (the commit point), then the online load.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use arrow::array::RecordBatch;
@@ -184,11 +186,15 @@ async fn write_snapshot(
     let sorted = identity.sorted_and_grouped_by(&plan);
     let partitions = plan.output_partitioning().partition_count();
     let buffer = parquet_file::buffer_size(context);
+    let streams = (0..partitions)
+        .map(|partition| plan.execute(partition, context.task_ctx()))
+        .collect::<datafusion::error::Result<Vec<_>>>()
+        .map_err(&failed)?;
+    // A failing partition tells the others to stop; all are awaited, so that no file
+    // appears after the run's folder is cleared.
+    let stop = Arc::new(AtomicBool::new(false));
     let mut tasks = Vec::with_capacity(partitions);
-    for partition in 0..partitions {
-        let batches = plan
-            .execute(partition, context.task_ctx())
-            .map_err(&failed)?;
+    for (partition, batches) in streams.into_iter().enumerate() {
         let checks = match sorted {
             true => PartitionChecks::Sorted(SortedChecks::new(
                 identity.clone(),
@@ -200,14 +206,18 @@ async fn write_snapshot(
             .join(&format!("part-{partition}.parquet"))
             .expect("a valid file name");
         let warehouse = backends.warehouse.clone();
-        let failed = failed.clone();
+        let (failed, stop) = (failed.clone(), stop.clone());
         tasks.push(SpawnedTask::spawn(async move {
             let file = PartitionFile {
                 warehouse: &warehouse,
                 location: &file,
                 buffer,
             };
-            write_partition(batches, checks, file, failed).await
+            let written = write_partition(batches, checks, file, &stop, failed).await;
+            if written.is_err() {
+                stop.store(true, Ordering::Relaxed);
+            }
+            written
         }));
     }
     let mut written = WrittenSnapshot {
@@ -215,11 +225,7 @@ async fn write_snapshot(
         sorted,
         latest: sorted.then(Vec::new),
     };
-    for task in tasks {
-        let partition = task
-            .join()
-            .await
-            .map_err(|e| Error::Infrastructure(format!("a snapshot writer stopped: {e}")))??;
+    for partition in join_partitions(tasks).await? {
         written.rows += partition.rows;
         written.latest = written.latest.zip(partition.latest).map(|(mut all, more)| {
             all.extend(more);
@@ -234,6 +240,28 @@ async fn write_snapshot(
         empty.close().await?;
     }
     Ok(written)
+}
+
+/// Every partition's outcome once all have ended, or the first failure.
+async fn join_partitions(
+    tasks: Vec<SpawnedTask<Result<Option<PartitionWritten>>>>,
+) -> Result<Vec<PartitionWritten>> {
+    let mut partitions = Vec::with_capacity(tasks.len());
+    let mut first_failure = None;
+    for task in tasks {
+        let joined = task.join().await;
+        match joined.map_err(|e| Error::Infrastructure(format!("a snapshot writer stopped: {e}"))) {
+            Ok(Ok(Some(partition))) => partitions.push(partition),
+            Ok(Ok(None)) => {}
+            Ok(Err(error)) | Err(error) => {
+                first_failure.get_or_insert(error);
+            }
+        }
+    }
+    match first_failure {
+        Some(error) => Err(error),
+        None => Ok(partitions),
+    }
 }
 
 enum PartitionChecks {
@@ -255,15 +283,21 @@ struct PartitionFile<'a> {
 }
 
 /// Writes one partition's batches to `file`, created with its first row.
+/// `None` when it stopped because another partition failed.
 async fn write_partition(
     mut batches: SendableRecordBatchStream,
     mut checks: PartitionChecks,
     file: PartitionFile<'_>,
+    stop: &AtomicBool,
     failed: impl Fn(DataFusionError) -> Error,
-) -> Result<PartitionWritten> {
+) -> Result<Option<PartitionWritten>> {
     let mut parquet = None;
     let mut rows = 0;
     while let Some(batch) = batches.next().await {
+        if stop.load(Ordering::Relaxed) {
+            // Dropping the unfinished file abandons its upload.
+            return Ok(None);
+        }
         let batch = batch.map_err(&failed)?;
         match &mut checks {
             PartitionChecks::Sorted(sorted) => sorted.observe(&batch)?,
@@ -291,7 +325,7 @@ async fn write_partition(
         PartitionChecks::Sorted(sorted) => sorted.finish(),
         PartitionChecks::Nulls(_) => None,
     };
-    Ok(PartitionWritten { rows, latest })
+    Ok(Some(PartitionWritten { rows, latest }))
 }
 
 /// Writes rows held in memory as one Parquet file.
