@@ -127,10 +127,10 @@ pub(crate) struct Sum {
     /// NaN, +inf and -inf are counted, not summed: once summed, they could never be taken
     /// out again.
     non_finite: [i64; 3],
-    /// Whole numbers wrap at 64 bits, as DataFusion's sums of integers do.
-    int: i64,
-    /// Unscaled decimals, whose sums have 10 more digits than their values.
-    wide: i128,
+    /// Whole numbers summed in 128 bits: exact for unscaled decimals, whose sums have 10
+    /// more digits than their values; integers take the low 64 bits, wrapping as
+    /// DataFusion's sums of integers do.
+    int: i128,
     n: i64,
 }
 
@@ -143,10 +143,7 @@ impl Sum {
             Slot::Float(v) => {
                 compensated_add(&mut self.float, &mut self.compensation, v * sign as f64)
             }
-            Slot::Int(v) => {
-                self.int = self.int.wrapping_add(v.wrapping_mul(sign));
-                self.wide += i128::from(v) * i128::from(sign);
-            }
+            Slot::Int(v) => self.int += i128::from(v) * i128::from(sign),
             _ => {}
         }
         // An empty window restarts from an exact zero, so rounding never carries over from
@@ -168,7 +165,7 @@ impl Sum {
             (_, false, true) => f64::NEG_INFINITY,
             _ => self.float + self.compensation,
         };
-        Some((float, self.int, self.n))
+        Some((float, self.int as i64, self.n))
     }
 }
 
@@ -360,7 +357,7 @@ impl Accumulator {
     /// The exact sum of the unscaled decimals in, and their count; `None` when none.
     pub(crate) fn decimal_sum(&self) -> Option<(i128, i64)> {
         match self {
-            Accumulator::Sum(sum) => sum.value().map(|(_, _, n)| (sum.wide, n)),
+            Accumulator::Sum(sum) => sum.value().map(|(_, _, n)| (sum.int, n)),
             _ => None,
         }
     }
@@ -373,7 +370,7 @@ impl Accumulator {
                 Value::Int(Some(counts.len() as i64))
             }
             (_, Accumulator::Sum(sum)) if kind == Kind::Decimal => {
-                Value::Decimal(sum.value().map(|_| sum.wide))
+                Value::Decimal(sum.value().map(|_| sum.int))
             }
             (AggregateFunction::Avg, Accumulator::Sum(sum)) => {
                 Value::Float(sum.value().map(|(float, _, n)| float / n as f64))
@@ -592,6 +589,25 @@ mod tests {
             (Some(a), Some(b)) => a == b || (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1.0),
             (a, b) => a == b,
         }
+    }
+
+    #[test]
+    fn whole_number_sums_are_exact_in_128_bits_and_wrap_at_64() {
+        let mut sum = Sum::default();
+        for value in [i64::MAX, i64::MAX, i64::MAX, -7, i64::MIN] {
+            sum.update(Slot::Int(value), 1);
+        }
+        sum.update(Slot::Int(i64::MAX), -1);
+        let exact = 2 * i128::from(i64::MAX) - 7 + i128::from(i64::MIN);
+        assert_eq!(sum.int, exact);
+        assert_eq!(
+            sum.value().map(|(_, int, n)| (int, n)),
+            Some((exact as i64, 4))
+        );
+        for value in [i64::MAX, -7, i64::MIN, i64::MAX] {
+            sum.update(Slot::Int(value), -1);
+        }
+        assert_eq!((sum.int, sum.value()), (0, None));
     }
 
     #[test]
