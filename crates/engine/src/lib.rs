@@ -171,6 +171,21 @@ fn session_config() -> Result<SessionConfig> {
     )
 }
 
+/// `context` with DataFusion's default batch size, unless DATAFUSION_EXECUTION_BATCH_SIZE
+/// says, for streams fengine consumes as they come: a backfill's sorted source, the online
+/// load's ranking window over a snapshot read back. There smaller batches keep producer and
+/// consumer busy at once (the 1M backfill took a tenth longer at 32k rows; the load of 950k
+/// keys a tenth longer, with a third more memory).
+pub(crate) fn with_default_batch_size(context: &SessionContext) -> SessionContext {
+    let mut state = context.state();
+    if std::env::var_os("DATAFUSION_EXECUTION_BATCH_SIZE").is_none() {
+        let default = SessionConfig::new().batch_size();
+        let config = state.config().clone().with_batch_size(default);
+        *state.config_mut() = config;
+    }
+    SessionContext::new_with_state(state)
+}
+
 /// What a run is asked to do.
 #[derive(Debug, Clone)]
 pub struct RunOptions {

@@ -11,7 +11,7 @@ use datafusion::common::runtime::SpawnedTask;
 use datafusion::dataframe::DataFrame;
 use datafusion::error::DataFusionError;
 use datafusion::execution::SendableRecordBatchStream;
-use datafusion::execution::context::{SessionConfig, SessionContext};
+use datafusion::execution::context::SessionContext;
 use datafusion::functions_aggregate::expr_fn::count;
 use datafusion::functions_window::expr_fn::row_number;
 use datafusion::logical_expr::{Expr, ExprFunctionExt, ident, lit};
@@ -352,7 +352,7 @@ async fn read_and_check(
     location: &Url,
     sorted: bool,
 ) -> Result<DataFrame> {
-    let snapshot = reading_context(context)
+    let snapshot = crate::with_default_batch_size(context)
         .read_parquet(
             location.as_str(),
             ParquetReadOptions::default().schema(&group.schema),
@@ -363,20 +363,6 @@ async fn read_and_check(
         check_repeats(group, identity, snapshot.clone()).await?;
     }
     Ok(snapshot)
-}
-
-/// The session the snapshot is read back in: with DataFusion's default batch size unless
-/// DATAFUSION_EXECUTION_BATCH_SIZE says, at which the ranking window of the online load
-/// runs faster and in less memory than at the 32k rows that serve the queries' sorts
-/// (a tenth faster, a third less memory with 950k keys).
-fn reading_context(context: &SessionContext) -> SessionContext {
-    let mut state = context.state();
-    if std::env::var_os("DATAFUSION_EXECUTION_BATCH_SIZE").is_none() {
-        let default = SessionConfig::new().batch_size();
-        let config = state.config().clone().with_batch_size(default);
-        *state.config_mut() = config;
-    }
-    SessionContext::new_with_state(state)
 }
 
 /// No two rows share a key and event time.

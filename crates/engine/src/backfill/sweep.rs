@@ -134,6 +134,7 @@ impl Sweep {
         schema: SchemaRef,
         as_ofs: &[DateTime<Utc>],
     ) -> Result<Option<Sweep>> {
+        let context = &crate::with_default_batch_size(context);
         let relation = context
             .table(query.relation.as_str())
             .await
