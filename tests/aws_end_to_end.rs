@@ -446,29 +446,11 @@ fn sorted_rows(batches: &[arrow::array::RecordBatch]) -> Vec<Vec<String>> {
 
 /// `labels`: the Parquet objects under s3://<bucket>/spines/ as a Glue table.
 async fn register_spine_table(bucket: &str, database: &str) {
-    use fengine_aws::sdk::glue::types::{Column, SerDeInfo, StorageDescriptor, TableInput};
-    let column = |name: &str, data_type: &str| {
-        Column::builder()
-            .name(name)
-            .r#type(data_type)
-            .build()
-            .unwrap()
-    };
-    let descriptor = StorageDescriptor::builder()
-        .set_columns(Some(vec![
-            column("customer_id", "bigint"),
-            column("label_time", "timestamp"),
-        ]))
-        .location(format!("s3://{bucket}/spines/"))
-        .input_format("org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat")
-        .serde_info(
-            SerDeInfo::builder()
-                .serialization_library(
-                    "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe",
-                )
-                .build(),
-        )
-        .build();
+    use fengine_aws::sdk::glue::types::TableInput;
+    let descriptor = parquet_descriptor(
+        &[("customer_id", "bigint"), ("label_time", "timestamp")],
+        format!("s3://{bucket}/spines/"),
+    );
     fengine_aws::sdk::glue::Client::new(aws::context().await.sdk_config())
         .create_table()
         .database_name(database)
@@ -509,49 +491,26 @@ async fn spend_30d(bucket: &str, prefix: &str) -> std::collections::BTreeMap<i64
 /// on a store no scan can reach, which a query selecting other categories must not read.
 async fn register_partitioned_transactions(bucket: &str, database: &str) {
     use arrow::array::{AsArray, BooleanArray};
-    use fengine_aws::sdk::glue::types::{
-        Column, DatabaseInput, PartitionInput, SerDeInfo, StorageDescriptor, TableInput,
-    };
+    use fengine_aws::sdk::glue::types::{PartitionInput, TableInput};
     let batches = read_parquet_folder(repo_path("pipelines/data/transactions").to_str().unwrap());
     let glue = fengine_aws::sdk::glue::Client::new(aws::context().await.sdk_config());
-    let column = |name: &str, data_type: &str| {
-        Column::builder()
-            .name(name)
-            .r#type(data_type)
-            .build()
-            .unwrap()
-    };
     let descriptor = |location: String| {
-        StorageDescriptor::builder()
-            .set_columns(Some(vec![
-                column("customer_id", "bigint"),
-                column("merchant_id", "bigint"),
-                column("amount", "double"),
-                column("event_time", "timestamp"),
-            ]))
-            .location(location)
-            .input_format("org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat")
-            .serde_info(
-                SerDeInfo::builder()
-                    .serialization_library(
-                        "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe",
-                    )
-                    .build(),
-            )
-            .build()
+        let columns = [
+            ("customer_id", "bigint"),
+            ("merchant_id", "bigint"),
+            ("amount", "double"),
+            ("event_time", "timestamp"),
+        ];
+        parquet_descriptor(&columns, location)
     };
-    glue.create_database()
-        .database_input(DatabaseInput::builder().name(database).build().unwrap())
-        .send()
-        .await
-        .unwrap();
+    create_database(&glue, database).await;
     glue.create_table()
         .database_name(database)
         .table_input(
             TableInput::builder()
                 .name("transactions")
                 .table_type("EXTERNAL_TABLE")
-                .partition_keys(column("category", "string"))
+                .partition_keys(glue_column("category", "string"))
                 .storage_descriptor(descriptor(format!("s3://{bucket}/raw/transactions/")))
                 .build()
                 .unwrap(),
@@ -677,9 +636,7 @@ async fn a_partitioned_glue_table_is_a_source() {
 #[tokio::test]
 async fn a_csv_glue_table_is_a_source() {
     use arrow::datatypes::{Float64Type, Int64Type};
-    use fengine_aws::sdk::glue::types::{
-        Column, DatabaseInput, SerDeInfo, StorageDescriptor, TableInput,
-    };
+    use fengine_aws::sdk::glue::types::{SerDeInfo, StorageDescriptor, TableInput};
     let (workspace, bucket, database, _) = aws_workspace();
     let csv = "customer_id,amount,event_time\n1,10.5,2024-03-01 10:00:00\n1,4.5,2024-03-02 11:00:00\n2,7.0,2024-03-03 12:00:00\n";
     aws::put_object(
@@ -689,18 +646,7 @@ async fn a_csv_glue_table_is_a_source() {
     )
     .await;
     let glue = fengine_aws::sdk::glue::Client::new(aws::context().await.sdk_config());
-    let glue_column = |name: &str, data_type: &str| {
-        Column::builder()
-            .name(name)
-            .r#type(data_type)
-            .build()
-            .unwrap()
-    };
-    glue.create_database()
-        .database_input(DatabaseInput::builder().name(&database).build().unwrap())
-        .send()
-        .await
-        .unwrap();
+    create_database(&glue, &database).await;
     glue.create_table()
         .database_name(&database)
         .table_input(
@@ -710,11 +656,11 @@ async fn a_csv_glue_table_is_a_source() {
                 .parameters("skip.header.line.count", "1")
                 .storage_descriptor(
                     StorageDescriptor::builder()
-                        .set_columns(Some(vec![
-                            glue_column("customer_id", "bigint"),
-                            glue_column("amount", "double"),
-                            glue_column("event_time", "timestamp"),
-                        ]))
+                        .set_columns(Some(glue_columns(&[
+                            ("customer_id", "bigint"),
+                            ("amount", "double"),
+                            ("event_time", "timestamp"),
+                        ])))
                         .location(format!("s3://{bucket}/raw/payments/"))
                         .input_format("org.apache.hadoop.mapred.TextInputFormat")
                         .serde_info(
@@ -909,4 +855,48 @@ async fn training_sets_read_and_write_s3_and_register_in_glue() {
         "{:?}",
         partitions[0].parameters
     );
+}
+
+fn glue_column(name: &str, data_type: &str) -> fengine_aws::sdk::glue::types::Column {
+    fengine_aws::sdk::glue::types::Column::builder()
+        .name(name)
+        .r#type(data_type)
+        .build()
+        .unwrap()
+}
+
+fn glue_columns(columns: &[(&str, &str)]) -> Vec<fengine_aws::sdk::glue::types::Column> {
+    columns
+        .iter()
+        .map(|(name, data_type)| glue_column(name, data_type))
+        .collect()
+}
+
+/// Parquet files at `location`, described as Athena's `STORED AS PARQUET` describes them.
+fn parquet_descriptor(
+    columns: &[(&str, &str)],
+    location: String,
+) -> fengine_aws::sdk::glue::types::StorageDescriptor {
+    use fengine_aws::sdk::glue::types::{SerDeInfo, StorageDescriptor};
+    StorageDescriptor::builder()
+        .set_columns(Some(glue_columns(columns)))
+        .location(location)
+        .input_format("org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat")
+        .serde_info(
+            SerDeInfo::builder()
+                .serialization_library(
+                    "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe",
+                )
+                .build(),
+        )
+        .build()
+}
+
+async fn create_database(glue: &fengine_aws::sdk::glue::Client, name: &str) {
+    use fengine_aws::sdk::glue::types::DatabaseInput;
+    glue.create_database()
+        .database_input(DatabaseInput::builder().name(name).build().unwrap())
+        .send()
+        .await
+        .unwrap();
 }

@@ -162,13 +162,11 @@ impl Backends {
 fn session_config() -> Result<SessionConfig> {
     let config = SessionConfig::from_env()
         .map_err(|e| Error::Config(format!("a DATAFUSION_* environment variable: {e}")))?;
-    Ok(
-        if std::env::var_os("DATAFUSION_EXECUTION_BATCH_SIZE").is_some() {
-            config
-        } else {
-            config.with_batch_size(32 * 1024)
-        },
-    )
+    Ok(if batch_size_set_by_environment() {
+        config
+    } else {
+        config.with_batch_size(32 * 1024)
+    })
 }
 
 /// `context` with DataFusion's default batch size, unless DATAFUSION_EXECUTION_BATCH_SIZE
@@ -178,12 +176,17 @@ fn session_config() -> Result<SessionConfig> {
 /// keys a tenth longer, with a third more memory).
 pub(crate) fn with_default_batch_size(context: &SessionContext) -> SessionContext {
     let mut state = context.state();
-    if std::env::var_os("DATAFUSION_EXECUTION_BATCH_SIZE").is_none() {
+    if !batch_size_set_by_environment() {
         let default = SessionConfig::new().batch_size();
         let config = state.config().clone().with_batch_size(default);
         *state.config_mut() = config;
     }
     SessionContext::new_with_state(state)
+}
+
+/// DATAFUSION_EXECUTION_BATCH_SIZE overrides fengine's choices of batch size.
+fn batch_size_set_by_environment() -> bool {
+    std::env::var_os("DATAFUSION_EXECUTION_BATCH_SIZE").is_some()
 }
 
 /// What a run is asked to do.
