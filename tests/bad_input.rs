@@ -186,7 +186,7 @@ fn file(path: &'static str, text: impl Into<String>) -> (&'static str, String) {
 )]
 #[case::get_of_an_unknown_group(
     vec![], &["get", "nothing", "1"],
-    EXIT_NOT_FOUND, "fengine: feature group 'nothing' has not been loaded online\n"
+    EXIT_NOT_FOUND, "fengine: feature group 'nothing' has no published version in catalog database 'fengine': run its pipeline first\n"
 )]
 #[case::training_set_spine_without_a_key(
     vec![file("spine.sql", "SELECT 1 AS id, TIMESTAMP '2024-03-10 00:00:00' AS t")],
@@ -201,7 +201,7 @@ fn file(path: &'static str, text: impl Into<String>) -> (&'static str, String) {
 #[case::training_set_of_an_unknown_group(
     vec![file("spine.sql", SPINE)],
     &["training-set", "--spine", "spine.sql", "--timestamp", "t", "--features", "nothing", "--out", "ts.parquet"],
-    EXIT_NOT_FOUND, "fengine: feature group 'nothing' has no published version in catalog database 'fengine' (no table 'nothing_v1'): run its pipeline first\n"
+    EXIT_NOT_FOUND, "fengine: feature group 'nothing' has no published version in catalog database 'fengine': run its pipeline first\n"
 )]
 #[case::training_set_of_an_unknown_feature(
     vec![file("spine.sql", SPINE)],

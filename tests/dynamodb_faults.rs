@@ -133,7 +133,7 @@ async fn values_dynamodb_cannot_hold_are_refused_naming_the_key() {
     let error = load.write(not_a_number).await.unwrap_err();
     assert_eq!(
         error.to_string(),
-        "column 'value' holds NaN, which DynamoDB cannot store: turn it into NULL (e.g. nullif/CASE) in the query"
+        "column 'value' holds NaN for key (1), which an online store cannot hold (JSON and DynamoDB have no NaN or infinity): turn it into NULL (nullif, CASE) in the query"
     );
 
     let wide = OnlineTable {

@@ -295,8 +295,10 @@ async fn rows_past_their_ttl_are_expired(#[case] kind: Kind) {
         .unwrap()
         .unwrap();
     assert_eq!(row.ttl, Some(day));
+    // Served while its age is at most the ttl, as a training set matches it.
     assert!(!row.is_expired(time("2024-02-28T23:59:59Z")));
-    assert!(row.is_expired(time("2024-02-29T00:00:00Z")));
+    assert!(!row.is_expired(time("2024-02-29T00:00:00Z")));
+    assert!(row.is_expired(time("2024-02-29T00:00:00.000001Z")));
 }
 
 #[rstest]
@@ -391,4 +393,35 @@ async fn a_batch_that_cannot_be_stored_fails_the_load_and_is_not_recorded(#[case
         "{error}"
     );
     assert_eq!(store.loaded_as_of("wide", 1).await.unwrap(), None);
+}
+
+/// NaN and infinities have no JSON or DynamoDB number: every store refuses them, naming the
+/// column and the key, rather than serving a missing value for a number.
+#[rstest]
+#[case::embedded(Kind::Embedded)]
+#[cfg_attr(feature = "aws", case::dynamodb(Kind::DynamoDb))]
+#[tokio::test]
+async fn nan_and_infinities_are_refused_naming_the_key(#[case] kind: Kind) {
+    let backend = backend(kind).await;
+    let store = backend.0.as_ref();
+    for (value, text) in [
+        (f64::NAN, "NaN"),
+        (f64::INFINITY, "inf"),
+        (f64::NEG_INFINITY, "-inf"),
+    ] {
+        let mut load = store.begin_load(&table(None)).await.unwrap();
+        let rows = [
+            (1, "EU", "2024-02-28T10:00:00Z", Some(1), Some(0.5)),
+            (2, "US", "2024-02-28T10:00:00Z", Some(2), Some(value)),
+        ];
+        let error = load.write(batch(&rows)).await.unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "column 'ratio' holds {text} for key (2, US), which an online store cannot hold \
+                 (JSON and DynamoDB have no NaN or infinity): turn it into NULL (nullif, CASE) \
+                 in the query"
+            )
+        );
+    }
 }

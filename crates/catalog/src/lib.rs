@@ -46,6 +46,9 @@ pub trait Catalog: Send + Sync + Debug {
 
     async fn get_table(&self, database: &str, name: &str) -> Result<Option<Table>>;
 
+    /// The database's tables, by name; none when the database is missing.
+    async fn list_tables(&self, database: &str) -> Result<Vec<Table>>;
+
     /// The table's partitions, oldest values first.
     async fn list_partitions(&self, database: &str, table: &str) -> Result<Vec<Partition>>;
 }

@@ -122,6 +122,24 @@ impl Catalog for LocalCatalog {
             .await
     }
 
+    async fn list_tables(&self, database: &str) -> Result<Vec<Table>> {
+        let database = database.to_string();
+        self.file
+            .run(move |connection| {
+                let mut statement = connection.prepare(
+                    "SELECT definition FROM catalog_tables WHERE database = ?1 ORDER BY name",
+                )?;
+                let definitions = statement
+                    .query_map(params![database], |row| row.get::<_, String>(0))?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                definitions
+                    .iter()
+                    .map(|d| serde_json::from_str(d).map_err(Error::from))
+                    .collect()
+            })
+            .await
+    }
+
     async fn list_partitions(&self, database: &str, table: &str) -> Result<Vec<Partition>> {
         let (database, table) = (database.to_string(), table.to_string());
         self.file

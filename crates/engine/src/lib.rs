@@ -42,6 +42,7 @@ mod sliding;
 mod test_support;
 mod timestamps;
 mod training_set;
+mod versions;
 mod warehouse;
 mod window;
 
@@ -139,7 +140,9 @@ impl Backends {
         // FENGINE_WINDOW_OPERATOR=datafusion leaves every window to DataFusion: how the
         // tests compare the two, and a way out should fengine's operator misbehave.
         if std::env::var("FENGINE_WINDOW_OPERATOR").as_deref() != Ok("datafusion") {
-            state = state.with_physical_optimizer_rule(Arc::new(window::RangeWindowRule));
+            state = state
+                .with_optimizer_rule(Arc::new(window::WindowFilterRule))
+                .with_physical_optimizer_rule(Arc::new(window::RangeWindowRule));
         }
         let state = state.build();
         let context = SessionContext::new_with_state(state);
@@ -232,13 +235,21 @@ pub async fn plan(
     options: &RunOptions,
     backends: &Backends,
 ) -> Result<PlannedPipeline> {
-    if options.as_of.nanosecond() != 0 {
-        return Err(Error::Config(format!(
-            "the as-of {} has a fraction of a second; snapshots are named by whole seconds",
-            options.as_of.to_rfc3339()
-        )));
-    }
+    check_whole_seconds("the as-of", options.as_of)?;
     plan::plan_pipeline(pipeline, options, backends, None).await
+}
+
+/// Refuses a time with a fraction of a second: snapshots are named, registered and
+/// computed at whole seconds, so an as-of with a fraction would be computed at one time and
+/// registered at another.
+pub(crate) fn check_whole_seconds(what: &str, time: DateTime<Utc>) -> Result<()> {
+    if time.nanosecond() == 0 {
+        return Ok(());
+    }
+    Err(Error::Config(format!(
+        "{what} {} has a fraction of a second; snapshots are named by whole seconds",
+        time.to_rfc3339()
+    )))
 }
 
 /// Plans the pipeline, then computes and publishes each feature group in order. Each group
@@ -278,7 +289,11 @@ pub async fn get(
             key.join(", ")
         )
     };
-    match backends.online.get(group, version, key).await? {
+    let version = match version {
+        Some(version) => version,
+        None => versions::newest_version(backends, group).await?.0,
+    };
+    match backends.online.get(group, Some(version), key).await? {
         Some(row) if row.is_expired(Utc::now()) => Err(Error::NotFound(format!(
             "{}: its value of {} is past the group's ttl",
             describe(),

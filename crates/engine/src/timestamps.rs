@@ -1,16 +1,88 @@
-//! Timestamps as the joins and sweeps compare them.
+//! Timestamps as the joins, windows and sweeps compare them: as whole ticks of a unit, so
+//! that no comparison loses a column's precision.
 
-use arrow::array::{ArrayRef, AsArray, TimestampMicrosecondArray};
+use arrow::array::{ArrayRef, AsArray, Int64Array};
 use arrow::compute::cast;
-use arrow::datatypes::{DataType, TimeUnit};
+use arrow::datatypes::{DataType, Int64Type, TimeUnit};
 use arrow::error::ArrowError;
+use chrono::{DateTime, Utc};
+use datafusion::common::ScalarValue;
 
-/// A timestamp column in microseconds since the epoch (UTC for zoneless timestamps), or
-/// `None` when the column holds no timestamps.
-pub(crate) fn micros(array: &ArrayRef) -> Option<Result<TimestampMicrosecondArray, ArrowError>> {
-    let DataType::Timestamp(_, zone) = array.data_type() else {
+/// Nanoseconds in one tick of `unit`.
+pub(crate) fn nanos_per_tick(unit: TimeUnit) -> i64 {
+    match unit {
+        TimeUnit::Second => 1_000_000_000,
+        TimeUnit::Millisecond => 1_000_000,
+        TimeUnit::Microsecond => 1_000,
+        TimeUnit::Nanosecond => 1,
+    }
+}
+
+/// The finer of two units.
+pub(crate) fn finer(a: TimeUnit, b: TimeUnit) -> TimeUnit {
+    if nanos_per_tick(a) <= nanos_per_tick(b) {
+        a
+    } else {
+        b
+    }
+}
+
+/// A timestamp column's values in its own unit since the epoch (UTC for zoneless
+/// timestamps, as fengine reads them), or `None` when the column holds no timestamps.
+pub(crate) fn ticks(array: &ArrayRef) -> Option<Int64Array> {
+    let DataType::Timestamp(_, _) = array.data_type() else {
         return None;
     };
-    let target = DataType::Timestamp(TimeUnit::Microsecond, zone.clone());
-    Some(cast(array, &target).map(|converted| converted.as_primitive().clone()))
+    // A timestamp cast to Int64 keeps its values.
+    let values = cast(array, &DataType::Int64).ok()?;
+    Some(values.as_primitive::<Int64Type>().clone())
+}
+
+/// A timestamp column's values in ticks of `unit` (as fine as the column's, or finer),
+/// exactly; an error naming `column` when a value does not fit 64 bits of that unit.
+/// `None` when the column holds no timestamps.
+pub(crate) fn ticks_in(
+    array: &ArrayRef,
+    unit: TimeUnit,
+    column: &str,
+) -> Option<Result<Int64Array, ArrowError>> {
+    let DataType::Timestamp(own, _) = array.data_type() else {
+        return None;
+    };
+    let own = *own;
+    let values = ticks(array)?;
+    let factor = nanos_per_tick(own) / nanos_per_tick(unit);
+    if factor <= 1 {
+        return Some(Ok(values));
+    }
+    Some(values.try_unary::<_, Int64Type, _>(|v| {
+        v.checked_mul(factor).ok_or_else(|| {
+            ArrowError::ComputeError(format!(
+                "column '{column}': timestamp {v} ({own:?}s) is beyond the range of {unit:?} \
+                 timestamps, the unit of a time it is compared with"
+            ))
+        })
+    }))
+}
+
+/// `time` as a scalar of the timestamp type `data_type` (its unit and zone), exactly;
+/// `None` when `data_type` is not a timestamp or cannot hold `time` exactly.
+pub(crate) fn scalar(time: DateTime<Utc>, data_type: &DataType) -> Option<ScalarValue> {
+    let DataType::Timestamp(unit, zone) = data_type else {
+        return None;
+    };
+    let nanos =
+        i128::from(time.timestamp()) * 1_000_000_000 + i128::from(time.timestamp_subsec_nanos());
+    let tick = i128::from(nanos_per_tick(*unit));
+    if nanos % tick != 0 {
+        return None;
+    }
+    let ticks = Some(i64::try_from(nanos / tick).ok()?);
+    let zone = zone.clone();
+    Some(match unit {
+        TimeUnit::Second => ScalarValue::TimestampSecond(ticks, zone),
+        TimeUnit::Millisecond => ScalarValue::TimestampMillisecond(ticks, zone),
+        TimeUnit::Microsecond => ScalarValue::TimestampMicrosecond(ticks, zone),
+        TimeUnit::Nanosecond => ScalarValue::TimestampNanosecond(ticks, zone),
+    })
 }

@@ -16,7 +16,6 @@ use std::time::Instant;
 
 use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use chrono::{DateTime, SecondsFormat, Utc};
-use datafusion::common::ScalarValue;
 use datafusion::dataframe::DataFrame;
 use datafusion::execution::context::SessionContext;
 use datafusion::execution::object_store::ObjectStoreUrl;
@@ -178,7 +177,7 @@ struct ResolvedGroup {
     keys: Vec<String>,
     event_time: String,
     features: Vec<String>,
-    ttl_micros: Option<i64>,
+    ttl_nanos: Option<i64>,
     snapshots: Vec<Partition>,
 }
 
@@ -206,9 +205,15 @@ pub async fn build_training_set(
     }
     let runtime = backends.runtime()?;
     let context = backends.session_context_on(runtime.clone(), crate::session_config()?)?;
-    // One partition reads the spine in its own order, so that row numbers follow it.
-    let spine_context =
-        backends.session_context_on(runtime, crate::session_config()?.with_target_partitions(1))?;
+    // One partition reads the spine in its own order, so that row numbers follow it; its
+    // strings stay of the spine's types (DataFusion would read Parquet strings as views).
+    let mut spine_config = crate::session_config()?.with_target_partitions(1);
+    spine_config
+        .options_mut()
+        .execution
+        .parquet
+        .schema_force_view_types = false;
+    let spine_context = backends.session_context_on(runtime, spine_config)?;
 
     let spine = read_spine(&spine_context, &request.spine).await?;
     let spine_columns: Vec<String> = spine
@@ -272,7 +277,7 @@ pub async fn build_training_set(
                     group.event_time.clone()
                 },
                 outputs: join_outputs,
-                ttl_micros: group.ttl_micros,
+                ttl_nanos: group.ttl_nanos,
             },
             partitions,
         )
@@ -413,26 +418,7 @@ async fn resolve_group(request: &FeatureRequest, backends: &Backends) -> Result<
                     table_name(version)
                 ))
             })?,
-        None => {
-            let mut newest = None;
-            for version in 1.. {
-                match backends
-                    .catalog
-                    .get_table(database, &table_name(version))
-                    .await?
-                {
-                    Some(table) => newest = Some(table),
-                    None => break,
-                }
-            }
-            newest.ok_or_else(|| {
-                Error::NotFound(format!(
-                    "feature group '{group}' has no published version in catalog database \
-                     '{database}' (no table '{}'): run its pipeline first",
-                    table_name(1)
-                ))
-            })?
-        }
+        None => crate::versions::newest_version(backends, group).await?.1,
     };
     let parameter = |name: &str| {
         table.parameters.get(name).cloned().ok_or_else(|| {
@@ -453,11 +439,11 @@ async fn resolve_group(request: &FeatureRequest, backends: &Backends) -> Result<
         .map(str::to_string)
         .collect();
     let event_time = parameter("fengine.event_time")?;
-    let ttl_micros = match table.parameters.get("fengine.online_ttl") {
+    let ttl_nanos = match table.parameters.get("fengine.online_ttl") {
         Some(ttl) => Some(
             parse_ttl(ttl)
                 .map_err(Error::Config)?
-                .as_micros()
+                .as_nanos()
                 .try_into()
                 .unwrap_or(i64::MAX),
         ),
@@ -501,7 +487,7 @@ async fn resolve_group(request: &FeatureRequest, backends: &Backends) -> Result<
         keys,
         event_time,
         features,
-        ttl_micros,
+        ttl_nanos,
         snapshots,
     })
 }
@@ -670,12 +656,16 @@ async fn read_features(
                     snapshot.location, group.request.group, group.event_time
                 ))
             })?;
-        let as_of = cast(
-            lit(ScalarValue::TimestampMicrosecond(
-                Some(as_of.timestamp_micros()),
-                None,
-            )),
-            event_type,
+        // The snapshot's instant in the event time's own type: a cast from a zoneless
+        // literal would read the as-of as local time of the event time's zone.
+        let as_of = lit(
+            crate::timestamps::scalar(as_of, &event_type).ok_or_else(|| {
+                Error::Config(format!(
+                    "feature group '{}': event time column '{}' is of type {event_type}, not a \
+                 timestamp that holds the snapshot's as-of {as_of}",
+                    group.request.group, group.event_time
+                ))
+            })?,
         );
         let event_time = ident(&group.event_time);
         let mut columns: Vec<Expr> = Vec::new();

@@ -17,6 +17,7 @@
 mod error;
 mod keys;
 mod sqlite;
+mod values;
 
 use std::fmt::Debug;
 use std::time::Duration;
@@ -29,6 +30,7 @@ use chrono::{DateTime, Utc};
 pub use error::{Error, Result};
 pub use keys::{KeyKind, KeyValue, key_kinds, key_values, parse_key};
 pub use sqlite::SqliteOnlineStore;
+pub use values::check_finite;
 
 /// What an online store needs to know of a feature group version to load and serve it.
 #[derive(Debug, Clone)]
@@ -53,11 +55,13 @@ pub struct OnlineRow {
 }
 
 impl OnlineRow {
-    /// Whether the row's time to live has passed at `now`.
+    /// Whether the row's time to live has passed at `now`: a value is served while its age
+    /// is at most the ttl (as training sets match it), so at exactly event time + ttl it
+    /// still is.
     pub fn is_expired(&self, now: DateTime<Utc>) -> bool {
         self.ttl
             .and_then(|ttl| chrono::Duration::from_std(ttl).ok())
-            .is_some_and(|ttl| self.event_time + ttl <= now)
+            .is_some_and(|ttl| self.event_time + ttl < now)
     }
 }
 

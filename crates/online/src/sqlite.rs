@@ -21,7 +21,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::keys::{KeyKind, KeyValue, key_kinds, key_values, parse_key};
-use crate::{Error, OnlineLoad, OnlineRow, OnlineStore, OnlineTable, Result};
+use crate::{Error, OnlineLoad, OnlineRow, OnlineStore, OnlineTable, Result, check_finite};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS online_tables (
@@ -292,6 +292,7 @@ fn write_batch(
     table: &OnlineTable,
     batch: &RecordBatch,
 ) -> Result<usize> {
+    check_finite(batch, &table.key_columns)?;
     let keys = key_values(batch, &table.key_columns)?;
     let event_times = event_time_micros(batch, &table.event_time_column)?;
     let event_times = event_times.as_primitive::<TimestampMicrosecondType>();

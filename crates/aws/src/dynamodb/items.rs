@@ -2,8 +2,8 @@
 //!
 //! Numbers (integers, floats, decimals) are `N`; strings and dates (`YYYY-MM-DD`) `S`;
 //! binary `B`; booleans `BOOL`; lists `L`; structs and maps `M`; timestamps `N`, seconds
-//! since the epoch with up to six decimals. Nulls are omitted. NaN and infinities have no
-//! DynamoDB number and are refused.
+//! since the epoch with up to six decimals. Nulls are omitted. NaN and infinities are
+//! refused, as by every online store (`fengine_online::check_finite`).
 
 use std::collections::HashMap;
 
@@ -15,7 +15,7 @@ use arrow::datatypes::{
 use arrow::util::display::array_value_to_string;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_smithy_types::Blob;
-use fengine_online::{Error, Result, key_values};
+use fengine_online::{Error, Result, check_finite, key_values};
 
 pub(crate) type Item = HashMap<String, AttributeValue>;
 
@@ -51,6 +51,7 @@ pub(crate) fn batch_items(
     event_time_column: &str,
     ttl_seconds: Option<u64>,
 ) -> Result<Vec<Item>> {
+    check_finite(batch, key_columns)?;
     let mut items: Vec<Item> =
         vec![HashMap::with_capacity(batch.num_columns() + 2); batch.num_rows()];
     for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
@@ -156,17 +157,9 @@ fn attribute_values(array: &ArrayRef, column: &str) -> Result<Vec<Option<Attribu
                 .collect(),
         ),
         DataType::Float16 | DataType::Float32 | DataType::Float64 => {
+            // Finite: `check_finite` refused the others.
             let floats = cast(array, &DataType::Float64)?;
             let floats = floats.as_primitive::<Float64Type>();
-            if let Some(row) =
-                (0..floats.len()).find(|&r| floats.is_valid(r) && !floats.value(r).is_finite())
-            {
-                return Err(Error::Invalid(format!(
-                    "column '{column}' holds {}, which DynamoDB cannot store: turn it into NULL \
-                     (e.g. nullif/CASE) in the query",
-                    floats.value(row)
-                )));
-            }
             numbers(floats.values().iter().map(f64::to_string).collect())
         }
         DataType::Decimal32(..)

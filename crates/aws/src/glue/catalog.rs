@@ -165,6 +165,42 @@ impl Catalog for GlueCatalog {
         }
     }
 
+    async fn list_tables(&self, database: &str) -> Result<Vec<Table>> {
+        let mut tables = Vec::new();
+        let mut next_token = None;
+        loop {
+            let output = match self
+                .client
+                .get_tables()
+                .database_name(database)
+                .set_next_token(next_token)
+                .send()
+                .await
+            {
+                Ok(output) => output,
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|s| s.is_entity_not_found_exception()) =>
+                {
+                    return Ok(Vec::new());
+                }
+                Err(e) => return Err(storage("GetTables", &e)),
+            };
+            tables.extend(
+                output
+                    .table_list()
+                    .iter()
+                    .map(|t| table_from_glue(database, t)),
+            );
+            next_token = output.next_token().map(str::to_string);
+            if next_token.is_none() {
+                break;
+            }
+        }
+        tables.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(tables)
+    }
+
     async fn list_partitions(&self, database: &str, table: &str) -> Result<Vec<Partition>> {
         let mut partitions = Vec::new();
         let mut next_token = None;

@@ -7,11 +7,9 @@ use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use arrow::array::{
-    Array, ArrayRef, RecordBatch, TimestampMicrosecondArray, UInt32Array, new_null_array,
-};
+use arrow::array::{Array, ArrayRef, Int64Array, RecordBatch, UInt32Array, new_null_array};
 use arrow::compute::{interleave, take};
-use arrow::datatypes::{FieldRef, Schema, SchemaRef};
+use arrow::datatypes::{DataType, FieldRef, Schema, SchemaRef, TimeUnit};
 use arrow::row::{RowConverter, Rows, SortField};
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::error::{DataFusionError, Result};
@@ -31,6 +29,7 @@ use datafusion::physical_plan::{
 use futures::StreamExt;
 
 use super::matcher::{FeatureBatch, Matcher, RowRef, Step};
+use crate::timestamps::{finer, nanos_per_tick, ticks_in};
 
 /// Which columns of the two inputs the join reads, by name.
 #[derive(Debug, Clone)]
@@ -48,7 +47,8 @@ pub struct AsOfJoinColumns {
     /// Feature columns appended to each spine row (null without a match), and their names in
     /// the output.
     pub outputs: Vec<(String, String)>,
-    pub ttl_micros: Option<i64>,
+    /// How long after its event time a feature row may match, in nanoseconds.
+    pub ttl_nanos: Option<i64>,
 }
 
 /// Appends to each spine row the feature columns of its point-in-time match. Its output
@@ -58,6 +58,8 @@ pub struct AsOfJoinExec {
     spine: Arc<dyn ExecutionPlan>,
     features: Arc<dyn ExecutionPlan>,
     columns: AsOfJoinColumns,
+    /// The finest unit of the times compared, in whose ticks the join compares them all.
+    unit: TimeUnit,
     schema: SchemaRef,
     properties: Arc<PlanProperties>,
     /// Spine rows that found a match, for the manifest.
@@ -90,7 +92,24 @@ impl AsOfJoinExec {
         let features = partitioned_and_sorted(features, &feature_order, keys, partitions)?;
 
         let feature_schema = features.schema();
-        let mut fields: Vec<FieldRef> = spine.schema().fields().iter().cloned().collect();
+        let spine_schema = spine.schema();
+        let mut unit = TimeUnit::Second;
+        for (schema, column) in [
+            (&spine_schema, &columns.spine_time),
+            (&feature_schema, &columns.visible_at),
+            (&feature_schema, &columns.event_time),
+            (&feature_schema, &columns.snapshot_as_of),
+        ] {
+            match schema.field_with_name(column)?.data_type() {
+                DataType::Timestamp(own, _) => unit = finer(unit, *own),
+                other => {
+                    return Err(DataFusionError::Plan(format!(
+                        "an as-of join compares timestamps; column '{column}' is {other}"
+                    )));
+                }
+            }
+        }
+        let mut fields: Vec<FieldRef> = spine_schema.fields().iter().cloned().collect();
         for (column, name) in &columns.outputs {
             let field = feature_schema.field_with_name(column)?;
             fields.push(Arc::new(
@@ -108,6 +127,7 @@ impl AsOfJoinExec {
             spine,
             features,
             columns,
+            unit,
             schema,
             properties: Arc::new(properties),
             matched: Arc::new(AtomicU64::new(0)),
@@ -161,8 +181,8 @@ impl DisplayAs for AsOfJoinExec {
             c.event_time,
             c.snapshot_as_of
         )?;
-        if let Some(ttl) = c.ttl_micros {
-            write!(f, ", ttl={ttl}us")?;
+        if let Some(ttl) = c.ttl_nanos {
+            write!(f, ", ttl={ttl}ns")?;
         }
         Ok(())
     }
@@ -203,6 +223,7 @@ impl ExecutionPlan for AsOfJoinExec {
             spine,
             features,
             columns: self.columns.clone(),
+            unit: self.unit,
             schema: self.schema.clone(),
             properties: self.properties.clone(),
             matched: self.matched.clone(),
@@ -238,6 +259,8 @@ struct Join {
     schema: SchemaRef,
     converter: RowConverter,
     matcher: Matcher,
+    /// The unit of the ticks the matcher compares.
+    unit: TimeUnit,
     /// Feature batches by id that matches, the best or the matcher's current batch use.
     held: Vec<(u64, RecordBatch)>,
     next_id: u64,
@@ -302,7 +325,11 @@ impl Join {
             outputs,
             schema: exec.schema.clone(),
             converter: RowConverter::new(sort_fields)?,
-            matcher: Matcher::new(c.ttl_micros),
+            matcher: Matcher::new(
+                c.ttl_nanos
+                    .map(|ttl| ttl.div_euclid(nanos_per_tick(exec.unit))),
+            ),
+            unit: exec.unit,
             held: Vec::new(),
             next_id: 0,
             nulls: RecordBatch::try_new(Arc::new(nullable), null_columns)?,
@@ -327,7 +354,7 @@ impl Join {
             return Ok(None);
         };
         let keys = self.spine_keys_of(&spine)?;
-        let times = micros(spine.column(self.spine_time))?;
+        let times = self.ticks(&spine, self.spine_time)?;
         let mut matches: Vec<Option<RowRef>> = Vec::with_capacity(spine.num_rows());
         for row in 0..spine.num_rows() {
             let time = times.is_valid(row).then(|| times.value(row));
@@ -344,6 +371,15 @@ impl Join {
         let batch = self.assemble(&spine, &matches)?;
         self.release()?;
         Ok(Some(batch))
+    }
+
+    /// Column `index` of `batch`, a timestamp, in ticks of the join's unit.
+    fn ticks(&self, batch: &RecordBatch, index: usize) -> Result<Int64Array> {
+        let name = batch.schema_ref().field(index).name().clone();
+        let ticks = ticks_in(batch.column(index), self.unit, &name).ok_or_else(|| {
+            DataFusionError::Internal(format!("as-of join column '{name}' is not a timestamp"))
+        })?;
+        Ok(ticks?)
     }
 
     fn spine_keys_of(&self, spine: &RecordBatch) -> Result<Rows> {
@@ -380,7 +416,7 @@ impl Join {
             .map(|&i| batch.column(i).clone())
             .collect();
         let [visible_at, event_time, snapshot_as_of] =
-            self.feature_times.map(|i| micros(batch.column(i)));
+            self.feature_times.map(|i| self.ticks(&batch, i));
         let features = FeatureBatch {
             id,
             keys: self.converter.convert_columns(&keys)?,
@@ -451,15 +487,4 @@ impl Join {
             .retain(|(id, _)| Some(*id) == current || Some(*id) == best);
         Ok(())
     }
-}
-
-/// A timestamp column in microseconds since the epoch.
-fn micros(array: &ArrayRef) -> Result<TimestampMicrosecondArray> {
-    let converted = crate::timestamps::micros(array).ok_or_else(|| {
-        DataFusionError::Internal(format!(
-            "an as-of join compares timestamps, not {}",
-            array.data_type()
-        ))
-    })?;
-    Ok(converted?)
 }

@@ -11,7 +11,7 @@
 //! Feature rows arrive in batches; the matcher asks for the next one when the current one
 //! runs out in the middle of a spine row, so the same rule serves slices and streams.
 
-use arrow::array::TimestampMicrosecondArray;
+use arrow::array::Int64Array;
 use arrow::row::{OwnedRow, Row, Rows};
 
 /// A batch of feature rows, sorted by key then `visible_at` (and after the previous batch).
@@ -19,9 +19,10 @@ pub struct FeatureBatch {
     /// Names the batch in matches, so that the caller can find its rows again.
     pub id: u64,
     pub keys: Rows,
-    pub visible_at: TimestampMicrosecondArray,
-    pub event_time: TimestampMicrosecondArray,
-    pub snapshot_as_of: TimestampMicrosecondArray,
+    /// Times in ticks of one unit, as the spine's.
+    pub visible_at: Int64Array,
+    pub event_time: Int64Array,
+    pub snapshot_as_of: Int64Array,
 }
 
 /// A feature row: its batch's id and its index in that batch.
@@ -44,7 +45,7 @@ struct Best {
 }
 
 pub struct Matcher {
-    ttl_micros: Option<i64>,
+    ttl_ticks: Option<i64>,
     current: Option<FeatureBatch>,
     next: usize,
     exhausted: bool,
@@ -52,9 +53,9 @@ pub struct Matcher {
 }
 
 impl Matcher {
-    pub fn new(ttl_micros: Option<i64>) -> Self {
+    pub fn new(ttl_ticks: Option<i64>) -> Self {
         Matcher {
-            ttl_micros,
+            ttl_ticks,
             current: None,
             next: 0,
             exhausted: false,
@@ -154,7 +155,7 @@ impl Matcher {
         self.best
             .as_ref()
             .filter(|b| {
-                self.ttl_micros
+                self.ttl_ticks
                     .is_none_or(|ttl| b.event_time.saturating_add(ttl) >= time)
             })
             .map(|b| b.row)
@@ -199,8 +200,8 @@ mod tests {
         converter.convert_columns(&[keys]).unwrap()
     }
 
-    fn times(values: impl IntoIterator<Item = i64>) -> TimestampMicrosecondArray {
-        TimestampMicrosecondArray::from_iter_values(values)
+    fn times(values: impl IntoIterator<Item = i64>) -> Int64Array {
+        Int64Array::from_iter_values(values)
     }
 
     /// Runs the matcher with the features cut into batches of `chunk` rows.

@@ -42,6 +42,8 @@ pub struct BackfillOptions {
 impl BackfillOptions {
     /// The as-ofs of the range, oldest first.
     pub fn as_ofs(&self) -> Result<Vec<DateTime<Utc>>> {
+        crate::check_whole_seconds("--from", self.from)?;
+        crate::check_whole_seconds("--to", self.to)?;
         if self.to < self.from {
             return Err(Error::Config(format!(
                 "--from {} is after --to {}",

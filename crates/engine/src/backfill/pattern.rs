@@ -40,7 +40,7 @@ pub(crate) struct SweepQuery {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Window {
     /// `None`: no lower bound.
-    pub width_micros: Option<i64>,
+    pub width_nanos: Option<i64>,
     pub lower_inclusive: bool,
     pub upper_inclusive: bool,
 }
@@ -58,7 +58,7 @@ pub(crate) struct Aggregate {
     pub function: AggregateFunction,
     /// The argument, as written; `None` for `count(*)`.
     pub argument: Option<String>,
-    /// A FILTER's narrower window: (width, lower bound inclusive).
+    /// A FILTER's narrower window: (width in nanoseconds, lower bound inclusive).
     pub window: Option<(i64, bool)>,
     /// A FILTER's conditions without `as_of()`, as written.
     pub conditions: Vec<String>,
@@ -141,7 +141,7 @@ impl SweepQuery {
         }
         let time = time?;
         let window = Window {
-            width_micros: lower.map(|(width, _)| width),
+            width_nanos: lower.map(|(width, _)| width),
             lower_inclusive: lower.is_some_and(|(_, inclusive)| inclusive),
             upper_inclusive: upper?,
         };
@@ -239,7 +239,7 @@ fn bound(expr: &Expr) -> Option<Bound> {
     }
 }
 
-/// The width of `as_of() - INTERVAL '<width>'`, in microseconds.
+/// The width of `as_of() - INTERVAL '<width>'`, in nanoseconds.
 fn as_of_minus(expr: &Expr) -> Option<i64> {
     let Expr::BinaryOp {
         left,
@@ -257,7 +257,7 @@ fn as_of_minus(expr: &Expr) -> Option<i64> {
     }
     let text = interval.value.to_string();
     let width = parse_ttl(text.trim_matches('\'')).ok()?;
-    i64::try_from(width.as_micros()).ok()
+    i64::try_from(width.as_nanos()).ok()
 }
 
 fn is_as_of(expr: &Expr) -> bool {
@@ -388,7 +388,7 @@ mod tests {
         assert_eq!(
             query.window,
             Window {
-                width_micros: Some(30 * 86_400_000_000),
+                width_nanos: Some(30 * 86_400_000_000_000),
                 lower_inclusive: false,
                 upper_inclusive: true,
             }
@@ -401,7 +401,7 @@ mod tests {
             Output::Aggregate(Aggregate {
                 function: AggregateFunction::Sum,
                 argument: Some("amount".to_string()),
-                window: Some((7 * 86_400_000_000, false)),
+                window: Some((7 * 86_400_000_000_000, false)),
                 conditions: vec![],
             })
         );
@@ -446,7 +446,7 @@ mod tests {
         let query =
             recognize("SELECT k, max(t) AS t, count(*) FROM s WHERE t <= as_of() GROUP BY k")
                 .unwrap();
-        assert_eq!(query.window.width_micros, None);
+        assert_eq!(query.window.width_nanos, None);
         assert_eq!(query.outputs.len(), 3);
     }
 }

@@ -8,10 +8,10 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, AsArray, BooleanArray, RecordBatch, TimestampMicrosecondArray,
+    Array, ArrayRef, AsArray, BooleanArray, Int64Array, RecordBatch, TimestampMicrosecondArray,
 };
 use arrow::compute::cast;
-use arrow::datatypes::{DataType, SchemaRef};
+use arrow::datatypes::{DataType, SchemaRef, TimeUnit};
 use arrow::row::{RowConverter, RowParser, SortField};
 use chrono::{DateTime, Utc};
 use datafusion::common::HashMap;
@@ -21,7 +21,7 @@ use datafusion::execution::context::SessionContext;
 use futures::StreamExt;
 
 use super::pattern::{AggregateFunction, Output, SweepQuery};
-use crate::sliding::{self, Accumulator, Kind, Slot, add, kind_of, output_column, remove};
+use crate::sliding::{self, Accumulator, Kind, Slot, add, kind_of, remove};
 use crate::{Error, Result};
 
 /// One aggregate of the query: what it computes and which window bound evicts its rows.
@@ -34,8 +34,9 @@ struct AggregateSpec {
     mask: Option<usize>,
 }
 
-/// A lower bound of some window: rows at or before it leave (after it, if inclusive).
+/// A lower bound of some window: rows at or before it leave (before it, if inclusive).
 struct Cursor {
+    /// In ticks of the time column's unit.
     width: i64,
     inclusive: bool,
     /// The next row (by sequence number) still inside this window.
@@ -54,6 +55,8 @@ pub(crate) struct Sweep {
     evicted_by: Vec<Vec<usize>>,
     base_cursor: Option<usize>,
     upper_inclusive: bool,
+    /// The time column's unit, in whose ticks the sweep compares times.
+    unit: TimeUnit,
     as_ofs: VecDeque<DateTime<Utc>>,
     keys: KeyInterner,
     key_count: usize,
@@ -146,13 +149,13 @@ impl Sweep {
         let (sql, arguments, masks) = base_query(query);
         let frame = context.sql(&sql).await.map_err(datafusion_error)?;
         let base = frame.schema().as_arrow().clone();
-        let time_type = base.field(query.keys.len()).data_type();
-        if !matches!(time_type, DataType::Timestamp(_, _)) {
+        let DataType::Timestamp(unit, _) = base.field(query.keys.len()).data_type() else {
             return Ok(None);
-        }
+        };
+        let unit = *unit;
         let mut cursors: Vec<Cursor> = Vec::new();
         let mut cursor_of = |width: Option<i64>, inclusive: bool| {
-            let width = width?;
+            let width = width_ticks(width?, inclusive, unit);
             let at = cursors
                 .iter()
                 .position(|c| c.width == width && c.inclusive == inclusive)
@@ -167,7 +170,7 @@ impl Sweep {
             Some(at)
         };
         let window = query.window;
-        let base_cursor = cursor_of(window.width_micros, window.lower_inclusive);
+        let base_cursor = cursor_of(window.width_nanos, window.lower_inclusive);
         let mut aggregates = Vec::new();
         let mut distinct = Vec::new();
         for (output, (argument, mask)) in query
@@ -192,7 +195,7 @@ impl Sweep {
                 _ => None,
             });
             let (width, inclusive) =
-                narrowest((window.width_micros, window.lower_inclusive), output.window);
+                narrowest((window.width_nanos, window.lower_inclusive), output.window);
             aggregates.push(AggregateSpec {
                 function: output.function,
                 kind,
@@ -221,6 +224,7 @@ impl Sweep {
             cursors,
             base_cursor,
             upper_inclusive: window.upper_inclusive,
+            unit,
             as_ofs: as_ofs.iter().copied().collect(),
             keys: KeyInterner::new(key_types)?,
             key_count: query.keys.len(),
@@ -241,7 +245,7 @@ impl Sweep {
         let Some(&as_of) = self.as_ofs.front() else {
             return Ok(None);
         };
-        let limit = as_of.timestamp_micros();
+        let limit = as_of_ticks(as_of, self.unit)?;
         if let Some(source) = self.source.take() {
             self.input = Some(source.execute_stream().await.map_err(datafusion_error)?);
         }
@@ -272,13 +276,13 @@ impl Sweep {
     /// returns whether it stopped at a later row, and that row.
     fn add_rows(&mut self, batch: &RecordBatch, start: usize, limit: i64) -> Result<(bool, usize)> {
         let key_count = self.key_count;
-        let times = micros(batch.column(key_count))?;
+        let times = ticks(batch.column(key_count))?;
         let keys = self.keys.intern(&batch.columns()[..key_count])?;
         let slots = self.slots(batch)?;
         // Rows that even the widest window has let go of at this as-of never enter.
         let oldest = self
             .widest()
-            .map(|(width, inclusive)| (limit - width, inclusive));
+            .map(|(width, inclusive)| (limit.saturating_sub(width), inclusive));
         for row in start..batch.num_rows() {
             if times.is_null(row) {
                 continue;
@@ -387,7 +391,7 @@ impl Sweep {
     fn evict(&mut self, limit: i64) {
         for cursor_index in 0..self.cursors.len() {
             let cursor = &self.cursors[cursor_index];
-            let bound = limit - cursor.width;
+            let bound = limit.saturating_sub(cursor.width);
             let inclusive = cursor.inclusive;
             let mut next = cursor.next;
             let width = self.aggregates.len();
@@ -451,9 +455,11 @@ impl Sweep {
                 Output::Aggregate(_) => {
                     let index = aggregate;
                     aggregate += 1;
-                    let values = keys.iter().map(|&k| &self.accumulators[k as usize][index]);
                     let spec = &self.aggregates[index];
-                    output_column(spec.function, spec.kind, values)
+                    let values = keys.iter().map(|&k| {
+                        self.accumulators[k as usize][index].value(spec.function, spec.kind)
+                    });
+                    sliding::column(values, field.data_type()).map_err(arrow_error)?
                 }
             };
             columns.push(cast(&column, field.data_type()).map_err(arrow_error)?);
@@ -539,13 +545,37 @@ fn apply_mask(slots: &mut [Slot], mask: &BooleanArray) {
     }
 }
 
-/// A timestamp column in microseconds since the epoch (checked to be one in `try_new`).
-fn micros(array: &ArrayRef) -> Result<TimestampMicrosecondArray> {
-    let converted = crate::timestamps::micros(array).ok_or_else(|| {
+/// A timestamp column in ticks of its own unit (checked to be one in `try_new`).
+fn ticks(array: &ArrayRef) -> Result<Int64Array> {
+    crate::timestamps::ticks(array).ok_or_else(|| {
         Error::Config(format!(
             "a backfill window's time column must be a timestamp, not {}",
             array.data_type()
         ))
-    })?;
-    converted.map_err(arrow_error)
+    })
+}
+
+/// An as-of in ticks of `unit`: exact, as-ofs being whole seconds.
+fn as_of_ticks(as_of: DateTime<Utc>, unit: TimeUnit) -> Result<i64> {
+    let nanos =
+        i128::from(as_of.timestamp()) * 1_000_000_000 + i128::from(as_of.timestamp_subsec_nanos());
+    i64::try_from(nanos.div_euclid(i128::from(crate::timestamps::nanos_per_tick(unit)))).map_err(
+        |_| {
+            Error::Config(format!(
+                "as-of {as_of} is beyond the range of the window's {unit:?} timestamps"
+            ))
+        },
+    )
+}
+
+/// A window's width in ticks of `unit`, rounded so that a row is in the window exactly when
+/// its time, in nanoseconds, is: down for an inclusive lower bound (`time >= as_of - w`),
+/// up for an exclusive one (`time > as_of - w`).
+fn width_ticks(width_nanos: i64, inclusive: bool, unit: TimeUnit) -> i64 {
+    let tick = crate::timestamps::nanos_per_tick(unit);
+    if inclusive {
+        width_nanos.div_euclid(tick)
+    } else {
+        width_nanos.div_euclid(tick) + i64::from(width_nanos.rem_euclid(tick) != 0)
+    }
 }

@@ -204,8 +204,8 @@ impl Rolling {
             .collect::<Result<_>>()?;
         let keys: Rows = self.keys.convert_columns(&keys)?;
         let times = self.order_by.evaluate(&batch)?.into_array(rows)?;
-        let times = crate::timestamps::micros(&times)
-            .ok_or_else(|| DataFusionError::Internal("a range window orders by time".into()))??;
+        let times = crate::timestamps::ticks(&times)
+            .ok_or_else(|| DataFusionError::Internal("a range window orders by time".into()))?;
         let slots = self
             .windows
             .iter()
@@ -217,7 +217,7 @@ impl Rolling {
         let number = self.first_pending + self.pending.len();
         self.pending.push_back(Pending {
             batch,
-            values: vec![vec![Value::Int(None); rows]; self.windows.len()],
+            values: vec![vec![Value::Whole(None); rows]; self.windows.len()],
             filled: 0,
         });
         for row in 0..rows {
@@ -268,7 +268,7 @@ impl Rolling {
             ) if window.kind == Kind::Decimal => {
                 let average = accumulator.decimal_sum();
                 let average = average.map(|(sum, n)| sum * window.avg_scale_up / i128::from(n));
-                return Value::Decimal(average);
+                return Value::Whole(average);
             }
             (WindowFunction::Aggregate(function), WindowState::Accumulator(accumulator)) => {
                 return accumulator.value(function, window.kind);
@@ -295,7 +295,10 @@ impl Rolling {
         let count = self.windows.len();
         for (index, window) in self.windows.iter().enumerate() {
             let (upper, lower) = match self.group_time {
-                Some(time) => (time - window.end_micros, time - window.width_micros),
+                Some(time) => (
+                    time.saturating_sub(window.frame.end_ticks),
+                    time.saturating_sub(window.frame.width_ticks),
+                ),
                 None => (i64::MAX, i64::MIN),
             };
             let state = &mut self.states[index];
@@ -333,6 +336,13 @@ impl Rolling {
                     _ => {}
                 }
                 self.left[index] += 1;
+            }
+            if let WindowState::Accumulator(accumulator) = state {
+                let (first_row, slots) = (self.first_row, &self.slots);
+                let frame = self.left[index]..self.entered[index];
+                accumulator.refresh_if_needed(|| {
+                    frame.map(move |row| slots[(row - first_row) as usize * count + index])
+                });
             }
             let value = self.value(index);
             for &(number, row) in &self.group {

@@ -7,14 +7,16 @@
 //! batches whose last peer group is not complete yet.
 
 mod exec;
+mod filters;
 mod rule;
+#[cfg(test)]
+mod tests;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, Decimal128Array};
-use arrow::compute::cast;
-use arrow::datatypes::{DataType, FieldRef};
+use arrow::array::ArrayRef;
+use arrow::datatypes::{FieldRef, TimeUnit};
 use datafusion::error::Result;
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_plan::ExecutionPlan;
@@ -22,19 +24,23 @@ use datafusion::physical_plan::ExecutionPlan;
 use crate::sliding::{self, Accumulator, AggregateFunction, Kind, Value};
 
 pub use exec::RangeWindowExec;
+pub use filters::WindowFilterRule;
 pub use rule::RangeWindowRule;
 
-/// `7 days`, `1 hour`, `90 minutes`.
-fn duration(micros: i64) -> String {
+/// `7 days`, `1 hour`, `90 minutes`, `1 second`, `250 milliseconds`, `100 nanoseconds`.
+fn duration(nanos: i128) -> String {
     let (count, unit) = [
-        (86_400_000_000, "day"),
-        (3_600_000_000, "hour"),
-        (60_000_000, "minute"),
+        (86_400_000_000_000, "day"),
+        (3_600_000_000_000, "hour"),
+        (60_000_000_000, "minute"),
+        (1_000_000_000, "second"),
+        (1_000_000, "millisecond"),
+        (1_000, "microsecond"),
     ]
     .into_iter()
-    .find(|(unit, _)| micros % unit == 0 && micros > 0)
-    .map(|(unit, name)| (micros / unit, name))
-    .unwrap_or((micros, "microsecond"));
+    .find(|(unit, _)| nanos % unit == 0 && nanos > 0)
+    .map(|(unit, name)| (nanos / unit, name))
+    .unwrap_or((nanos, "nanosecond"));
     let plural = if count == 1 { "" } else { "s" };
     format!("{count} {unit}{plural}")
 }
@@ -58,13 +64,36 @@ struct RangeWindow {
     function: WindowFunction,
     kind: Kind,
     argument: Arc<dyn PhysicalExpr>,
-    width_micros: i64,
-    /// How long before the row the frame ends: 0 for `CURRENT ROW`.
-    end_micros: i64,
+    frame: Frame,
     /// What the exact sum of a decimal average is multiplied by before the division
     /// (which truncates, as DataFusion's does).
     avg_scale_up: i128,
     field: FieldRef,
+}
+
+/// A frame from `width` before the row to `end` before it (0 for `CURRENT ROW`), in
+/// nanoseconds and in the ticks of the time column's unit: a row `d` ticks before the
+/// current one is in the frame when `end_ticks <= d <= width_ticks`, which rounds the
+/// bounds inward to whole ticks and keeps the column's own precision.
+#[derive(Debug, Clone, Copy)]
+struct Frame {
+    width_nanos: i128,
+    end_nanos: i128,
+    width_ticks: i64,
+    end_ticks: i64,
+}
+
+impl Frame {
+    fn new(width_nanos: i128, end_nanos: i128, unit: TimeUnit) -> Frame {
+        let tick = i128::from(crate::timestamps::nanos_per_tick(unit));
+        let clamp = |ticks: i128| ticks.clamp(0, i128::from(i64::MAX)) as i64;
+        Frame {
+            width_nanos,
+            end_nanos,
+            width_ticks: clamp(width_nanos.div_euclid(tick)),
+            end_ticks: clamp((end_nanos + tick - 1).div_euclid(tick)),
+        }
+    }
 }
 
 /// What a window computes over its frame.
@@ -102,14 +131,6 @@ impl WindowFunction {
         }
     }
 
-    /// Whether its values are doubles (else whole numbers).
-    fn is_float(self, kind: Kind) -> bool {
-        match self {
-            WindowFunction::Aggregate(function) => sliding::is_float(function, kind),
-            WindowFunction::RowValue { .. } => kind == Kind::Float,
-        }
-    }
-
     /// The function's name in SQL.
     fn name(self) -> String {
         use AggregateFunction::Spread;
@@ -134,31 +155,18 @@ impl WindowFunction {
 impl RangeWindow {
     /// The window's values as a column of its output type.
     fn output_column(&self, values: Vec<Value>) -> Result<ArrayRef> {
-        if let DataType::Decimal128(precision, scale) = self.field.data_type() {
-            let values = values.into_iter().map(|value| match value {
-                Value::Decimal(v) => v,
-                Value::Int(v) => v.map(i128::from),
-                Value::Float(_) => None,
-            });
-            let column = Decimal128Array::from_iter(values);
-            return Ok(Arc::new(
-                column.with_precision_and_scale(*precision, *scale)?,
-            ));
-        }
-        let float = self.function.is_float(self.kind);
-        let column = sliding::values_column(float, values.into_iter());
-        Ok(cast(&column, self.field.data_type())?)
+        Ok(sliding::column(values.into_iter(), self.field.data_type())?)
     }
 
     fn describe(&self) -> String {
         let function = self.function.name();
-        let width = duration(self.width_micros);
-        if self.end_micros == 0 {
+        let width = duration(self.frame.width_nanos);
+        if self.frame.end_nanos == 0 {
             format!("{function} over {width}")
         } else {
             format!(
                 "{function} from {width} to {} before",
-                duration(self.end_micros)
+                duration(self.frame.end_nanos)
             )
         }
     }

@@ -19,7 +19,7 @@ use datafusion::physical_plan::windows::{
 };
 use datafusion::physical_plan::{ExecutionPlan, InputOrderMode};
 
-use super::{RangeWindow, RangeWindowExec, WindowFunction};
+use super::{Frame, RangeWindow, RangeWindowExec, WindowFunction};
 use crate::sliding::{AggregateFunction, Kind, kind_of};
 
 /// Puts [`RangeWindowExec`] in place of the window nodes it computes.
@@ -170,6 +170,12 @@ fn range_window(expr: &dyn WindowExpr, input_schema: &SchemaRef) -> Result<Optio
         }
         _ => 1,
     };
+    let [order] = expr.order_by() else {
+        return Ok(None);
+    };
+    let DataType::Timestamp(unit, zone) = order.expr.data_type(input_schema)? else {
+        return Ok(None);
+    };
     let frame = expr.get_window_frame();
     if frame.units != WindowFrameUnits::Range {
         return Ok(None);
@@ -177,26 +183,68 @@ fn range_window(expr: &dyn WindowExpr, input_schema: &SchemaRef) -> Result<Optio
     let WindowFrameBound::Preceding(width) = &frame.start_bound else {
         return Ok(None);
     };
-    let Some(width_micros) = interval_micros(width) else {
+    let end = match &frame.end_bound {
+        WindowFrameBound::CurrentRow => Some(Interval::default()),
+        WindowFrameBound::Preceding(end) => Interval::of(end),
+        WindowFrameBound::Following(_) => None,
+    };
+    let (Some(width), Some(end)) = (Interval::of(width), end) else {
         return Ok(None);
     };
-    let end_micros = match &frame.end_bound {
-        WindowFrameBound::CurrentRow => 0,
-        WindowFrameBound::Preceding(end) => match interval_micros(end) {
-            Some(end) if end <= width_micros => end,
-            _ => return Ok(None),
-        },
-        WindowFrameBound::Following(_) => return Ok(None),
-    };
+    // In a zone with daylight saving time, a day of the calendar is not always 24 hours:
+    // DataFusion's operator steps such frames by the calendar.
+    let calendar_days = width.days != 0 || end.days != 0;
+    if calendar_days && zone.as_deref().is_some_and(|zone| !is_fixed_offset(zone)) {
+        return Ok(None);
+    }
+    let (width_nanos, end_nanos) = (width.nanos(), end.nanos());
+    if end_nanos > width_nanos {
+        return Ok(None);
+    }
     Ok(Some(RangeWindow {
         function,
         kind,
         argument,
-        width_micros,
-        end_micros,
+        frame: Frame::new(width_nanos, end_nanos, unit),
         avg_scale_up,
         field,
     }))
+}
+
+/// A frame bound without months (whose length varies).
+#[derive(Debug, Default, Clone, Copy)]
+struct Interval {
+    days: i64,
+    nanoseconds: i128,
+}
+
+impl Interval {
+    fn of(value: &ScalarValue) -> Option<Interval> {
+        let interval = match value {
+            ScalarValue::IntervalMonthDayNano(Some(v)) if v.months == 0 => Interval {
+                days: v.days.into(),
+                nanoseconds: v.nanoseconds.into(),
+            },
+            ScalarValue::IntervalDayTime(Some(v)) => Interval {
+                days: v.days.into(),
+                nanoseconds: i128::from(v.milliseconds) * 1_000_000,
+            },
+            _ => return None,
+        };
+        (interval.nanos() >= 0).then_some(interval)
+    }
+
+    fn nanos(self) -> i128 {
+        i128::from(self.days) * 86_400_000_000_000 + self.nanoseconds
+    }
+}
+
+/// Whether a timestamp's zone is always the same offset from UTC.
+fn is_fixed_offset(zone: &str) -> bool {
+    zone.starts_with(['+', '-'])
+        || ["UTC", "Z", "Etc/UTC", "GMT", "Etc/GMT"]
+            .iter()
+            .any(|fixed| zone.eq_ignore_ascii_case(fixed))
 }
 
 /// How the window reads its argument, if the operator computes it over this type.
@@ -256,7 +304,16 @@ fn window_function(expr: &dyn WindowExpr) -> Option<(WindowFunction, Arc<dyn Phy
     } else {
         return None;
     };
-    if aggregate.is_distinct() {
+    // FILTER is not public: `Debug` shows it, last. DISTINCT, an ORDER BY inside the
+    // aggregate and reversed evaluation change what some aggregates compute. Unless none
+    // of them is there, the window stays DataFusion's. (IGNORE NULLS changes nothing here:
+    // these aggregates skip nulls anyway.)
+    let unfiltered = format!("{expr:?}").ends_with("filter: None }");
+    if !unfiltered
+        || aggregate.is_distinct()
+        || !aggregate.order_bys().is_empty()
+        || aggregate.is_reversed()
+    {
         return None;
     }
     let function = match aggregate.fun().name().to_ascii_lowercase().as_str() {
@@ -285,18 +342,4 @@ fn window_function(expr: &dyn WindowExpr) -> Option<(WindowFunction, Arc<dyn Phy
     };
     let [argument] = aggregate.expressions().try_into().ok()?;
     Some((WindowFunction::Aggregate(function), argument))
-}
-
-/// A fixed interval in microseconds (months vary in length: not one).
-fn interval_micros(value: &ScalarValue) -> Option<i64> {
-    let micros = match value {
-        ScalarValue::IntervalMonthDayNano(Some(v)) if v.months == 0 => {
-            i64::from(v.days) * 86_400_000_000 + v.nanoseconds / 1_000
-        }
-        ScalarValue::IntervalDayTime(Some(v)) => {
-            i64::from(v.days) * 86_400_000_000 + i64::from(v.milliseconds) * 1_000
-        }
-        _ => return None,
-    };
-    (micros >= 0).then_some(micros)
 }
