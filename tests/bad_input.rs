@@ -222,6 +222,10 @@ fn file(path: &'static str, text: impl Into<String>) -> (&'static str, String) {
     vec![], &["backfill", "good.sql", "--from", "2024-03-05T00:00:00Z", "--to", "2024-03-01T00:00:00Z", "--every", "1d"],
     EXIT_BAD_INPUT, "fengine: --from 2024-03-05T00:00:00Z is after --to 2024-03-01T00:00:00Z\n"
 )]
+#[case::backfill_from_a_fraction_of_a_second(
+    vec![], &["backfill", "good.sql", "--from", "2024-03-01T00:00:00.500Z", "--to", "2024-03-05T00:00:00Z", "--every", "1d"],
+    EXIT_BAD_INPUT, "fengine: --from 2024-03-01T00:00:00.500+00:00 has a fraction of a second; snapshots are named by whole seconds\n"
+)]
 #[case::backfill_every_not_an_interval(
     vec![], &["backfill", "good.sql", "--from", "2024-03-01T00:00:00Z", "--to", "2024-03-05T00:00:00Z", "--every", "1w"],
     EXIT_BAD_INPUT, "error: invalid value '1w' for '--every <EVERY>': '1w' is not an interval such as 1d, 6h, 15m or 30s\n\nFor more information, try '--help'.\n"

@@ -207,3 +207,41 @@ async fn comments_and_parameters_may_change(#[case] kind: Kind) {
         .unwrap();
     assert_eq!(backend.stored_table().await, Some(updated));
 }
+
+#[rstest]
+#[case::embedded(Kind::Embedded)]
+#[cfg_attr(feature = "aws", case::glue(Kind::Glue))]
+#[tokio::test]
+async fn lists_the_tables_of_a_database_by_name(#[case] kind: Kind) {
+    let backend = backend(kind).await;
+    assert_eq!(
+        backend
+            .catalog
+            .list_tables(&backend.database)
+            .await
+            .unwrap(),
+        []
+    );
+    let mut tables = Vec::new();
+    for name in ["spend_v3", "spend_v1", "clicks_v1"] {
+        let table = Table {
+            name: name.into(),
+            ..backend.table(&COLUMNS)
+        };
+        backend
+            .catalog
+            .register_snapshot(&table, &partition("20240101T000000Z", name))
+            .await
+            .unwrap();
+        tables.push(table);
+    }
+    tables.sort_by(|a, b| a.name.cmp(&b.name));
+    assert_eq!(
+        backend
+            .catalog
+            .list_tables(&backend.database)
+            .await
+            .unwrap(),
+        tables
+    );
+}

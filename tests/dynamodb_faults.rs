@@ -108,6 +108,7 @@ async fn items_still_unwritten_at_the_deadline_fail_the_load_with_their_count() 
 }
 
 /// Rows DynamoDB cannot hold fail the load before anything is sent, naming what is wrong.
+/// (NaN and infinities it holds as strings: the online conformance suite.)
 #[tokio::test]
 async fn values_dynamodb_cannot_hold_are_refused_naming_the_key() {
     let server = FaultyDynamoDb::start(
@@ -118,23 +119,6 @@ async fn values_dynamodb_cannot_hold_are_refused_naming_the_key() {
         "id",
     );
     let store = store(&server, Duration::from_secs(10)).await;
-
-    let mut load = store.begin_load(&table()).await.unwrap();
-    let mut not_a_number = batch(0..3);
-    not_a_number = RecordBatch::try_new(
-        not_a_number.schema(),
-        vec![
-            not_a_number.column(0).clone(),
-            not_a_number.column(1).clone(),
-            Arc::new(Float64Array::from(vec![1.0, f64::NAN, 2.0])),
-        ],
-    )
-    .unwrap();
-    let error = load.write(not_a_number).await.unwrap_err();
-    assert_eq!(
-        error.to_string(),
-        "column 'value' holds NaN for key (1), which an online store cannot hold (JSON and DynamoDB have no NaN or infinity): turn it into NULL (nullif, CASE) in the query"
-    );
 
     let wide = OnlineTable {
         schema: Arc::new(Schema::new(vec![

@@ -395,33 +395,56 @@ async fn a_batch_that_cannot_be_stored_fails_the_load_and_is_not_recorded(#[case
     assert_eq!(store.loaded_as_of("wide", 1).await.unwrap(), None);
 }
 
-/// NaN and infinities have no JSON or DynamoDB number: every store refuses them, naming the
-/// column and the key, rather than serving a missing value for a number.
+/// NaN and infinities have no JSON or DynamoDB number: every store keeps and serves them
+/// as the strings of the protobuf JSON mapping.
 #[rstest]
 #[case::embedded(Kind::Embedded)]
 #[cfg_attr(feature = "aws", case::dynamodb(Kind::DynamoDb))]
 #[tokio::test]
-async fn nan_and_infinities_are_refused_naming_the_key(#[case] kind: Kind) {
+async fn nan_and_infinities_are_served_as_their_json_strings(#[case] kind: Kind) {
     let backend = backend(kind).await;
     let store = backend.0.as_ref();
-    for (value, text) in [
-        (f64::NAN, "NaN"),
-        (f64::INFINITY, "inf"),
-        (f64::NEG_INFINITY, "-inf"),
+    let rows = [
+        (1, "EU", "2024-02-28T10:00:00Z", Some(1), Some(f64::NAN)),
+        (
+            2,
+            "EU",
+            "2024-02-28T10:00:00Z",
+            Some(2),
+            Some(f64::INFINITY),
+        ),
+        (
+            3,
+            "EU",
+            "2024-02-28T10:00:00Z",
+            Some(3),
+            Some(f64::NEG_INFINITY),
+        ),
+        (4, "EU", "2024-02-28T10:00:00Z", Some(4), Some(-0.25)),
+    ];
+    load(
+        store,
+        &table(None),
+        "2024-03-01T00:00:00Z",
+        vec![batch(&rows)],
+    )
+    .await;
+    for (customer, expected) in [
+        ("1", serde_json::json!("NaN")),
+        ("2", serde_json::json!("Infinity")),
+        ("3", serde_json::json!("-Infinity")),
     ] {
-        let mut load = store.begin_load(&table(None)).await.unwrap();
-        let rows = [
-            (1, "EU", "2024-02-28T10:00:00Z", Some(1), Some(0.5)),
-            (2, "US", "2024-02-28T10:00:00Z", Some(2), Some(value)),
-        ];
-        let error = load.write(batch(&rows)).await.unwrap_err();
-        assert_eq!(
-            error.to_string(),
-            format!(
-                "column 'ratio' holds {text} for key (2, US), which an online store cannot hold \
-                 (JSON and DynamoDB have no NaN or infinity): turn it into NULL (nullif, CASE) \
-                 in the query"
-            )
-        );
+        let row = store
+            .get("spend", None, &key(customer, "EU"))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(row.values["ratio"], expected, "customer {customer}");
     }
+    let row = store
+        .get("spend", None, &key("4", "EU"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(amount(&row.values["ratio"]), -0.25);
 }

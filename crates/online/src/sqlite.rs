@@ -4,13 +4,16 @@
 //! microseconds since the epoch, and the whole snapshot row as a JSON object, which is what
 //! `get` serves. `online_tables` records each version's key, time to live and last load.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use arrow::compute::cast;
-use arrow::datatypes::{DataType, Field, Int64Type, Schema, TimeUnit, TimestampMicrosecondType};
+use arrow::datatypes::{
+    DataType, Field, Float64Type, Int64Type, Schema, TimeUnit, TimestampMicrosecondType,
+};
 use arrow::json::WriterBuilder;
 use arrow::json::writer::LineDelimited;
 use async_trait::async_trait;
@@ -21,7 +24,10 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::keys::{KeyKind, KeyValue, key_kinds, key_values, parse_key};
-use crate::{Error, OnlineLoad, OnlineRow, OnlineStore, OnlineTable, Result, check_finite};
+use crate::{
+    Error, OnlineLoad, OnlineRow, OnlineStore, OnlineTable, Result, check_nested_finite, doubles,
+    is_double, non_finite_text,
+};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS online_tables (
@@ -292,11 +298,12 @@ fn write_batch(
     table: &OnlineTable,
     batch: &RecordBatch,
 ) -> Result<usize> {
-    check_finite(batch, &table.key_columns)?;
+    check_nested_finite(batch)?;
     let keys = key_values(batch, &table.key_columns)?;
     let event_times = event_time_micros(batch, &table.event_time_column)?;
     let event_times = event_times.as_primitive::<TimestampMicrosecondType>();
     let json = rows_as_json(batch)?;
+    let non_finite = non_finite_cells(batch)?;
     let mut lines = json.split(|b| *b == b'\n');
     let transaction = connection.transaction()?;
     {
@@ -310,7 +317,13 @@ fn write_batch(
                 .next()
                 .ok_or_else(|| Error::Storage("JSON rows ended early".into()))?;
             let text = std::str::from_utf8(line).map_err(|e| Error::Storage(e.to_string()))?;
-            statement.raw_bind_parameter(keys.len() + 2, text)?;
+            match non_finite.get(&row) {
+                Some(cells) => {
+                    let text = with_non_finite(text, cells)?;
+                    statement.raw_bind_parameter(keys.len() + 2, text.as_str())?
+                }
+                None => statement.raw_bind_parameter(keys.len() + 2, text)?,
+            }
             statement.raw_execute()?;
         }
     }
@@ -351,6 +364,41 @@ fn event_time_micros(batch: &RecordBatch, column: &str) -> Result<ArrayRef> {
         array,
         &DataType::Timestamp(TimeUnit::Microsecond, None),
     )?)
+}
+
+/// The rows holding NaN or infinities in top-level columns of doubles, which JSON writes
+/// as null: (column, text) by row.
+fn non_finite_cells(batch: &RecordBatch) -> Result<HashMap<usize, Vec<(String, &'static str)>>> {
+    let mut cells: HashMap<usize, Vec<(String, &'static str)>> = HashMap::new();
+    for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
+        if !is_double(column.data_type()) {
+            continue;
+        }
+        let values = doubles(column)?;
+        let values = values.as_primitive::<Float64Type>();
+        for row in 0..values.len() {
+            if let Some(text) = values
+                .is_valid(row)
+                .then(|| non_finite_text(values.value(row)))
+                .flatten()
+            {
+                cells
+                    .entry(row)
+                    .or_default()
+                    .push((field.name().clone(), text));
+            }
+        }
+    }
+    Ok(cells)
+}
+
+/// A row's JSON object with its non-finite doubles as their texts.
+fn with_non_finite(line: &str, cells: &[(String, &'static str)]) -> Result<String> {
+    let mut row: serde_json::Map<String, serde_json::Value> = parse_json(line)?;
+    for (column, text) in cells {
+        row.insert(column.clone(), serde_json::Value::String(text.to_string()));
+    }
+    Ok(serde_json::Value::Object(row).to_string())
 }
 
 /// The batch's rows as JSON objects, one per line, nulls explicit, timestamps RFC 3339 UTC.

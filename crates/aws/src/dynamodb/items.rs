@@ -2,8 +2,9 @@
 //!
 //! Numbers (integers, floats, decimals) are `N`; strings and dates (`YYYY-MM-DD`) `S`;
 //! binary `B`; booleans `BOOL`; lists `L`; structs and maps `M`; timestamps `N`, seconds
-//! since the epoch with up to six decimals. Nulls are omitted. NaN and infinities are
-//! refused, as by every online store (`fengine_online::check_finite`).
+//! since the epoch with up to six decimals. Nulls are omitted. NaN and infinities are `S`,
+//! `"NaN"`, `"Infinity"`, `"-Infinity"`, as every online store serves them
+//! (`fengine_online::non_finite_text`); nested ones are refused.
 
 use std::collections::HashMap;
 
@@ -15,7 +16,7 @@ use arrow::datatypes::{
 use arrow::util::display::array_value_to_string;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_smithy_types::Blob;
-use fengine_online::{Error, Result, check_finite, key_values};
+use fengine_online::{Error, Result, check_nested_finite, key_values, non_finite_text};
 
 pub(crate) type Item = HashMap<String, AttributeValue>;
 
@@ -51,7 +52,7 @@ pub(crate) fn batch_items(
     event_time_column: &str,
     ttl_seconds: Option<u64>,
 ) -> Result<Vec<Item>> {
-    check_finite(batch, key_columns)?;
+    check_nested_finite(batch)?;
     let mut items: Vec<Item> =
         vec![HashMap::with_capacity(batch.num_columns() + 2); batch.num_rows()];
     for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
@@ -157,10 +158,18 @@ fn attribute_values(array: &ArrayRef, column: &str) -> Result<Vec<Option<Attribu
                 .collect(),
         ),
         DataType::Float16 | DataType::Float32 | DataType::Float64 => {
-            // Finite: `check_finite` refused the others.
             let floats = cast(array, &DataType::Float64)?;
             let floats = floats.as_primitive::<Float64Type>();
-            numbers(floats.values().iter().map(f64::to_string).collect())
+            floats
+                .iter()
+                .map(|value| {
+                    value.map(|v| match non_finite_text(v) {
+                        // No DynamoDB number is one: stored as get serves it.
+                        Some(text) => AttributeValue::S(text.to_string()),
+                        None => AttributeValue::N(v.to_string()),
+                    })
+                })
+                .collect()
         }
         DataType::Decimal32(..)
         | DataType::Decimal64(..)

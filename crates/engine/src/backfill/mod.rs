@@ -5,6 +5,8 @@
 
 mod pattern;
 mod sweep;
+#[cfg(test)]
+mod sweep_tests;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;

@@ -434,7 +434,7 @@ fn expected(case: &Case, window: &Window, at: usize) -> Expected {
             if !population && present < 2 {
                 return Expected::Null;
             }
-            if let Some(_) = non_finite(&doubles) {
+            if non_finite(&doubles).is_some() {
                 return exact(f64::NAN);
             }
             let value = exact_spread(&doubles, !population, population);
