@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Side by side: a baseline fengine binary (another commit's release build) and this
-# checkout's, on the same generated transactions, alternating run by run, medians of RUNS:
+# checkout's, on the same generated transactions, alternating run by run (each first every
+# other time), medians of RUNS:
 # rolling windows (rolling_7d, rolling_3w), a 30-day snapshot aggregate (spend_30d) and its
 # backfill sweep over 90 daily as-ofs. Release build. Not part of CI.
 # Usage: benches/run-compare.sh <baseline fengine binary> [1m|10m] [runs, default 5]
@@ -26,9 +27,16 @@ compare() { # label pipeline fengine-arguments...
   local label=$1 pipeline=$2
   shift 2
   local baseline=() current=()
-  for _ in $(seq "$RUNS"); do
-    baseline+=("$(once "$BASELINE" "$pipeline" "$@")")
-    current+=("$(once "$BIN/fengine" "$pipeline" "$@")")
+  # Each goes first every other time: the run after another one is slower (its files are
+  # still being written back), which would otherwise count against the second binary.
+  for run in $(seq "$RUNS"); do
+    if ((run % 2)); then
+      baseline+=("$(once "$BASELINE" "$pipeline" "$@")")
+      current+=("$(once "$BIN/fengine" "$pipeline" "$@")")
+    else
+      current+=("$(once "$BIN/fengine" "$pipeline" "$@")")
+      baseline+=("$(once "$BASELINE" "$pipeline" "$@")")
+    fi
   done
   python3 - "$SIZE" "$label" "${baseline[@]}" -- "${current[@]}" <<'PY'
 import statistics, sys

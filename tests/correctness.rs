@@ -245,6 +245,42 @@ fn nanosecond_times_keep_their_precision_in_windows_backfills_and_training_sets(
         column::<Float64Type>(&training, "amount"),
         [Some(1.0), Some(1000.0)]
     );
+    // The same labels written as text.
+    write(
+        &workspace,
+        "text_spine",
+        vec![
+            (
+                "customer",
+                Arc::new(Int64Array::from(vec![7, 7])) as ArrayRef,
+            ),
+            (
+                "label_time",
+                Arc::new(StringArray::from(vec![
+                    "2024-01-01T23:59:59.999999600Z",
+                    "2024-01-02T00:00:00.000000100Z",
+                ])),
+            ),
+        ],
+    );
+    workspace
+        .fengine(&[
+            "training-set",
+            "--spine",
+            "text_spine/part-0.parquet",
+            "--timestamp",
+            "label_time",
+            "--features",
+            "spend_rows",
+            "--out",
+            "text.parquet",
+        ])
+        .success();
+    let training = read_parquet_file(&workspace.path("text.parquet"));
+    assert_eq!(
+        column::<Float64Type>(&training, "amount"),
+        [Some(1.0), Some(1000.0)]
+    );
 }
 
 #[test]

@@ -564,13 +564,14 @@ async fn prepare_spine(
     })?;
     let time_expr = match time.data_type() {
         DataType::Timestamp(_, _) => ident(&request.timestamp),
-        DataType::Date32
-        | DataType::Date64
-        | DataType::Utf8
-        | DataType::LargeUtf8
-        | DataType::Utf8View => cast(
+        DataType::Date32 | DataType::Date64 => cast(
             ident(&request.timestamp),
             DataType::Timestamp(TimeUnit::Microsecond, None),
+        ),
+        // Text may hold nanoseconds: read it to the nanosecond.
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => cast(
+            ident(&request.timestamp),
+            DataType::Timestamp(TimeUnit::Nanosecond, None),
         ),
         other => {
             return Err(Error::Config(format!(
