@@ -586,3 +586,58 @@ fn plan_names_a_frame_in_its_own_unit() {
         plan.stdout
     );
 }
+
+#[test]
+fn a_backfill_sweep_over_zoned_times_counts_days_as_run_does() {
+    let workspace = Workspace::new();
+    // as_of() is a UTC instant, so `as_of() - INTERVAL '1 day'` is 24 hours before it
+    // whatever the event times' zone: at 2024-03-31T12:00:00Z, the row 23.5 hours before
+    // (03-30 13:30 in Paris, before 14:00 local a calendar day before) is in the
+    // window, and the one 24.5 hours before is not.
+    let rows = [1_711_801_800_000_000, 1_711_798_200_000_000]; // 03-30T12:30Z, 11:30Z
+    write(
+        &workspace,
+        "events",
+        vec![
+            ("k", Arc::new(Int64Array::from(vec![1, 1])) as ArrayRef),
+            (
+                "t",
+                Arc::new(
+                    TimestampMicrosecondArray::from(rows.to_vec()).with_timezone("Europe/Paris"),
+                ),
+            ),
+            ("v", Arc::new(Float64Array::from(vec![1.0, 10.0]))),
+        ],
+    );
+    workspace.write(
+        "p.sql",
+        "CREATE EXTERNAL TABLE events STORED AS PARQUET LOCATION 'events/';
+         CREATE FEATURE GROUP daily KEY (k) EVENT TIME event_time AS
+         SELECT k, as_of() AS event_time, sum(v) AS total
+         FROM events WHERE t > as_of() - INTERVAL '1 day' AND t <= as_of() GROUP BY k;",
+    );
+    let backfill = workspace
+        .fengine(&[
+            "backfill",
+            "p.sql",
+            "--from",
+            "2024-03-31T12:00:00Z",
+            "--to",
+            "2024-03-31T12:00:00Z",
+            "--every",
+            "1d",
+            "--output",
+            "json",
+        ])
+        .success()
+        .json();
+    assert_eq!(backfill["swept"], serde_json::json!(["daily"]));
+    let swept = read_parquet_folder(
+        backfill["as_ofs"][0]["groups"][0]["snapshot_location"]
+            .as_str()
+            .unwrap(),
+    );
+    assert_eq!(column::<Float64Type>(&swept, "total"), [Some(1.0)]);
+    let fresh = run(&workspace, "p.sql", "2024-03-31T12:00:00Z", &[]);
+    assert_eq!(column::<Float64Type>(&fresh[0], "total"), [Some(1.0)]);
+}
