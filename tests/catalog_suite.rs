@@ -245,3 +245,44 @@ async fn lists_the_tables_of_a_database_by_name(#[case] kind: Kind) {
         tables
     );
 }
+
+/// A table of the same name and columns that fengine did not register (no fengine.*
+/// parameters: another tool's) is not updated: its definition and partitions stay.
+#[rstest]
+#[case::embedded(Kind::Embedded)]
+#[cfg_attr(feature = "aws", case::glue(Kind::Glue))]
+#[tokio::test]
+async fn a_table_fengine_did_not_register_is_not_taken_over(#[case] kind: Kind) {
+    let backend = backend(kind).await;
+    let foreign = Table {
+        parameters: BTreeMap::from([("owner".to_string(), "etl".to_string())]),
+        ..backend.table(&COLUMNS)
+    };
+    backend
+        .catalog
+        .register_snapshot(&foreign, &partition("20240101T000000Z", "etl"))
+        .await
+        .unwrap();
+    let error = backend
+        .catalog
+        .register_snapshot(
+            &backend.table(&COLUMNS),
+            &partition("20240102T000000Z", "a"),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "table '{}.spend_v1' exists and was not registered by fengine (it has no fengine.* \
+             parameters): fengine does not take it over; rename the feature group, or drop or \
+             move that table",
+            backend.database
+        )
+    );
+    assert_eq!(backend.stored_table().await, Some(foreign));
+    assert_eq!(
+        backend.partitions().await,
+        [partition("20240101T000000Z", "etl")]
+    );
+}

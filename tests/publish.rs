@@ -359,3 +359,47 @@ fn a_snapshot_without_rows_is_published_with_its_schema() {
     assert_eq!(names, ["customer_id", "event_time", "total", "n"]);
     assert_eq!(workspace.partitions("payment_totals_v1").len(), 1);
 }
+
+/// A catalog table of the group's name that fengine did not register (no fengine.*
+/// parameters: another tool's) is refused before any data is read, and left as it was.
+#[test]
+fn a_catalog_table_fengine_did_not_register_is_not_taken_over() {
+    let workspace = fixture();
+    run(&workspace, "2024-03-04T00:00:00Z", &[]).success();
+    let catalog = rusqlite::Connection::open(workspace.path("warehouse/catalog.sqlite")).unwrap();
+    let definition: String = catalog
+        .query_row(
+            "SELECT definition FROM catalog_tables WHERE name = 'payment_totals_v1'",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap();
+    let mut foreign: serde_json::Value = serde_json::from_str(&definition).unwrap();
+    foreign["parameters"] = json!({"owner": "etl"});
+    catalog
+        .execute(
+            "UPDATE catalog_tables SET definition = ?1 WHERE name = 'payment_totals_v1'",
+            [foreign.to_string()],
+        )
+        .unwrap();
+    drop(catalog);
+    let outcome = run(&workspace, "2024-03-05T00:00:00Z", &[]);
+    assert_eq!(outcome.code, 2, "{}", outcome.stderr);
+    assert!(
+        outcome.stderr.contains(
+            "feature group 'payment_totals': catalog table 'fengine.payment_totals_v1' exists \
+             and was not registered by fengine (it has no fengine.* parameters): fengine does \
+             not take it over; rename the feature group, or drop or move that table"
+        ),
+        "{}",
+        outcome.stderr
+    );
+    let table = workspace.table("payment_totals_v1").unwrap();
+    assert_eq!(table["parameters"], json!({"owner": "etl"}));
+    assert_eq!(workspace.partitions("payment_totals_v1").len(), 1);
+    assert!(
+        !workspace
+            .path("warehouse/payment_totals/v1/snapshot_ts=20240305T000000Z")
+            .exists()
+    );
+}

@@ -69,7 +69,7 @@ impl Catalog for LocalCatalog {
                     params![table.database, now],
                 )?;
                 if let Some(existing) = read_table(&tx, &table.database, &table.name)?
-                    && let Some(conflict) = existing.schema_conflict(&table)
+                    && let Some(conflict) = existing.update_conflict(&table)
                 {
                     return Err(Error::Conflict(conflict));
                 }

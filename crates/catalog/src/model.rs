@@ -16,6 +16,27 @@ pub struct Table {
 }
 
 impl Table {
+    /// Whether fengine registered this table: every table it registers has parameters named
+    /// `fengine.*`, and it takes over no other (a table of the same name that another tool
+    /// made is not fengine's to update).
+    pub fn is_fengine_table(&self) -> bool {
+        self.parameters.keys().any(|k| k.starts_with("fengine."))
+    }
+
+    /// Why a registration of `other` may not update this table, if it may not: the table is
+    /// not fengine's, or the registration changes its schema.
+    pub fn update_conflict(&self, other: &Table) -> Option<String> {
+        if !self.is_fengine_table() {
+            return Some(format!(
+                "table '{}.{}' exists and was not registered by fengine (it has no fengine.* \
+                 parameters): fengine does not take it over; rename the feature group, or \
+                 drop or move that table",
+                self.database, self.name
+            ));
+        }
+        self.schema_conflict(other)
+    }
+
     /// Why `other` cannot replace this table's definition, if it cannot: its columns or
     /// partition keys differ in name, type or order. Comments and parameters may change.
     pub fn schema_conflict(&self, other: &Table) -> Option<String> {

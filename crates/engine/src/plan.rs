@@ -254,10 +254,24 @@ async fn plan_group(
         })
         .transpose()?;
     let table = catalog_table(group, &schema, backends, location)?;
-    if let Some(registered) = backends
+    let registered = backends
         .catalog
         .get_table(&table.database, &table.name)
-        .await?
+        .await?;
+    if let Some(registered) = &registered
+        && !registered.is_fengine_table()
+    {
+        return Err(Error::plan(
+            location,
+            format!(
+                "feature group '{name}': catalog table '{}.{}' exists and was not registered \
+                 by fengine (it has no fengine.* parameters): fengine does not take it over; \
+                 rename the feature group, or drop or move that table",
+                table.database, table.name
+            ),
+        ));
+    }
+    if let Some(registered) = registered
         && let Some(conflict) = registered.schema_conflict(&table)
     {
         return Err(Error::plan(

@@ -97,7 +97,7 @@ impl Catalog for GlueCatalog {
         let input = table_input(table)?;
         match self.get_table(&table.database, &table.name).await? {
             Some(existing) => {
-                if let Some(conflict) = existing.schema_conflict(table) {
+                if let Some(conflict) = existing.update_conflict(table) {
                     return Err(Error::Conflict(conflict));
                 }
                 self.client
