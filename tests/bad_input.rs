@@ -256,3 +256,128 @@ fn bad_input_is_reported_and_changes_nothing(
         "a failed command changed the workspace"
     );
 }
+
+/// A source folder of Parquet files written by `write`, and a pipeline over it.
+fn parquet_source(write: impl FnOnce(&Workspace)) -> Workspace {
+    let workspace = published();
+    write(&workspace);
+    workspace.write(
+        "parquet.sql",
+        "CREATE EXTERNAL TABLE events STORED AS PARQUET LOCATION 'events/';
+         CREATE FEATURE GROUP event_totals KEY (k) EVENT TIME t AS
+         SELECT k, max(t) AS t, count(*) AS n FROM events GROUP BY k;",
+    );
+    workspace
+}
+
+fn events(ids: Vec<i64>) -> arrow::array::RecordBatch {
+    use std::sync::Arc;
+    let times = arrow::array::TimestampMicrosecondArray::from(vec![0; ids.len()]);
+    arrow::array::RecordBatch::try_from_iter(vec![
+        (
+            "k",
+            Arc::new(arrow::array::Int64Array::from(ids)) as arrow::array::ArrayRef,
+        ),
+        ("t", Arc::new(times)),
+    ])
+    .unwrap()
+}
+
+/// A refused source leaves the workspace as it was and says which file is wrong.
+fn assert_refused(workspace: &Workspace, message: &str) {
+    let before = state(workspace);
+    let outcome = workspace.fengine(&["run", "parquet.sql", "--as-of", "2024-03-05T00:00:00Z"]);
+    let root = workspace.dir.path().canonicalize().unwrap();
+    let stderr = outcome.stderr.replace(root.to_str().unwrap(), "<ws>");
+    assert_eq!((outcome.code, stderr.as_str()), (EXIT_BAD_INPUT, message));
+    assert_eq!(
+        state(workspace),
+        before,
+        "a failed run changed the workspace"
+    );
+}
+
+#[test]
+fn a_zero_byte_parquet_file_in_a_source_is_refused_naming_it() {
+    let workspace = parquet_source(|workspace| {
+        write_parquet_file(
+            &workspace.path("events/part-0.parquet"),
+            &events(vec![1, 2]),
+        );
+        workspace.write("events/part-1.parquet", "");
+    });
+    assert_refused(
+        &workspace,
+        "fengine: parquet.sql:1:1: source 'events': file 'file://<ws>/events/part-1.parquet' is \
+         empty (0 bytes), a file a writer did not finish: delete it or write it again\n",
+    );
+}
+
+#[test]
+fn parquet_files_of_conflicting_schemas_in_one_source_are_refused_naming_them() {
+    let workspace = parquet_source(|workspace| {
+        write_parquet_file(
+            &workspace.path("events/part-0.parquet"),
+            &events(vec![1, 2]),
+        );
+        let mut other = events(vec![3]);
+        let extra = std::sync::Arc::new(arrow::array::Float64Array::from(vec![1.5]));
+        other = other.project(&[0, 1]).unwrap();
+        let columns = vec![other.column(0).clone(), other.column(1).clone(), extra];
+        let schema = arrow::datatypes::Schema::new(vec![
+            other.schema().field(0).clone(),
+            other.schema().field(1).clone(),
+            arrow::datatypes::Field::new("amount", arrow::datatypes::DataType::Float64, true),
+        ]);
+        let other =
+            arrow::array::RecordBatch::try_new(std::sync::Arc::new(schema), columns).unwrap();
+        write_parquet_file(&workspace.path("events/part-1.parquet"), &other);
+    });
+    assert_refused(
+        &workspace,
+        "fengine: parquet.sql:1:1: source 'events': file 'file://<ws>/events/part-0.parquet' has \
+         columns (k Int64, t Timestamp(µs)), file 'file://<ws>/events/part-1.parquet' has (amount \
+         Float64, k Int64, t Timestamp(µs)): the files of one source must share a schema\n",
+    );
+}
+
+/// Declared columns read every file with them: files written before a column was added
+/// are read with nulls in it, not refused.
+#[test]
+fn a_source_that_declares_its_columns_may_hold_files_of_an_older_schema() {
+    let workspace = parquet_source(|workspace| {
+        write_parquet_file(
+            &workspace.path("events/part-0.parquet"),
+            &events(vec![1, 2]),
+        );
+        let newer = events(vec![3]);
+        let amount = std::sync::Arc::new(arrow::array::Float64Array::from(vec![1.5]));
+        let schema = arrow::datatypes::Schema::new(vec![
+            newer.schema().field(0).clone(),
+            newer.schema().field(1).clone(),
+            arrow::datatypes::Field::new("amount", arrow::datatypes::DataType::Float64, true),
+        ]);
+        let columns = vec![newer.column(0).clone(), newer.column(1).clone(), amount];
+        let newer =
+            arrow::array::RecordBatch::try_new(std::sync::Arc::new(schema), columns).unwrap();
+        write_parquet_file(&workspace.path("events/part-1.parquet"), &newer);
+    });
+    workspace.write(
+        "parquet.sql",
+        "CREATE EXTERNAL TABLE events (k BIGINT, t TIMESTAMP, amount DOUBLE)
+           STORED AS PARQUET LOCATION 'events/';
+         CREATE FEATURE GROUP event_totals KEY (k) EVENT TIME t AS
+         SELECT k, max(t) AS t, count(amount) AS amounts FROM events GROUP BY k;",
+    );
+    let outcome = workspace
+        .fengine(&[
+            "run",
+            "parquet.sql",
+            "--as-of",
+            "2024-03-05T00:00:00Z",
+            "--output",
+            "json",
+        ])
+        .success();
+    assert_eq!(outcome.json()["groups"][0]["rows_written"], 3);
+}

@@ -38,6 +38,7 @@ mod parquet_file;
 mod plan;
 mod publish;
 mod sliding;
+mod source_files;
 #[cfg(test)]
 mod test_support;
 mod timestamps;

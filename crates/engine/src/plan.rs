@@ -123,6 +123,7 @@ pub(crate) async fn run_definition(
     let mut statement = statement.clone();
     let mut source = None;
     let mut cached_as = None;
+    let mut declares_columns = false;
     let mut locations = Vec::new();
     match &mut statement {
         DataFusionStatement::CreateExternalTable(table) => {
@@ -132,6 +133,7 @@ pub(crate) async fn run_definition(
             }
             locations.clone_from(&table.locations);
             cached_as = Some((table.name.to_string(), table.locations.join(",")));
+            declares_columns = !table.columns.is_empty();
             source = Some(format!(
                 "source '{}' at '{}'",
                 table.name,
@@ -163,24 +165,38 @@ pub(crate) async fn run_definition(
             .map(|_| locations)
             .map_err(|e| Error::from_datafusion(Some(location), e));
     }
-    let executed = async {
-        let plan = context.state().statement_to_plan(statement).await?;
-        context.execute_logical_plan(plan).await?.collect().await?;
-        if let (Some(cache), Some((name, at))) = (cache, &cached_as) {
-            cache.substitute(context, name, at).await?;
-        }
-        Ok::<_, datafusion::error::DataFusionError>(())
-    };
-    executed.await.map(|_| locations).map_err(|e| {
+    let described = |e| {
         let error = Error::from_datafusion(Some(location), e);
-        match (source, error) {
+        match (&source, error) {
             (Some(source), Error::Plan { location, message }) => Error::Plan {
                 location,
                 message: format!("{source}: {message}"),
             },
             (_, error) => error,
         }
-    })
+    };
+    let plan = context
+        .state()
+        .statement_to_plan(statement)
+        .await
+        .map_err(described)?;
+    let defined = async { context.execute_logical_plan(plan).await?.collect().await };
+    defined.await.map_err(described)?;
+    if let Some((name, at)) = &cached_as {
+        crate::source_files::check_source_files(context, name, declares_columns)
+            .await
+            .map_err(|e| match e {
+                Error::Config(message) => Error::plan(location, message),
+                other => other,
+            })?;
+        if let Some(cache) = cache {
+            cache
+                .substitute(context, name, at)
+                .await
+                .map_err(described)?;
+        }
+    }
+    Ok(locations)
 }
 
 fn is_definition(statement: &SqlStatement) -> bool {
