@@ -1,6 +1,7 @@
 //! `fengine`: SQL feature pipelines on DataFusion, published as catalogued Parquet
 //! snapshots and online values.
 
+#[macro_use]
 mod output;
 mod profile;
 
@@ -245,7 +246,7 @@ async fn execute(command: Command) -> Result<()> {
             let planned = fengine_engine::plan(&pipeline, &options, &backends).await?;
             if args.iam_policy {
                 let policy = profile.iam_policy(&planned).await?;
-                println!("{}", serde_json::to_string_pretty(&policy)?);
+                out!("{}", serde_json::to_string_pretty(&policy)?);
                 return Ok(());
             }
             let swept = fengine_engine::swept_groups(&planned).await?;
@@ -273,7 +274,7 @@ async fn execute(command: Command) -> Result<()> {
         Command::Get(args) => {
             let backends = args.profile.load().await?;
             let row = fengine_engine::get(&backends, &args.group, args.version, &args.key).await?;
-            println!("{}", serde_json::Value::Object(row.values));
+            out!("{}", serde_json::Value::Object(row.values));
             Ok(())
         }
     }

@@ -11,9 +11,29 @@ use fengine_engine::{
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 
+/// `println!` that takes a closed standard output (`fengine run ... | head -1`) as the reader
+/// being done: what it printed is the command's report of work already finished, so the
+/// command exits 0 without the rest instead of panicking.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::output::write_line(format_args!($($arg)*))
+    };
+}
+
+pub fn write_line(line: std::fmt::Arguments) {
+    use std::io::Write;
+    if let Err(error) = writeln!(std::io::stdout().lock(), "{line}") {
+        if error.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("fengine: cannot write to standard output: {error}");
+        std::process::exit(i32::from(crate::EXIT_INFRASTRUCTURE));
+    }
+}
+
 pub fn print_manifest(manifest: &RunManifest, as_json: bool) -> Result<()> {
     if as_json {
-        println!("{}", serde_json::to_string_pretty(manifest)?);
+        out!("{}", serde_json::to_string_pretty(manifest)?);
         return Ok(());
     }
     print_groups(&manifest.groups);
@@ -36,7 +56,7 @@ fn print_groups(groups: &[GroupManifest]) {
             + group.timings_ms.check
             + group.timings_ms.register
             + group.timings_ms.online;
-        println!(
+        out!(
             "{} v{}: {} rows -> {} ({}{}), {online} [{:.1} s]",
             group.group,
             group.version,
@@ -84,7 +104,7 @@ impl BackfillBar {
 
 pub fn print_backfill(manifest: &BackfillManifest, as_json: bool) -> Result<()> {
     if as_json {
-        println!("{}", serde_json::to_string_pretty(manifest)?);
+        out!("{}", serde_json::to_string_pretty(manifest)?);
         return Ok(());
     }
     for as_of in &manifest.as_ofs {
@@ -92,18 +112,18 @@ pub fn print_backfill(manifest: &BackfillManifest, as_json: bool) -> Result<()> 
             .as_of
             .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
         if !as_of.skipped.is_empty() {
-            println!(
+            out!(
                 "{time}: skipped {} (registered already; --force recomputes)",
                 as_of.skipped.join(", ")
             );
         }
         if !as_of.groups.is_empty() {
-            println!("{time}:");
+            out!("{time}:");
             print_groups(&as_of.groups);
         }
     }
     if !manifest.swept.is_empty() {
-        println!(
+        out!(
             "computed in one sweep over their source: {}",
             manifest.swept.join(", ")
         );
@@ -113,7 +133,7 @@ pub fn print_backfill(manifest: &BackfillManifest, as_json: bool) -> Result<()> 
         .iter()
         .filter(|a| !a.groups.is_empty())
         .count();
-    println!(
+    out!(
         "backfill: {computed} of {} as-ofs computed, {} rows written [{:.1} s]",
         manifest.as_ofs.len(),
         manifest.rows_written,
@@ -124,10 +144,10 @@ pub fn print_backfill(manifest: &BackfillManifest, as_json: bool) -> Result<()> 
 
 pub fn print_training_set(manifest: &TrainingSetManifest, as_json: bool) -> Result<()> {
     if as_json {
-        println!("{}", serde_json::to_string_pretty(manifest)?);
+        out!("{}", serde_json::to_string_pretty(manifest)?);
         return Ok(());
     }
-    println!(
+    out!(
         "{} rows -> {} [{:.1} s]",
         manifest.rows,
         manifest.out,
@@ -139,7 +159,7 @@ pub fn print_training_set(manifest: &TrainingSetManifest, as_json: bool) -> Resu
         } else {
             100.0 * group.matched_rows as f64 / manifest.rows as f64
         };
-        println!(
+        out!(
             "  {} v{}: {} features from {} snapshot(s), {} rows matched ({share:.1}%)",
             group.group,
             group.version,
@@ -149,13 +169,13 @@ pub fn print_training_set(manifest: &TrainingSetManifest, as_json: bool) -> Resu
         );
     }
     if manifest.spilled_bytes > 0 {
-        println!(
+        out!(
             "  sorts spilled {:.1} MiB to disk to stay within memory_limit",
             manifest.spilled_bytes as f64 / (1 << 20) as f64
         );
     }
     if let Some(table) = &manifest.registered {
-        println!("  registered as {table}");
+        out!("  registered as {table}");
     }
     Ok(())
 }
@@ -254,14 +274,14 @@ pub fn print_plan(
             .collect(),
     };
     if as_json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        out!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(());
     }
     for (name, param) in &report.params {
-        println!("param {name} = {} ({})", param.value, param.sql_type);
+        out!("param {name} = {} ({})", param.value, param.sql_type);
     }
     for group in &report.groups {
-        println!(
+        out!(
             "feature group {} v{}  key ({})  event time {}",
             group.group,
             group.version,
@@ -274,22 +294,24 @@ pub fn print_plan(
                 .as_deref()
                 .map(|c| format!("  -- {c}"))
                 .unwrap_or_default();
-            println!(
+            out!(
                 "  {:<24} {:<12} {}{comment}",
-                column.name, column.catalog_type, column.arrow_type
+                column.name,
+                column.catalog_type,
+                column.arrow_type
             );
         }
-        println!("  -> {} at {}", group.table, group.snapshot_location);
+        out!("  -> {} at {}", group.table, group.snapshot_location);
         if !group.rolling_windows.is_empty() {
-            println!(
+            out!(
                 "  rolling windows by fengine's operator: {}",
                 group.rolling_windows.join(", ")
             );
         }
         if group.backfill_sweeps {
-            println!("  backfill: one sweep over the source for all as-ofs");
+            out!("  backfill: one sweep over the source for all as-ofs");
         } else {
-            println!("  backfill: computed at each as-of");
+            out!("  backfill: computed at each as-of");
         }
     }
     Ok(())

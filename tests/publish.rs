@@ -403,3 +403,32 @@ fn a_catalog_table_fengine_did_not_register_is_not_taken_over() {
             .exists()
     );
 }
+
+/// `fengine run ... | head -1`: the reader closes the pipe before fengine prints. The run
+/// has finished by then, so fengine exits 0 without a panic, its work published.
+#[test]
+fn a_closed_standard_output_ends_the_command_quietly() {
+    let workspace = fixture();
+    let mut child = std::process::Command::new(FENGINE)
+        .args([
+            "run",
+            "totals.sql",
+            "--as-of",
+            "2024-03-04T00:00:00Z",
+            "--output",
+            "json",
+        ])
+        .current_dir(workspace.dir.path())
+        .env_remove("FENGINE_PROFILE")
+        .env_remove("FENGINE_CONFIG")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert_eq!(stderr, "");
+    assert_eq!(workspace.partitions("payment_totals_v1").len(), 1);
+}
