@@ -19,7 +19,7 @@ mod statement;
 pub use datafusion_sql::parser::Statement as DataFusionStatement;
 pub use error::{ParseError, Result, SourceLocation};
 pub use parser::{LocatedStatement, parse_sql};
-pub use pipeline::{Pipeline, PipelineStatement, load_pipeline};
+pub use pipeline::{MAX_FILE_BYTES, Pipeline, PipelineStatement, load_pipeline};
 pub use statement::{
     CreateFeatureGroup, FeatureComment, Include, OnlineOptions, Statement, normalize_ident,
 };

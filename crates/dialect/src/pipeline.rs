@@ -31,6 +31,9 @@ impl Pipeline {
 
 /// Reads and parses a pipeline file, following `INCLUDE`s relative to the including file.
 /// A file that includes itself, directly or through others, is an error.
+/// The largest pipeline or included file: 16 MiB of SQL.
+pub const MAX_FILE_BYTES: u64 = 16 << 20;
+
 pub fn load_pipeline(path: &Path) -> Result<Pipeline> {
     let mut statements = Vec::new();
     let mut stack = Vec::new();
@@ -75,6 +78,28 @@ fn load_file(
             .map(|p| p.display().to_string())
             .collect();
         return Err(read_error(format!("include cycle: {}", cycle.join(" -> "))));
+    }
+    // Only regular files of a pipeline's size: INCLUDE '/dev/zero' would read until memory
+    // runs out, and a FIFO would block until a writer came.
+    let metadata = std::fs::metadata(&canonical).map_err(|e| {
+        read_error(format!(
+            "cannot read pipeline file '{}': {e}",
+            path.display()
+        ))
+    })?;
+    if !metadata.is_file() {
+        return Err(read_error(format!(
+            "'{}' is not a regular file: a pipeline includes only SQL files",
+            path.display()
+        )));
+    }
+    if metadata.len() > MAX_FILE_BYTES {
+        return Err(read_error(format!(
+            "pipeline file '{}' holds {} bytes, more than the {MAX_FILE_BYTES} a pipeline file \
+             may hold: is it SQL?",
+            path.display(),
+            metadata.len()
+        )));
     }
     let sql = std::fs::read_to_string(path).map_err(|e| {
         read_error(format!(

@@ -1,6 +1,8 @@
 use std::path::Path;
 
-use fengine_dialect::{CreateFeatureGroup, ParseError, Statement, load_pipeline, parse_sql};
+use fengine_dialect::{
+    CreateFeatureGroup, MAX_FILE_BYTES, ParseError, Statement, load_pipeline, parse_sql,
+};
 use rstest::rstest;
 
 fn parse(sql: &str) -> Vec<Statement> {
@@ -430,6 +432,48 @@ mod includes {
             .map(|f| f.rsplit('/').next().unwrap())
             .collect();
         assert_eq!(files, ["a.sql", "b.sql", "a.sql"]);
+    }
+
+    #[test]
+    fn only_regular_files_of_a_pipeline_s_size_are_included() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo.sql");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        std::fs::write(
+            dir.path().join("huge.sql"),
+            vec![b' '; MAX_FILE_BYTES as usize + 1],
+        )
+        .unwrap();
+        for (include, message) in [
+            (
+                "/dev/zero".to_string(),
+                "'/dev/zero' is not a regular file: a pipeline includes only SQL files".to_string(),
+            ),
+            (
+                "fifo.sql".to_string(),
+                format!(
+                    "'{}' is not a regular file: a pipeline includes only SQL files",
+                    fifo.display()
+                ),
+            ),
+            (
+                "huge.sql".to_string(),
+                format!(
+                    "pipeline file '{}' holds 16777217 bytes, more than the 16777216 a \
+                     pipeline file may hold: is it SQL?",
+                    dir.path().join("huge.sql").display()
+                ),
+            ),
+        ] {
+            write(dir.path(), "p.sql", &format!("INCLUDE '{include}';"));
+            let error = load_pipeline(&dir.path().join("p.sql")).unwrap_err();
+            assert_eq!(error.message, message);
+            assert_eq!((error.location.line, error.location.column), (1, 1));
+        }
     }
 
     #[test]
