@@ -126,16 +126,11 @@ impl Catalog for LocalCatalog {
         let database = database.to_string();
         self.file
             .run(move |connection| {
-                let mut statement = connection.prepare(
+                read_definitions(
+                    connection,
                     "SELECT definition FROM catalog_tables WHERE database = ?1 ORDER BY name",
-                )?;
-                let definitions = statement
-                    .query_map(params![database], |row| row.get::<_, String>(0))?
-                    .collect::<rusqlite::Result<Vec<_>>>()?;
-                definitions
-                    .iter()
-                    .map(|d| serde_json::from_str(d).map_err(Error::from))
-                    .collect()
+                    params![database],
+                )
             })
             .await
     }
@@ -144,20 +139,31 @@ impl Catalog for LocalCatalog {
         let (database, table) = (database.to_string(), table.to_string());
         self.file
             .run(move |connection| {
-                let mut statement = connection.prepare(
+                read_definitions(
+                    connection,
                     "SELECT definition FROM catalog_partitions
-                 WHERE database = ?1 AND table_name = ?2 ORDER BY key_values",
-                )?;
-                let definitions = statement
-                    .query_map(params![database, table], |row| row.get::<_, String>(0))?
-                    .collect::<rusqlite::Result<Vec<_>>>()?;
-                definitions
-                    .iter()
-                    .map(|d| serde_json::from_str(d).map_err(Error::from))
-                    .collect()
+                     WHERE database = ?1 AND table_name = ?2 ORDER BY key_values",
+                    params![database, table],
+                )
             })
             .await
     }
+}
+
+/// The JSON definitions a query selects, decoded.
+fn read_definitions<T: serde::de::DeserializeOwned>(
+    connection: &Connection,
+    sql: &str,
+    parameters: impl rusqlite::Params,
+) -> Result<Vec<T>> {
+    let mut statement = connection.prepare(sql)?;
+    let definitions = statement
+        .query_map(parameters, |row| row.get::<_, String>(0))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    definitions
+        .iter()
+        .map(|d| serde_json::from_str(d).map_err(Error::from))
+        .collect()
 }
 
 fn read_table(connection: &Connection, database: &str, name: &str) -> Result<Option<Table>> {

@@ -1,7 +1,11 @@
 //! What the unit tests share.
 
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, Float64Array, Int8Array, Int64Array, UInt64Array};
 use num_bigint::BigInt;
 use num_traits::{Signed, ToPrimitive, Zero};
+use proptest::prelude::*;
 
 /// A small deterministic generator of test data, so that failures repeat.
 pub(crate) struct XorShift(pub u64);
@@ -73,4 +77,91 @@ pub(crate) fn exact_sum(values: &[f64]) -> f64 {
     let negative = sum.is_negative();
     let magnitude = to_f64(&sum.abs(), &BigInt::from(1), -1074);
     if negative { -magnitude } else { magnitude }
+}
+
+/// The argument types the property tests of the sliding aggregates generate.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum ValueType {
+    Float64,
+    Int8,
+    Int64,
+    UInt64,
+}
+
+impl ValueType {
+    pub(crate) fn any() -> impl Strategy<Value = ValueType> {
+        prop::sample::select(vec![
+            ValueType::Float64,
+            ValueType::Int8,
+            ValueType::Int64,
+            ValueType::UInt64,
+        ])
+    }
+
+    /// A column of this type: the doubles, or the whole numbers (within the type's range).
+    pub(crate) fn column(
+        self,
+        values: impl Iterator<Item = (Option<f64>, Option<i128>)>,
+    ) -> ArrayRef {
+        match self {
+            ValueType::Float64 => Arc::new(Float64Array::from_iter(values.map(|(f, _)| f))),
+            ValueType::Int8 => Arc::new(Int8Array::from_iter(
+                values.map(|(_, w)| w.map(|v| v as i8)),
+            )),
+            ValueType::Int64 => Arc::new(Int64Array::from_iter(
+                values.map(|(_, w)| w.map(|v| v as i64)),
+            )),
+            ValueType::UInt64 => Arc::new(UInt64Array::from_iter(
+                values.map(|(_, w)| w.map(|v| v as u64)),
+            )),
+        }
+    }
+
+    /// A sum of integers as DataFusion's wraps it, at 64 bits.
+    pub(crate) fn wrapped_sum(self, total: i128) -> i128 {
+        match self {
+            ValueType::UInt64 => i128::from(total as u64),
+            _ => i128::from(total as i64),
+        }
+    }
+
+    /// Null, or whole numbers of the type, its extremes often.
+    pub(crate) fn whole_value(self) -> BoxedStrategy<Option<i128>> {
+        let (min, max) = match self {
+            ValueType::Int8 => (i128::from(i8::MIN), i128::from(i8::MAX)),
+            ValueType::Int64 => (i128::from(i64::MIN), i128::from(i64::MAX)),
+            _ => (0, i128::from(u64::MAX)),
+        };
+        prop_oneof![
+            1 => Just(None),
+            1 => Just(Some(min)),
+            1 => Just(Some(max)),
+            4 => (-100i128..100).prop_map(move |v| Some(v.clamp(min, max))),
+            4 => (min..=max).prop_map(Some),
+        ]
+        .boxed()
+    }
+}
+
+/// Null, NaN of either sign, infinities, or doubles from 1e-300 to 1e300.
+pub(crate) fn float_value() -> impl Strategy<Value = Option<f64>> {
+    prop_oneof![
+        1 => Just(None),
+        1 => Just(Some(f64::NAN)),
+        1 => Just(Some(-f64::NAN)),
+        1 => Just(Some(f64::INFINITY)),
+        1 => Just(Some(f64::NEG_INFINITY)),
+        8 => (-1e6..1e6f64).prop_map(Some),
+        8 => (-1e6..1e6f64, -300..=300i32).prop_map(|(m, e)| Some(m * 10f64.powi(e))),
+    ]
+}
+
+/// The order of min and max: NaN, of either sign, above every number.
+pub(crate) fn nan_above(a: &&f64, b: &&f64) -> std::cmp::Ordering {
+    match (a.is_nan(), b.is_nan()) {
+        (true, true) => std::cmp::Ordering::Equal,
+        (true, false) => std::cmp::Ordering::Greater,
+        (false, true) => std::cmp::Ordering::Less,
+        _ => a.partial_cmp(b).expect("neither is NaN"),
+    }
 }

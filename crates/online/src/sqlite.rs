@@ -24,9 +24,10 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::keys::{KeyKind, KeyValue, key_kinds, key_values, parse_key};
+use crate::values::{doubles, is_double};
 use crate::{
-    Error, OnlineLoad, OnlineRow, OnlineStore, OnlineTable, Result, check_nested_finite, doubles,
-    is_double, non_finite_text,
+    Error, OnlineLoad, OnlineRow, OnlineStore, OnlineTable, Result, check_nested_finite,
+    non_finite_text,
 };
 
 const SCHEMA: &str = "

@@ -24,7 +24,7 @@ pub fn non_finite_text(value: f64) -> Option<&'static str> {
 }
 
 /// Whether values of this type are doubles.
-pub fn is_double(data_type: &DataType) -> bool {
+pub(crate) fn is_double(data_type: &DataType) -> bool {
     matches!(
         data_type,
         DataType::Float16 | DataType::Float32 | DataType::Float64
@@ -32,7 +32,7 @@ pub fn is_double(data_type: &DataType) -> bool {
 }
 
 /// Each row's double of a column of doubles, as Float64.
-pub fn doubles(array: &ArrayRef) -> Result<ArrayRef> {
+pub(crate) fn doubles(array: &ArrayRef) -> Result<ArrayRef> {
     Ok(cast(array, &DataType::Float64)?)
 }
 

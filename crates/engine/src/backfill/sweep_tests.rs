@@ -7,9 +7,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use arrow::array::{
-    Array, ArrayRef, AsArray, Float64Array, Int8Array, Int64Array, RecordBatch, UInt64Array,
-};
+use arrow::array::{Array, ArrayRef, AsArray, Int64Array, RecordBatch};
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Field, Float64Type, Int64Type, Schema, TimeUnit, UInt64Type};
 use chrono::{DateTime, Utc};
@@ -22,21 +20,13 @@ use proptest::prelude::*;
 use super::pattern::SweepQuery;
 use super::sweep::Sweep;
 use crate::functions::as_of_udf;
-use crate::test_support::exact_sum;
+use crate::test_support::{ValueType, exact_sum, float_value, nan_above};
 use crate::timestamps::nanos_per_tick;
 
 /// 2024-03-30T12:00:00Z: the as-ofs step across Europe/Paris's change to summer time.
 const FIRST_AS_OF: i64 = 1_711_800_000;
 const AS_OF_STEP: i64 = 6 * 3_600;
 const AS_OFS: i64 = 6;
-
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum ValueType {
-    Float64,
-    Int8,
-    Int64,
-    UInt64,
-}
 
 #[derive(Debug, Clone)]
 struct Row {
@@ -80,12 +70,7 @@ fn case() -> impl Strategy<Value = Case> {
         TimeUnit::Nanosecond,
     ]);
     let zones = prop::sample::select(vec![None, Some("UTC"), Some("Europe/Paris")]);
-    let types = prop::sample::select(vec![
-        ValueType::Float64,
-        ValueType::Int8,
-        ValueType::Int64,
-        ValueType::UInt64,
-    ]);
+    let types = ValueType::any();
     (
         units,
         zones,
@@ -111,7 +96,7 @@ fn case() -> impl Strategy<Value = Case> {
                     0..3i64,
                     prop::option::weighted(0.95, time),
                     float_value(),
-                    whole_value(value_type),
+                    value_type.whole_value(),
                 )
                     .prop_map(|(key, time, float, whole)| Row {
                         key,
@@ -134,34 +119,6 @@ fn case() -> impl Strategy<Value = Case> {
         )
 }
 
-fn float_value() -> impl Strategy<Value = Option<f64>> {
-    prop_oneof![
-        1 => Just(None),
-        1 => Just(Some(f64::NAN)),
-        1 => Just(Some(-f64::NAN)),
-        1 => Just(Some(f64::INFINITY)),
-        1 => Just(Some(f64::NEG_INFINITY)),
-        8 => (-1e6..1e6f64).prop_map(Some),
-        8 => (-1e6..1e6f64, -300..=300i32).prop_map(|(m, e)| Some(m * 10f64.powi(e))),
-    ]
-}
-
-fn whole_value(value_type: ValueType) -> BoxedStrategy<Option<i128>> {
-    let (min, max) = match value_type {
-        ValueType::Int8 => (i128::from(i8::MIN), i128::from(i8::MAX)),
-        ValueType::Int64 => (i128::from(i64::MIN), i128::from(i64::MAX)),
-        _ => (0, i128::from(u64::MAX)),
-    };
-    prop_oneof![
-        1 => Just(None),
-        1 => Just(Some(min)),
-        1 => Just(Some(max)),
-        4 => (-100i128..100).prop_map(move |v| Some(v.clamp(min, max))),
-        4 => (min..=max).prop_map(Some),
-    ]
-    .boxed()
-}
-
 /// The aggregates of the query, in its SELECT order after the key and the event time.
 const AGGREGATES: [&str; 9] = [
     "sum",
@@ -182,20 +139,9 @@ impl Case {
         let ticks = self.rows.iter().map(|r| r.time.map(|t| (t / tick) as i64));
         let times: ArrayRef = Arc::new(Int64Array::from_iter(ticks));
         let times = cast(&times, &time_type).unwrap();
-        let values: ArrayRef = match self.value_type {
-            ValueType::Float64 => {
-                Arc::new(Float64Array::from_iter(self.rows.iter().map(|r| r.float)))
-            }
-            ValueType::Int8 => Arc::new(Int8Array::from_iter(
-                self.rows.iter().map(|r| r.whole.map(|v| v as i8)),
-            )),
-            ValueType::Int64 => Arc::new(Int64Array::from_iter(
-                self.rows.iter().map(|r| r.whole.map(|v| v as i64)),
-            )),
-            ValueType::UInt64 => Arc::new(UInt64Array::from_iter(
-                self.rows.iter().map(|r| r.whole.map(|v| v as u64)),
-            )),
-        };
+        let values = self
+            .value_type
+            .column(self.rows.iter().map(|r| (r.float, r.whole)));
         let ids: ArrayRef = Arc::new(Int64Array::from_iter_values(0..self.rows.len() as i64));
         let keys: ArrayRef = Arc::new(Int64Array::from_iter_values(
             self.rows.iter().map(|r| r.key),
@@ -317,10 +263,7 @@ fn expected(case: &Case, as_of: i128, key: i64) -> Option<Vec<Expected>> {
         match name {
             "sum" if !float => {
                 let total: i128 = wholes.iter().sum();
-                Expected::Whole(match case.value_type {
-                    ValueType::UInt64 => i128::from(total as u64),
-                    _ => i128::from(total as i64),
-                })
+                Expected::Whole(case.value_type.wrapped_sum(total))
             }
             "sum" | "avg" => {
                 let n = if name == "avg" { present as f64 } else { 1.0 };
@@ -358,16 +301,10 @@ fn expected(case: &Case, as_of: i128, key: i64) -> Option<Vec<Expected>> {
                 Expected::Whole(*best.unwrap())
             }
             "min" | "max" => {
-                let order = |a: &&f64, b: &&f64| match (a.is_nan(), b.is_nan()) {
-                    (true, true) => std::cmp::Ordering::Equal,
-                    (true, false) => std::cmp::Ordering::Greater,
-                    (false, true) => std::cmp::Ordering::Less,
-                    _ => a.partial_cmp(b).unwrap(),
-                };
                 let best = if name == "min" {
-                    doubles.iter().min_by(order)
+                    doubles.iter().min_by(nan_above)
                 } else {
-                    doubles.iter().max_by(order)
+                    doubles.iter().max_by(nan_above)
                 };
                 Expected::Float(*best.unwrap(), 0.0)
             }

@@ -6,9 +6,7 @@
 
 use std::sync::Arc;
 
-use arrow::array::{
-    Array, ArrayRef, AsArray, Float64Array, Int8Array, Int64Array, RecordBatch, UInt64Array,
-};
+use arrow::array::{Array, ArrayRef, AsArray, Int64Array, RecordBatch};
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Field, Float64Type, Int64Type, Schema, TimeUnit, UInt64Type};
 use datafusion::execution::session_state::SessionStateBuilder;
@@ -17,19 +15,11 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use proptest::prelude::*;
 
 use super::{RangeWindowRule, WindowFilterRule, rolling_windows};
-use crate::test_support::{exact_spread, exact_sum};
+use crate::test_support::{ValueType, exact_spread, exact_sum, float_value, nan_above};
 use crate::timestamps::nanos_per_tick;
 
 /// 2024-03-31T00:00:00Z: Europe/Paris moves its clocks an hour ahead at 01:00Z.
 const BASE_SECONDS: i64 = 1_711_843_200;
-
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum ValueType {
-    Float64,
-    Int8,
-    Int64,
-    UInt64,
-}
 
 #[derive(Debug, Clone)]
 struct Row {
@@ -95,34 +85,6 @@ const STEPS: [i64; 6] = [
     18_000_000_000_000,
 ];
 
-fn float_value() -> impl Strategy<Value = Option<f64>> {
-    prop_oneof![
-        1 => Just(None),
-        1 => Just(Some(f64::NAN)),
-        1 => Just(Some(-f64::NAN)),
-        1 => Just(Some(f64::INFINITY)),
-        1 => Just(Some(f64::NEG_INFINITY)),
-        8 => (-1e6..1e6f64).prop_map(Some),
-        8 => (-1e6..1e6f64, -300..=300i32).prop_map(|(m, e)| Some(m * 10f64.powi(e))),
-    ]
-}
-
-fn whole_value(value_type: ValueType) -> BoxedStrategy<Option<i128>> {
-    let (min, max) = match value_type {
-        ValueType::Int8 => (i128::from(i8::MIN), i128::from(i8::MAX)),
-        ValueType::Int64 => (i128::from(i64::MIN), i128::from(i64::MAX)),
-        _ => (0, i128::from(u64::MAX)),
-    };
-    prop_oneof![
-        1 => Just(None),
-        1 => Just(Some(min)),
-        1 => Just(Some(max)),
-        4 => (-100i128..100).prop_map(move |v| Some(v.clamp(min, max))),
-        4 => (min..=max).prop_map(Some),
-    ]
-    .boxed()
-}
-
 fn window(daylight_saving: bool) -> impl Strategy<Value = Window> {
     let widths: Vec<_> = WIDTHS
         .into_iter()
@@ -150,12 +112,7 @@ fn case() -> impl Strategy<Value = Case> {
         TimeUnit::Nanosecond,
     ]);
     let zones = prop::sample::select(vec![None, Some("UTC"), Some("Europe/Paris")]);
-    let types = prop::sample::select(vec![
-        ValueType::Float64,
-        ValueType::Int8,
-        ValueType::Int64,
-        ValueType::UInt64,
-    ]);
+    let types = ValueType::any();
     (units, zones, types, 1..16usize).prop_flat_map(|(unit, zone, value_type, batch_size)| {
         let tick = nanos_per_tick(unit);
         let time = (prop::sample::select(STEPS.to_vec()), 0..40i64)
@@ -164,7 +121,7 @@ fn case() -> impl Strategy<Value = Case> {
             0..3i64,
             prop::option::weighted(0.95, time),
             float_value(),
-            whole_value(value_type),
+            value_type.whole_value(),
         )
             .prop_map(move |(key, time, float, whole)| Row {
                 key,
@@ -203,20 +160,9 @@ impl Case {
         let time_type = DataType::Timestamp(self.unit, self.zone.map(Arc::from));
         let times: ArrayRef = Arc::new(Int64Array::from_iter(self.rows.iter().map(|r| r.time)));
         let times = cast(&times, &time_type).unwrap();
-        let values: ArrayRef = match self.value_type {
-            ValueType::Float64 => {
-                Arc::new(Float64Array::from_iter(self.rows.iter().map(|r| r.float)))
-            }
-            ValueType::Int8 => Arc::new(Int8Array::from_iter(
-                self.rows.iter().map(|r| r.whole.map(|v| v as i8)),
-            )),
-            ValueType::Int64 => Arc::new(Int64Array::from_iter(
-                self.rows.iter().map(|r| r.whole.map(|v| v as i64)),
-            )),
-            ValueType::UInt64 => Arc::new(UInt64Array::from_iter(
-                self.rows.iter().map(|r| r.whole.map(|v| v as u64)),
-            )),
-        };
+        let values = self
+            .value_type
+            .column(self.rows.iter().map(|r| (r.float, r.whole)));
         let ids: ArrayRef = Arc::new(Int64Array::from_iter_values(0..self.rows.len() as i64));
         let keys: ArrayRef = Arc::new(Int64Array::from_iter_values(
             self.rows.iter().map(|r| r.key),
@@ -377,10 +323,7 @@ fn expected(case: &Case, window: &Window, at: usize) -> Expected {
         "sum" if !float => {
             let total: i128 = wholes.iter().sum();
             // Sums of integers wrap at 64 bits, as DataFusion's do.
-            Expected::Whole(match case.value_type {
-                ValueType::UInt64 => i128::from(total as u64),
-                _ => i128::from(total as i64),
-            })
+            Expected::Whole(case.value_type.wrapped_sum(total))
         }
         "sum" | "avg" => {
             let n = if window.function == "avg" {
@@ -415,17 +358,10 @@ fn expected(case: &Case, window: &Window, at: usize) -> Expected {
                 };
                 return Expected::Whole(*best.unwrap());
             }
-            // NaN, of either sign, above every number.
-            let order = |a: &&f64, b: &&f64| match (a.is_nan(), b.is_nan()) {
-                (true, true) => std::cmp::Ordering::Equal,
-                (true, false) => std::cmp::Ordering::Greater,
-                (false, true) => std::cmp::Ordering::Less,
-                _ => a.partial_cmp(b).unwrap(),
-            };
             let best = if window.function == "min" {
-                doubles.iter().min_by(order)
+                doubles.iter().min_by(nan_above)
             } else {
-                doubles.iter().max_by(order)
+                doubles.iter().max_by(nan_above)
             };
             exact(*best.unwrap())
         }
