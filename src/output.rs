@@ -43,9 +43,38 @@ pub fn print_manifest(manifest: &RunManifest, as_json: bool) -> Result<()> {
 fn print_groups(groups: &[GroupManifest]) {
     for group in groups {
         let online = match &group.online {
-            OnlineOutcome::Loaded { rows } => format!("{rows} rows loaded online"),
+            OnlineOutcome::Loaded {
+                rows,
+                removed,
+                as_of,
+                run_id,
+                completed_unfinished,
+            } => {
+                let mut text = format!("{rows} rows loaded online");
+                if *run_id != group.run_id {
+                    text += &format!(
+                        " from the newer registered snapshot {} of run {run_id}",
+                        as_of.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                    );
+                }
+                if *removed > 0 {
+                    text += &format!(", {removed} keys it no longer has removed");
+                }
+                if *completed_unfinished {
+                    text += ", replacing an unfinished load";
+                }
+                text
+            }
             OnlineOutcome::SkippedNewer { loaded_as_of } => format!(
                 "online not loaded: it holds the later as-of {} (--force overrides)",
+                loaded_as_of.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            ),
+            OnlineOutcome::Superseded { run_id, .. } => format!(
+                "online not loaded: run {run_id} registered this as-of again since, and the store \
+                 holds its snapshot"
+            ),
+            OnlineOutcome::UpToDate { loaded_as_of, .. } => format!(
+                "online holds its newest snapshot {} already",
                 loaded_as_of.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
             ),
             OnlineOutcome::NotNewestOfBackfill => {

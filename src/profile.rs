@@ -13,6 +13,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Result, bail};
 use datafusion::catalog::CatalogProvider;
@@ -84,6 +85,9 @@ pub struct Profile {
     /// What DataFusion may hold in memory before sorts and joins spill to disk: `"8GiB"`,
     /// `"512MiB"`, or `"none"` [default: half the memory of the machine or container].
     pub memory_limit: Option<String>,
+    /// How long a run's lease on a snapshot or an online table lasts unless renewed, in
+    /// seconds: a killed run holds up the next run of its group this long [default: 30].
+    pub lease_seconds: Option<u64>,
 }
 
 fn default_warehouse() -> String {
@@ -174,6 +178,7 @@ fn embedded() -> Profile {
         aws_account_id: None,
         glue_catalog_name: None,
         memory_limit: None,
+        lease_seconds: None,
     }
 }
 
@@ -247,7 +252,16 @@ impl ResolvedProfile {
             object_stores: aws.object_stores(),
             source_catalogs: aws.source_catalogs(profile),
             memory_limit: self.memory_limit()?,
+            lease_ttl: self.lease_ttl()?,
         })
+    }
+
+    fn lease_ttl(&self) -> Result<Duration> {
+        match self.profile.lease_seconds {
+            None => Ok(fengine_engine::DEFAULT_LEASE_TTL),
+            Some(0) => Err(self.unknown("lease_seconds", "0", "a number of seconds of at least 1")),
+            Some(seconds) => Ok(Duration::from_secs(seconds)),
+        }
     }
 
     fn memory_limit(&self) -> Result<Option<usize>> {

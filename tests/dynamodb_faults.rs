@@ -57,6 +57,13 @@ async fn store(server: &FaultyDynamoDb, deadline: Duration) -> DynamoDbOnlineSto
     )
 }
 
+fn snapshot() -> fengine_online::SnapshotId {
+    fengine_online::SnapshotId {
+        as_of: chrono::Utc::now(),
+        run_id: "faults".to_string(),
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_100k_item_load_through_throttling_and_unprocessed_items_loses_nothing() {
     let server = FaultyDynamoDb::start(
@@ -67,14 +74,14 @@ async fn a_100k_item_load_through_throttling_and_unprocessed_items_loses_nothing
         "id",
     );
     let store = store(&server, Duration::from_secs(300)).await;
-    let mut load = store.begin_load(&table()).await.unwrap();
+    let mut load = store.begin_load(&table(), &snapshot()).await.unwrap();
     for start in (0..100_000).step_by(8_192) {
         load.write(batch(start..(start + 8_192).min(100_000)))
             .await
             .unwrap();
     }
-    let written = load.commit(chrono::Utc::now()).await.unwrap();
-    assert_eq!(written, 100_000);
+    let written = load.commit().await.unwrap();
+    assert_eq!(written.rows, 100_000);
     let accepted = server.accepted();
     assert_eq!(accepted.len(), 100_000);
     assert!((0..100_000).all(|id| accepted.contains(&id.to_string())));
@@ -95,9 +102,9 @@ async fn items_still_unwritten_at_the_deadline_fail_the_load_with_their_count() 
         "id",
     );
     let store = store(&server, Duration::from_millis(300)).await;
-    let mut load = store.begin_load(&table()).await.unwrap();
+    let mut load = store.begin_load(&table(), &snapshot()).await.unwrap();
     load.write(batch(0..1_000)).await.unwrap();
-    let error = load.commit(chrono::Utc::now()).await.unwrap_err();
+    let error = load.commit().await.unwrap_err();
     assert!(
         error.to_string().starts_with(
             "online store: 1000 of 1000 items were not written to DynamoDB table 'faults_load_v1' within 0.3 s of retries"
@@ -132,7 +139,7 @@ async fn values_dynamodb_cannot_hold_are_refused_naming_the_key() {
         ])),
         ..table()
     };
-    let mut load = store.begin_load(&wide).await.unwrap();
+    let mut load = store.begin_load(&wide, &snapshot()).await.unwrap();
     let huge = RecordBatch::try_new(
         wide.schema.clone(),
         vec![

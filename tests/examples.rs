@@ -101,7 +101,9 @@ fn check_customer_spend(workspace: &Workspace, manifest: &serde_json::Value) {
     assert_eq!(spend["rows_written"], expected.len());
     assert_eq!(
         spend["online"],
-        serde_json::json!({"status": "loaded", "rows": expected.len()})
+        serde_json::json!({"status": "loaded", "rows": expected.len(), "removed": 0,
+                           "as_of": manifest["as_of"], "run_id": spend["run_id"],
+                           "completed_unfinished": false})
     );
     let batches = read_parquet_folder(spend["snapshot_location"].as_str().unwrap());
     let customers = column::<Int64Type>(&batches, "customer_id");

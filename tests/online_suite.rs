@@ -11,7 +11,7 @@ use arrow::array::{
 };
 use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use chrono::{DateTime, Utc};
-use fengine_online::{Error, OnlineStore, OnlineTable, SqliteOnlineStore};
+use fengine_online::{Error, LoadCounts, OnlineStore, OnlineTable, SnapshotId, SqliteOnlineStore};
 use rstest::rstest;
 use serde_json::json;
 
@@ -101,17 +101,29 @@ fn batch(rows: &[Row<'_>]) -> RecordBatch {
     .unwrap()
 }
 
+/// The snapshot of as-of `as_of` written by the run `run_{as_of}`.
+fn snapshot(as_of: &str) -> SnapshotId {
+    SnapshotId {
+        as_of: time(as_of),
+        run_id: format!("run_{as_of}"),
+    }
+}
+
 async fn load(
     store: &dyn OnlineStore,
     table: &OnlineTable,
     as_of: &str,
     batches: Vec<RecordBatch>,
-) -> u64 {
-    let mut load = store.begin_load(table).await.unwrap();
+) -> LoadCounts {
+    let mut load = store.begin_load(table, &snapshot(as_of)).await.unwrap();
     for batch in batches {
         load.write(batch).await.unwrap();
     }
-    load.commit(time(as_of)).await.unwrap()
+    load.commit().await.unwrap()
+}
+
+async fn loaded(store: &dyn OnlineStore) -> Option<SnapshotId> {
+    store.load_state("spend", 1).await.unwrap().loaded
 }
 
 /// A decimal as a number: stores may drop trailing zeros (DynamoDB stores `2.00` as `2`).
@@ -130,8 +142,8 @@ fn key(customer: &str, region: &str) -> Vec<String> {
 async fn serves_loaded_rows_by_composite_key(#[case] kind: Kind) {
     let backend = backend(kind).await;
     let store = backend.0.as_ref();
-    assert_eq!(store.loaded_as_of("spend", 1).await.unwrap(), None);
-    let loaded = load(
+    assert_eq!(loaded(store).await, None);
+    let counts = load(
         store,
         &table(None),
         "2024-03-01T00:00:00Z",
@@ -144,11 +156,14 @@ async fn serves_loaded_rows_by_composite_key(#[case] kind: Kind) {
         ],
     )
     .await;
-    assert_eq!(loaded, 3);
     assert_eq!(
-        store.loaded_as_of("spend", 1).await.unwrap(),
-        Some(time("2024-03-01T00:00:00Z"))
+        counts,
+        LoadCounts {
+            rows: 3,
+            removed: 0
+        }
     );
+    assert_eq!(loaded(store).await, Some(snapshot("2024-03-01T00:00:00Z")));
 
     let row = store
         .get("spend", None, &key("1", "US"))
@@ -191,7 +206,7 @@ async fn serves_loaded_rows_by_composite_key(#[case] kind: Kind) {
 #[case::embedded(Kind::Embedded)]
 #[cfg_attr(feature = "aws", case::dynamodb(Kind::DynamoDb))]
 #[tokio::test]
-async fn a_later_load_replaces_rows_of_the_same_key_and_keeps_others(#[case] kind: Kind) {
+async fn a_later_load_replaces_every_row_and_removes_keys_it_lacks(#[case] kind: Kind) {
     let backend = backend(kind).await;
     let store = backend.0.as_ref();
     load(
@@ -201,16 +216,24 @@ async fn a_later_load_replaces_rows_of_the_same_key_and_keeps_others(#[case] kin
         vec![batch(&[
             (1, "EU", "2024-02-28T00:00:00Z", Some(100), None),
             (2, "EU", "2024-02-28T00:00:00Z", Some(200), None),
+            (3, "EU", "2024-02-28T00:00:00Z", Some(300), None),
         ])],
     )
     .await;
-    load(
+    let counts = load(
         store,
         &table(None),
         "2024-03-02T00:00:00Z",
         vec![batch(&[(1, "EU", "2024-03-01T12:00:00Z", Some(150), None)])],
     )
     .await;
+    assert_eq!(
+        counts,
+        LoadCounts {
+            rows: 1,
+            removed: 2
+        }
+    );
     let first = store
         .get("spend", None, &key("1", "EU"))
         .await
@@ -220,15 +243,154 @@ async fn a_later_load_replaces_rows_of_the_same_key_and_keeps_others(#[case] kin
         (amount(&first.values["spend"]), first.event_time),
         (1.5, time("2024-03-01T12:00:00Z"))
     );
-    let second = store
+    for gone in ["2", "3"] {
+        assert_eq!(
+            store.get("spend", None, &key(gone, "EU")).await.unwrap(),
+            None
+        );
+    }
+    assert_eq!(loaded(store).await, Some(snapshot("2024-03-02T00:00:00Z")));
+
+    // A snapshot without rows leaves the store empty.
+    let counts = load(store, &table(None), "2024-03-03T00:00:00Z", vec![]).await;
+    assert_eq!(
+        counts,
+        LoadCounts {
+            rows: 0,
+            removed: 1
+        }
+    );
+    assert_eq!(
+        store.get("spend", None, &key("1", "EU")).await.unwrap(),
+        None
+    );
+}
+
+/// A load killed half-way stays recorded as unfinished beside the last completed one, and
+/// the next load replaces its rows as well as the older ones.
+#[rstest]
+#[case::embedded(Kind::Embedded)]
+#[cfg_attr(feature = "aws", case::dynamodb(Kind::DynamoDb))]
+#[tokio::test]
+async fn an_unfinished_load_is_recorded_and_the_next_one_replaces_it(#[case] kind: Kind) {
+    let backend = backend(kind).await;
+    let store = backend.0.as_ref();
+    let rows = |spend| {
+        batch(&[
+            (1, "EU", "2024-02-28T00:00:00Z", Some(spend), None),
+            (2, "EU", "2024-02-28T00:00:00Z", Some(spend), None),
+        ])
+    };
+    load(store, &table(None), "2024-03-01T00:00:00Z", vec![rows(100)]).await;
+    let mut killed = store
+        .begin_load(&table(None), &snapshot("2024-04-01T00:00:00Z"))
+        .await
+        .unwrap();
+    killed
+        .write(batch(&[(3, "US", "2024-03-30T00:00:00Z", Some(7), None)]))
+        .await
+        .unwrap();
+    // Killed once its row is stored: the store serves a mix until a load completes.
+    for _ in 0..100 {
+        if store
+            .get("spend", None, &key("3", "US"))
+            .await
+            .unwrap()
+            .is_some()
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        store
+            .get("spend", None, &key("3", "US"))
+            .await
+            .unwrap()
+            .is_some()
+    );
+    drop(killed);
+    let state = store.load_state("spend", 1).await.unwrap();
+    assert_eq!(state.loaded, Some(snapshot("2024-03-01T00:00:00Z")));
+    assert_eq!(state.unfinished, Some(snapshot("2024-04-01T00:00:00Z")));
+
+    let counts = load(store, &table(None), "2024-04-02T00:00:00Z", vec![rows(200)]).await;
+    assert_eq!(
+        counts,
+        LoadCounts {
+            rows: 2,
+            removed: 1
+        }
+    );
+    let state = store.load_state("spend", 1).await.unwrap();
+    assert_eq!(state.loaded, Some(snapshot("2024-04-02T00:00:00Z")));
+    assert_eq!(state.unfinished, None);
+    assert_eq!(
+        store.get("spend", None, &key("3", "US")).await.unwrap(),
+        None
+    );
+    let row = store
         .get("spend", None, &key("2", "EU"))
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(amount(&second.values["spend"]), 2.0);
+    assert_eq!(amount(&row.values["spend"]), 2.0);
+}
+
+/// Two loads of one table at once (their lease lapsed): the one begun first is not
+/// recorded, and the store holds exactly the later one's rows.
+#[rstest]
+#[case::embedded(Kind::Embedded)]
+#[cfg_attr(feature = "aws", case::dynamodb(Kind::DynamoDb))]
+#[tokio::test]
+async fn a_load_begun_after_another_supersedes_it(#[case] kind: Kind) {
+    let backend = backend(kind).await;
+    let store = backend.0.as_ref();
+    let first_snapshot = snapshot("2024-04-01T00:00:00Z");
+    let second_snapshot = snapshot("2024-03-01T00:00:00Z");
+    let mut first = store
+        .begin_load(&table(None), &first_snapshot)
+        .await
+        .unwrap();
+    let mut second = store
+        .begin_load(&table(None), &second_snapshot)
+        .await
+        .unwrap();
+    first
+        .write(batch(&[(1, "EU", "2024-03-30T00:00:00Z", Some(400), None)]))
+        .await
+        .unwrap();
+    second
+        .write(batch(&[(2, "EU", "2024-02-28T00:00:00Z", Some(300), None)]))
+        .await
+        .unwrap();
+    let error = first.commit().await.unwrap_err();
+    assert!(matches!(error, Error::Superseded(_)), "{error}");
+    assert!(
+        error.to_string().contains("run_2024-04-01T00:00:00Z")
+            && error
+                .to_string()
+                .contains("a load of run run_2024-03-01T00:00:00Z began since"),
+        "{error}"
+    );
     assert_eq!(
-        store.loaded_as_of("spend", 1).await.unwrap(),
-        Some(time("2024-03-02T00:00:00Z"))
+        second.commit().await.unwrap(),
+        LoadCounts {
+            rows: 1,
+            removed: 1
+        }
+    );
+    assert_eq!(loaded(store).await, Some(second_snapshot));
+    assert_eq!(
+        store.get("spend", None, &key("1", "EU")).await.unwrap(),
+        None
+    );
+    assert!(
+        store
+            .get("spend", None, &key("2", "EU"))
+            .await
+            .unwrap()
+            .is_some()
     );
 }
 
@@ -379,11 +541,14 @@ async fn a_batch_that_cannot_be_stored_fails_the_load_and_is_not_recorded(#[case
         ],
     )
     .unwrap();
-    let mut load = store.begin_load(&table).await.unwrap();
+    let mut load = store
+        .begin_load(&table, &snapshot("2024-03-01T00:00:00Z"))
+        .await
+        .unwrap();
     // The failure shows on this write or, if the writer is behind, on the next call.
     let error = match load.write(batch).await {
         Err(e) => e,
-        Ok(()) => load.commit(time("2024-03-01T00:00:00Z")).await.unwrap_err(),
+        Ok(()) => load.commit().await.unwrap_err(),
     };
     assert!(matches!(error, Error::Invalid(_)), "{error}");
     assert!(
@@ -392,7 +557,7 @@ async fn a_batch_that_cannot_be_stored_fails_the_load_and_is_not_recorded(#[case
             .starts_with("key column 'id' does not fit a 64-bit integer"),
         "{error}"
     );
-    assert_eq!(store.loaded_as_of("wide", 1).await.unwrap(), None);
+    assert_eq!(store.load_state("wide", 1).await.unwrap().loaded, None);
 }
 
 /// NaN and infinities have no JSON or DynamoDB number: every store keeps and serves them

@@ -146,3 +146,117 @@ pub async fn put_object(bucket: &str, key: &str, bytes: Vec<u8>) {
         .await
         .unwrap();
 }
+
+/// What the consistency check reads of a group version on the local AWS server: the Glue
+/// partitions, every object under the table's location (as `s3://` URLs), what DynamoDB
+/// holds, and the rows of each partition's files.
+pub async fn registered_state(
+    bucket: &str,
+    database: &str,
+    prefix: &str,
+    group: &str,
+    version: u32,
+) -> (
+    Vec<super::consistency::Registered>,
+    Vec<String>,
+    super::consistency::OnlineContents,
+    std::collections::HashMap<String, Vec<arrow::array::RecordBatch>>,
+) {
+    use fengine_aws::sdk::dynamodb::types::AttributeValue;
+    let aws = context().await;
+    let table = format!("{group}_v{version}");
+    let glue = fengine_aws::sdk::glue::Client::new(aws.sdk_config());
+    let listed = glue
+        .get_partitions()
+        .database_name(database)
+        .table_name(&table)
+        .send()
+        .await
+        .unwrap();
+    let partitions: Vec<super::consistency::Registered> = listed
+        .partitions()
+        .iter()
+        .map(|p| super::consistency::Registered {
+            snapshot_ts: p.values()[0].clone(),
+            location: p
+                .storage_descriptor()
+                .unwrap()
+                .location()
+                .unwrap()
+                .to_string(),
+            parameters: p
+                .parameters()
+                .unwrap()
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        })
+        .collect();
+    let keys = list_objects(bucket, &format!("warehouse/{group}/v{version}/")).await;
+    let mut rows = std::collections::HashMap::new();
+    for partition in &partitions {
+        let under = partition
+            .location
+            .trim_start_matches(&format!("s3://{bucket}/"))
+            .to_string();
+        let files: Vec<String> = keys
+            .iter()
+            .filter(|k| k.starts_with(&under))
+            .cloned()
+            .collect();
+        rows.insert(
+            partition.location.clone(),
+            read_parquet_objects(bucket, &files).await,
+        );
+    }
+    let files = keys.iter().map(|k| format!("s3://{bucket}/{k}")).collect();
+
+    let dynamodb = fengine_aws::sdk::dynamodb::Client::new(aws.sdk_config());
+    let metadata = dynamodb
+        .get_item()
+        .table_name(format!("{prefix}fengine_online_tables"))
+        .key("table_name", AttributeValue::S(format!("{prefix}{table}")))
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap();
+    let metadata = metadata.item().cloned().unwrap_or_default();
+    let text = |name: &str| metadata.get(name).and_then(|v| v.as_s().ok()).cloned();
+    let mut items = Vec::new();
+    let mut start = None;
+    loop {
+        let page = dynamodb
+            .scan()
+            .table_name(format!("{prefix}{table}"))
+            .consistent_read(true)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .unwrap();
+        items.extend(page.items().iter().map(|item| {
+            serde_json::Value::Object(
+                item.iter()
+                    .filter_map(|(name, value)| {
+                        let json = match value {
+                            AttributeValue::N(n) => serde_json::from_str(n).ok()?,
+                            AttributeValue::S(s) => serde_json::Value::String(s.clone()),
+                            _ => return None,
+                        };
+                        Some((name.clone(), json))
+                    })
+                    .collect(),
+            )
+        }));
+        start = page.last_evaluated_key().cloned();
+        if start.is_none() {
+            break;
+        }
+    }
+    let online = super::consistency::OnlineContents {
+        loaded_run_id: text("loaded_run_id"),
+        loading_run_id: text("loading_run_id"),
+        ..Default::default()
+    }
+    .with_rows(items);
+    (partitions, files, online, rows)
+}

@@ -4,6 +4,7 @@
 
 #[cfg(feature = "aws")]
 pub mod aws;
+pub mod consistency;
 
 use std::collections::BTreeMap;
 use std::fs::File;

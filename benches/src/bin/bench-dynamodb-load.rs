@@ -113,11 +113,15 @@ async fn load(endpoint: &str, args: &Args) -> Result<()> {
         .collect::<Result<_>>()?;
     let cpu_before = process_cpu()?;
     let started = Instant::now();
-    let mut load = store.begin_load(&table).await?;
+    let snapshot = fengine_online::SnapshotId {
+        as_of: chrono::Utc::now(),
+        run_id: "bench".to_string(),
+    };
+    let mut load = store.begin_load(&table, &snapshot).await?;
     for batch in batches {
         load.write(batch).await?;
     }
-    let written = load.commit(chrono::Utc::now()).await?;
+    let written = load.commit().await?.rows;
     let wall = started.elapsed();
     let cpu = process_cpu()? - cpu_before;
     println!(

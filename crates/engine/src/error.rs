@@ -65,6 +65,25 @@ impl Error {
         }
     }
 
+    /// Says of a failure of the online step that the snapshot itself was published, and
+    /// what the store serves meanwhile.
+    pub(crate) fn after_registering(self, group: &str, snapshot: &str) -> Self {
+        let note = |message: String| {
+            format!(
+                "feature group '{group}': snapshot {snapshot} is registered, but the online \
+                 store was not brought up to date: {message}. The store serves the snapshot it \
+                 held before; the next run of this group completes the load"
+            )
+        };
+        match self {
+            Error::Parse(_) | Error::Plan { .. } => self,
+            Error::Config(m) => Error::Config(note(m)),
+            Error::Check(m) => Error::Check(note(m)),
+            Error::NotFound(m) => Error::NotFound(note(m)),
+            Error::Infrastructure(m) => Error::Infrastructure(note(m)),
+        }
+    }
+
     /// A DataFusion error met while planning or running the statement at `location`.
     /// Failures to reach storage are infrastructure faults; anything else is the pipeline's.
     pub(crate) fn from_datafusion(
@@ -128,7 +147,8 @@ impl From<fengine_online::Error> for Error {
         match error {
             fengine_online::Error::Invalid(message) => Error::Config(message),
             fengine_online::Error::NotFound(message) => Error::NotFound(message),
-            fengine_online::Error::Storage(message) => Error::Infrastructure(message),
+            fengine_online::Error::Storage(message)
+            | fengine_online::Error::Superseded(message) => Error::Infrastructure(message),
         }
     }
 }

@@ -19,6 +19,7 @@
 //!     object_stores: None,
 //!     source_catalogs: Vec::new(),
 //!     memory_limit: Some(4 << 30),
+//!     lease_ttl: fengine_engine::DEFAULT_LEASE_TTL,
 //! };
 //! let pipeline = fengine_dialect::load_pipeline(Path::new("pipelines/customer_spend.sql"))?;
 //! let manifest = fengine_engine::run(&pipeline, &RunOptions::now(), &backends).await?;
@@ -33,7 +34,9 @@ mod checks;
 mod error;
 mod functions;
 mod hive;
+mod lease;
 mod manifest;
+mod online_load;
 mod parquet_file;
 mod plan;
 mod publish;
@@ -69,6 +72,7 @@ pub use backfill::{
 pub use error::{Error, ErrorKind, Result};
 pub use functions::{param_type_name, parse_param_value};
 pub use hive::hive_type;
+pub use lease::DEFAULT_LEASE_TTL;
 pub use manifest::{GroupManifest, OnlineOutcome, RunManifest, Timings};
 pub use plan::{PlannedGroup, PlannedPipeline};
 pub use training_set::{
@@ -93,6 +97,9 @@ pub struct Backends {
     /// The bytes DataFusion's operators may hold; past it, sorts and joins spill to disk
     /// and operators that cannot spill fail with a clear error. `None`: no limit.
     pub memory_limit: Option<usize>,
+    /// How long a run's lease on a snapshot or an online table lasts unless renewed: how
+    /// long a killed run holds up the next run of the same group.
+    pub lease_ttl: std::time::Duration,
 }
 
 impl Backends {
@@ -302,5 +309,14 @@ pub async fn get(
         ))),
         Some(row) => Ok(row),
         None => Err(Error::NotFound(describe())),
+    }
+}
+
+/// Stops the process at a named point when `FENGINE_FAIL_AT` names it: how the tests kill a
+/// run at the worst moment.
+pub(crate) fn fail_point(name: &str) {
+    if std::env::var("FENGINE_FAIL_AT").is_ok_and(|at| at == name) {
+        eprintln!("fengine: FENGINE_FAIL_AT={name}: aborting");
+        std::process::abort();
     }
 }

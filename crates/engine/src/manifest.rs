@@ -20,6 +20,8 @@ pub struct RunManifest {
 pub struct GroupManifest {
     pub group: String,
     pub version: u32,
+    /// The run that wrote the snapshot (a backfill's names the as-of too).
+    pub run_id: String,
     /// `<database>.<table>` in the catalog.
     pub table: String,
     pub rows_written: u64,
@@ -35,12 +37,29 @@ pub struct GroupManifest {
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum OnlineOutcome {
+    /// The store now holds exactly this snapshot's latest rows: its own, or a newer
+    /// registered one whose load had not completed.
     Loaded {
         rows: u64,
+        /// Rows of keys the snapshot does not have, removed.
+        removed: u64,
+        as_of: DateTime<Utc>,
+        run_id: String,
+        /// A load begun earlier and never completed was replaced.
+        completed_unfinished: bool,
     },
-    /// The store holds a newer as-of; loading this one would put older values over newer.
-    SkippedNewer {
+    /// The store holds a newer snapshot; loading this one would put older values over newer.
+    SkippedNewer { loaded_as_of: DateTime<Utc> },
+    /// A later run of the same as-of registered its snapshot, and the store holds it.
+    Superseded {
         loaded_as_of: DateTime<Utc>,
+        run_id: String,
+    },
+    /// The store held the newest registered snapshot already (a resumed backfill whose
+    /// load had completed).
+    UpToDate {
+        loaded_as_of: DateTime<Utc>,
+        run_id: String,
     },
     /// A backfill loads only its newest as-of.
     NotNewestOfBackfill,

@@ -13,22 +13,20 @@ use datafusion::error::DataFusionError;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::context::SessionContext;
 use datafusion::functions_aggregate::expr_fn::count;
-use datafusion::functions_window::expr_fn::row_number;
-use datafusion::logical_expr::{Expr, ExprFunctionExt, ident, lit};
+use datafusion::logical_expr::{Expr, ident, lit};
 use datafusion::physical_plan::ExecutionPlanProperties;
 use datafusion::prelude::ParquetReadOptions;
 use fengine_catalog::Partition;
-use fengine_online::OnlineTable;
 use futures::StreamExt;
 use url::Url;
 
 use crate::checks::{Identity, SortedChecks};
-use crate::manifest::{GroupManifest, OnlineOutcome, Timings};
+use crate::lease::Lease;
+use crate::manifest::{GroupManifest, Timings};
+use crate::online_load::{LatestRows, OnlineStep, waiting};
 use crate::parquet_file;
 use crate::plan::PlannedGroup;
-use crate::{Backends, Error, Result, RunOptions, Warehouse, snapshot_name};
-
-const ROW_NUMBER: &str = "__fengine_row_number";
+use crate::{Backends, Error, Result, RunOptions, Warehouse, fail_point, snapshot_name};
 
 /// Computes the group's query into its snapshot and publishes it.
 pub(crate) async fn publish_group(
@@ -51,12 +49,41 @@ pub(crate) async fn publish_rows(
     publish(context, group, Some(rows), options, backends).await
 }
 
+/// Publishes under the snapshot's lease: a second run of the same as-of waits for this one
+/// to finish, then replaces its snapshot, rather than deleting files this one still writes.
 async fn publish(
     context: &SessionContext,
     group: &PlannedGroup,
     computed: Option<RecordBatch>,
     options: &RunOptions,
     backends: &Backends,
+) -> Result<GroupManifest> {
+    let name = group.name();
+    let version = group.definition.version;
+    let snapshot_ts = snapshot_name(options.as_of);
+    let lease = Lease::acquire(
+        &backends.warehouse,
+        &format!("{name}/v{version}/snapshot_ts={snapshot_ts}"),
+        &options.run_id,
+        &format!("writing snapshot {snapshot_ts} of {name} v{version}"),
+        backends.lease_ttl,
+        waiting,
+    )
+    .await?;
+    let published = publish_holding(context, group, computed, options, backends, &lease).await;
+    let released = lease.release().await;
+    let published = published?;
+    released?;
+    Ok(published)
+}
+
+async fn publish_holding(
+    context: &SessionContext,
+    group: &PlannedGroup,
+    computed: Option<RecordBatch>,
+    options: &RunOptions,
+    backends: &Backends,
+    lease: &Lease,
 ) -> Result<GroupManifest> {
     let name = group.name();
     let version = group.definition.version;
@@ -113,6 +140,7 @@ async fn publish(
     };
 
     fail_point("before_register");
+    or_discard(lease.check(), backends, &run_location).await?;
     let started = Instant::now();
     let partition = Partition {
         values: vec![snapshot_ts.clone()],
@@ -133,20 +161,34 @@ async fn publish(
         .register_snapshot(&group.table, &partition)
         .await;
     let replaced = or_discard(registered.map_err(Error::from), backends, &run_location).await?;
-    // Earlier runs of this as-of, replaced or killed before registering, are garbage now.
-    backends
-        .warehouse
-        .delete_prefix_except(&snapshot_location, &run_location)
-        .await?;
     timings.register = elapsed_ms(started);
 
+    // Earlier runs of this as-of, replaced or killed before registering, left files that no
+    // registered snapshot uses; no writer can be adding to them while this run holds the
+    // snapshot's lease, and the online step deletes them when no load can be reading them.
+    let obsolete = backends
+        .warehouse
+        .objects_except(&snapshot_location, &run_location)
+        .await?;
     let started = Instant::now();
-    let online = load_online(group, latest, options, backends).await?;
+    let step = OnlineStep {
+        context,
+        group,
+        options,
+        backends,
+        mine: Some(latest),
+        obsolete,
+    };
+    let online = step
+        .run()
+        .await
+        .map_err(|e| e.after_registering(&name, &snapshot_ts))?;
     timings.online = elapsed_ms(started);
 
     Ok(GroupManifest {
         group: name,
         version,
+        run_id: options.run_id.clone(),
         table: format!("{}.{}", group.table.database, group.table.name),
         rows_written,
         snapshot_location: run_location.to_string(),
@@ -397,81 +439,6 @@ async fn first_row(
     Ok(batches.into_iter().find(|b| b.num_rows() > 0))
 }
 
-/// Where the online load finds each key's latest row.
-enum LatestRows {
-    /// Picked while the snapshot was written.
-    Kept(Vec<RecordBatch>),
-    /// To be picked from these rows by a ranking window.
-    Of(DataFrame),
-}
-
-/// Loads the latest row per key, unless the store holds a newer as-of and the run is not
-/// forced: older values never silently replace newer ones.
-async fn load_online(
-    group: &PlannedGroup,
-    latest: LatestRows,
-    options: &RunOptions,
-    backends: &Backends,
-) -> Result<OnlineOutcome> {
-    if !options.load_online {
-        return Ok(OnlineOutcome::NotNewestOfBackfill);
-    }
-    let name = group.name();
-    let version = group.definition.version;
-    if let Some(loaded_as_of) = backends.online.loaded_as_of(&name, version).await?
-        && loaded_as_of > options.as_of
-        && !options.force
-    {
-        return Ok(OnlineOutcome::SkippedNewer { loaded_as_of });
-    }
-    let table = OnlineTable {
-        group: name,
-        version,
-        schema: group.schema.clone(),
-        key_columns: group.definition.key_columns(),
-        event_time_column: group.definition.event_time_column(),
-        ttl: group.ttl,
-    };
-    let mut batches = match latest {
-        LatestRows::Kept(batches) => futures::stream::iter(batches.into_iter().map(Ok)).boxed(),
-        LatestRows::Of(rows) => latest_per_key(group, rows)
-            .await?
-            .map(|batch| batch.map_err(|e| in_group(group, e)))
-            .boxed(),
-    };
-    let mut load = backends.online.begin_load(&table).await?;
-    while let Some(batch) = batches.next().await {
-        let batch = batch?;
-        if batch.num_rows() > 0 {
-            load.write(batch).await?;
-        }
-    }
-    let rows = load.commit(options.as_of).await?;
-    Ok(OnlineOutcome::Loaded { rows })
-}
-
-/// The latest row of each key of `rows`, by a ranking window.
-async fn latest_per_key(
-    group: &PlannedGroup,
-    rows: DataFrame,
-) -> Result<SendableRecordBatchStream> {
-    let keys = group.definition.key_columns();
-    let latest_first = row_number()
-        .partition_by(keys.iter().map(ident).collect())
-        .order_by(vec![
-            ident(group.definition.event_time_column()).sort(false, true),
-        ])
-        .build()
-        .and_then(|n| rows.window(vec![n.alias(ROW_NUMBER)]))
-        .and_then(|f| f.filter(ident(ROW_NUMBER).eq(lit(1u64))))
-        .and_then(|f| f.drop_columns(&[ROW_NUMBER]))
-        .map_err(|e| in_group(group, e))?;
-    latest_first
-        .execute_stream()
-        .await
-        .map_err(|e| in_group(group, e))
-}
-
 /// On failure, deletes what the run wrote before reporting the run's own error.
 async fn or_discard<T>(result: Result<T>, backends: &Backends, run_location: &Url) -> Result<T> {
     if result.is_err()
@@ -484,13 +451,13 @@ async fn or_discard<T>(result: Result<T>, backends: &Backends, run_location: &Ur
     result
 }
 
-fn in_group(group: &PlannedGroup, error: DataFusionError) -> Error {
+pub(crate) fn in_group(group: &PlannedGroup, error: DataFusionError) -> Error {
     datafusion_errors(group)(error)
 }
 
 /// Turns DataFusion's errors into the group's, where the group itself is out of reach (in
 /// a writer task).
-fn datafusion_errors(
+pub(crate) fn datafusion_errors(
     group: &PlannedGroup,
 ) -> impl Fn(DataFusionError) -> Error + Clone + Send + use<> {
     let location = group.location.clone();
@@ -500,13 +467,4 @@ fn datafusion_errors(
 
 fn elapsed_ms(started: Instant) -> u64 {
     started.elapsed().as_millis() as u64
-}
-
-/// Stops the process at a named point when `FENGINE_FAIL_AT` names it: how the tests kill a
-/// run at the worst moment.
-fn fail_point(name: &str) {
-    if std::env::var("FENGINE_FAIL_AT").is_ok_and(|at| at == name) {
-        eprintln!("fengine: FENGINE_FAIL_AT={name}: aborting");
-        std::process::abort();
-    }
 }

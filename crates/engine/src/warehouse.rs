@@ -70,7 +70,7 @@ impl Warehouse {
         self.join(&format!("{group}/v{version}/snapshot_ts={snapshot}/"))
     }
 
-    fn join(&self, relative: &str) -> Url {
+    pub(crate) fn join(&self, relative: &str) -> Url {
         self.root
             .join(relative)
             .expect("group names are valid URL path segments")
@@ -93,17 +93,16 @@ impl Warehouse {
         self.delete_under(prefix, None).await
     }
 
-    /// Deletes every object under `prefix` except those under `keep`: what earlier or
-    /// killed runs of a snapshot left beside the registered one.
-    pub async fn delete_prefix_except(&self, prefix: &Url, keep: &Url) -> Result<()> {
-        self.delete_under(prefix, Some(keep)).await
+    /// The objects under `prefix` but not under `keep`: what earlier or killed runs of a
+    /// snapshot left beside the registered one.
+    pub(crate) async fn objects_except(&self, prefix: &Url, keep: &Url) -> Result<Vec<ObjectPath>> {
+        self.objects_under(prefix, Some(keep)).await
     }
 
-    async fn delete_under(&self, prefix: &Url, keep: Option<&Url>) -> Result<()> {
+    async fn objects_under(&self, prefix: &Url, keep: Option<&Url>) -> Result<Vec<ObjectPath>> {
         let prefix_path = object_path(prefix)?;
         let keep_path = keep.map(object_path).transpose()?;
-        let doomed: Vec<ObjectPath> = self
-            .store
+        self.store
             .list(Some(&prefix_path))
             .map_ok(|meta| meta.location)
             .try_filter(|location| {
@@ -114,9 +113,18 @@ impl Warehouse {
             })
             .try_collect()
             .await
-            .map_err(|e| Error::Infrastructure(format!("cannot list '{prefix}': {e}")))?;
-        for location in doomed {
-            match self.store.delete(&location).await {
+            .map_err(|e| Error::Infrastructure(format!("cannot list '{prefix}': {e}")))
+    }
+
+    async fn delete_under(&self, prefix: &Url, keep: Option<&Url>) -> Result<()> {
+        let doomed = self.objects_under(prefix, keep).await?;
+        self.delete_objects(&doomed).await
+    }
+
+    /// Deletes these objects; one deleted already is no failure.
+    pub(crate) async fn delete_objects(&self, objects: &[ObjectPath]) -> Result<()> {
+        for location in objects {
+            match self.store.delete(location).await {
                 Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
                 Err(e) => {
                     return Err(Error::Infrastructure(format!(

@@ -7,6 +7,9 @@ pub enum Error {
     /// The feature group or version is not in the store.
     #[error("{0}")]
     NotFound(String),
+    /// Another load of the same table began while this one ran: this one is not recorded.
+    #[error("{0}")]
+    Superseded(String),
     /// The store could not be read or written; retrying may help.
     #[error("online store: {0}")]
     Storage(String),
@@ -21,6 +24,19 @@ impl Error {
             Some(v) => format!("feature group '{group}' version {v} has not been loaded online"),
             None => format!("feature group '{group}' has not been loaded online"),
         })
+    }
+
+    /// Another load (`loading`, if any still) began on `table` after this one.
+    pub fn superseded(table: &str, run_id: &str, loading: Option<&str>) -> Self {
+        let since = match loading {
+            Some(other) => format!("a load of run {other} began since"),
+            None => "another load completed since".to_string(),
+        };
+        Error::Superseded(format!(
+            "the load of run {run_id} into online table '{table}' was not recorded: {since} \
+             (the lease that keeps loads apart had lapsed); the store holds the rows of the \
+             later load once it completes"
+        ))
     }
 }
 

@@ -65,13 +65,46 @@ impl OnlineRow {
     }
 }
 
+/// A registered snapshot, as the store records the one it holds: its as-of and the run that
+/// wrote it (two runs of one as-of write different snapshots).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SnapshotId {
+    pub as_of: DateTime<Utc>,
+    pub run_id: String,
+}
+
+/// What the store holds of a feature group version.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LoadState {
+    /// The snapshot of the last completed load: the store serves exactly its rows.
+    pub loaded: Option<SnapshotId>,
+    /// A load begun and never completed (killed, or failed): its rows may be mixed with the
+    /// loaded snapshot's until a load completes.
+    pub unfinished: Option<SnapshotId>,
+}
+
+/// What a completed load did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoadCounts {
+    /// Rows written: one per key of the snapshot.
+    pub rows: u64,
+    /// Rows of keys the snapshot no longer has, removed.
+    pub removed: u64,
+}
+
 #[async_trait]
 pub trait OnlineStore: Send + Sync + Debug {
-    /// The as-of of the snapshot last loaded into this feature group version, if any.
-    async fn loaded_as_of(&self, group: &str, version: u32) -> Result<Option<DateTime<Utc>>>;
+    /// The snapshots loaded into this feature group version, completely or not.
+    async fn load_state(&self, group: &str, version: u32) -> Result<LoadState>;
 
-    /// Starts a load: rows written through it replace the stored rows of the same keys.
-    async fn begin_load(&self, table: &OnlineTable) -> Result<Box<dyn OnlineLoad>>;
+    /// Starts loading `snapshot`, recorded as unfinished until committed: rows written
+    /// through it replace the stored rows of the same keys. One load at a time per group
+    /// version: the caller holds a lease for it.
+    async fn begin_load(
+        &self,
+        table: &OnlineTable,
+        snapshot: &SnapshotId,
+    ) -> Result<Box<dyn OnlineLoad>>;
 
     /// The stored row of `key` (values in KEY order, as text) in `version`, or in the newest
     /// loaded version of the group when `None`.
@@ -84,12 +117,13 @@ pub trait OnlineStore: Send + Sync + Debug {
 }
 
 /// A load in progress. Its rows become visible batch by batch; [`OnlineLoad::commit`]
-/// records the snapshot's as-of once every row is written.
+/// removes the rows of keys it did not write and records its snapshot as loaded.
 #[async_trait]
 pub trait OnlineLoad: Send {
     /// Writes rows holding at most one row per key.
     async fn write(&mut self, batch: RecordBatch) -> Result<()>;
 
-    /// Returns the number of rows written.
-    async fn commit(self: Box<Self>, as_of: DateTime<Utc>) -> Result<u64>;
+    /// Once every row is written: removes the other rows, and records the load as
+    /// completed unless another load began after this one (then [`Error::Superseded`]).
+    async fn commit(self: Box<Self>) -> Result<LoadCounts>;
 }

@@ -1,8 +1,9 @@
 //! The embedded online store: a SQLite file with one table per feature group version.
 //!
 //! Each table holds a row per key: the key columns (integers or text), the event time in
-//! microseconds since the epoch, and the whole snapshot row as a JSON object, which is what
-//! `get` serves. `online_tables` records each version's key, time to live and last load.
+//! microseconds since the epoch, the whole snapshot row as a JSON object, which is what
+//! `get` serves, and the run id of the snapshot that wrote it. `online_tables` records each
+//! version's key, time to live, last completed load and any load begun since.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -26,8 +27,8 @@ use tokio::task::JoinHandle;
 use crate::keys::{KeyKind, KeyValue, key_kinds, key_values, parse_key};
 use crate::values::{doubles, is_double};
 use crate::{
-    Error, OnlineLoad, OnlineRow, OnlineStore, OnlineTable, Result, check_nested_finite,
-    non_finite_text,
+    Error, LoadCounts, LoadState, OnlineLoad, OnlineRow, OnlineStore, OnlineTable, Result,
+    SnapshotId, check_nested_finite, non_finite_text,
 };
 
 const SCHEMA: &str = "
@@ -40,9 +41,24 @@ CREATE TABLE IF NOT EXISTS online_tables (
     loaded_as_of  TEXT,
     loaded_at     TEXT,
     loaded_rows   INTEGER,
+    loaded_run_id TEXT,
+    loading_as_of TEXT,
+    loading_run_id TEXT,
+    loading_started_at TEXT,
     PRIMARY KEY (group_name, version)
 );
 ";
+
+/// Columns of `online_tables` that files of earlier fengine versions lack.
+const LOAD_COLUMNS: [(&str, &str); 4] = [
+    ("loaded_run_id", "TEXT"),
+    ("loading_as_of", "TEXT"),
+    ("loading_run_id", "TEXT"),
+    ("loading_started_at", "TEXT"),
+];
+
+/// The column of each stored row naming the snapshot (by run id) that wrote it.
+const LOAD_COLUMN: &str = "fengine_load";
 
 /// Timestamps are served in RFC 3339, in UTC; naive timestamps are taken to be UTC.
 const RFC3339_UTC: &str = "%Y-%m-%dT%H:%M:%S%.fZ";
@@ -55,9 +71,9 @@ pub struct SqliteOnlineStore {
 impl SqliteOnlineStore {
     /// Opens the store's file, creating it (and its folder) if missing.
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
-        Ok(SqliteOnlineStore {
-            file: SqliteFile::create(path, "online store", SCHEMA)?,
-        })
+        let file = SqliteFile::create(path, "online store", SCHEMA)?;
+        fengine_sqlite::add_missing_columns(&mut file.connect()?, "online_tables", &LOAD_COLUMNS)?;
+        Ok(SqliteOnlineStore { file })
     }
 
     pub fn path(&self) -> &Path {
@@ -65,8 +81,13 @@ impl SqliteOnlineStore {
     }
 }
 
+/// The data table's name, unquoted.
+fn data_table_name(group: &str, version: u32) -> String {
+    format!("{group}_v{version}")
+}
+
 fn data_table(group: &str, version: u32) -> String {
-    format!("\"{}_v{version}\"", group.replace('"', "\"\""))
+    quote(&data_table_name(group, version))
 }
 
 fn quote(column: &str) -> String {
@@ -75,23 +96,34 @@ fn quote(column: &str) -> String {
 
 #[async_trait]
 impl OnlineStore for SqliteOnlineStore {
-    async fn loaded_as_of(&self, group: &str, version: u32) -> Result<Option<DateTime<Utc>>> {
+    async fn load_state(&self, group: &str, version: u32) -> Result<LoadState> {
         let group = group.to_string();
         self.file
             .run(move |connection| {
-                let as_of: Option<Option<String>> = connection
-                .query_row(
-                    "SELECT loaded_as_of FROM online_tables WHERE group_name = ?1 AND version = ?2",
-                    params![group, version],
-                    |row| row.get(0),
-                )
-                .optional()?;
-                as_of.flatten().map(|text| parse_time(&text)).transpose()
+                let state = connection
+                    .query_row(
+                        "SELECT loaded_as_of, loaded_run_id, loading_as_of, loading_run_id
+                         FROM online_tables WHERE group_name = ?1 AND version = ?2",
+                        params![group, version],
+                        |row| Ok([row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?]),
+                    )
+                    .optional()?;
+                let Some([loaded_as_of, loaded_run, loading_as_of, loading_run]) = state else {
+                    return Ok(LoadState::default());
+                };
+                Ok(LoadState {
+                    loaded: snapshot_id(loaded_as_of, loaded_run)?,
+                    unfinished: snapshot_id(loading_as_of, loading_run)?,
+                })
             })
             .await
     }
 
-    async fn begin_load(&self, table: &OnlineTable) -> Result<Box<dyn OnlineLoad>> {
+    async fn begin_load(
+        &self,
+        table: &OnlineTable,
+        snapshot: &SnapshotId,
+    ) -> Result<Box<dyn OnlineLoad>> {
         let kinds = key_kinds(&table.schema, &table.key_columns)?;
         let columns: Vec<String> = table
             .key_columns
@@ -109,28 +141,34 @@ impl OnlineStore for SqliteOnlineStore {
         let name = data_table(&table.group, table.version);
         let create = format!(
             "CREATE TABLE IF NOT EXISTS {name} ({}, fengine_event_time_us INTEGER NOT NULL, \
-             fengine_row TEXT NOT NULL, PRIMARY KEY ({})) WITHOUT ROWID",
+             fengine_row TEXT NOT NULL, {LOAD_COLUMN} TEXT, PRIMARY KEY ({})) WITHOUT ROWID",
             columns.join(", "),
             keys.join(", ")
         );
         let insert = format!(
-            "INSERT INTO {name} ({}, fengine_event_time_us, fengine_row) VALUES ({}) \
+            "INSERT INTO {name} ({}, fengine_event_time_us, fengine_row, {LOAD_COLUMN}) VALUES ({}) \
              ON CONFLICT ({}) DO UPDATE SET fengine_event_time_us = excluded.fengine_event_time_us, \
-             fengine_row = excluded.fengine_row",
+             fengine_row = excluded.fengine_row, {LOAD_COLUMN} = excluded.{LOAD_COLUMN}",
             keys.join(", "),
-            vec!["?"; keys.len() + 2].join(", "),
+            vec!["?"; keys.len() + 3].join(", "),
             keys.join(", ")
         );
         let register = table.clone();
+        let loading = snapshot.clone();
+        let unquoted = data_table_name(&table.group, table.version);
         self.file
             .run(move |connection| {
                 connection.execute_batch(&create)?;
+                fengine_sqlite::add_missing_columns(connection, &unquoted, &[(LOAD_COLUMN, "TEXT")])?;
                 connection.execute(
-                    "INSERT INTO online_tables (group_name, version, key_columns, key_kinds, ttl_seconds)
-                     VALUES (?1, ?2, ?3, ?4, ?5)
+                    "INSERT INTO online_tables (group_name, version, key_columns, key_kinds, ttl_seconds,
+                        loading_as_of, loading_run_id, loading_started_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
                      ON CONFLICT (group_name, version) DO UPDATE SET
                         key_columns = excluded.key_columns, key_kinds = excluded.key_kinds,
-                        ttl_seconds = excluded.ttl_seconds",
+                        ttl_seconds = excluded.ttl_seconds, loading_as_of = excluded.loading_as_of,
+                        loading_run_id = excluded.loading_run_id,
+                        loading_started_at = excluded.loading_started_at",
                     params![
                         register.group,
                         register.version,
@@ -138,6 +176,9 @@ impl OnlineStore for SqliteOnlineStore {
                         serde_json::to_string(&kinds.iter().map(|k| k.name()).collect::<Vec<_>>())
                             .expect("strings serialize"),
                         register.ttl.map(|ttl| ttl.as_secs() as i64),
+                        loading.as_of.to_rfc3339(),
+                        loading.run_id,
+                        Utc::now().to_rfc3339(),
                     ],
                 )?;
                 Ok::<_, Error>(())
@@ -146,6 +187,7 @@ impl OnlineStore for SqliteOnlineStore {
         Ok(Box::new(SqliteLoad::start(
             self.file.clone(),
             table.clone(),
+            snapshot.clone(),
             insert,
         )))
     }
@@ -216,20 +258,24 @@ struct SqliteLoad {
     batches: Option<mpsc::Sender<RecordBatch>>,
     writer: JoinHandle<Result<(Connection, u64)>>,
     table: OnlineTable,
+    snapshot: SnapshotId,
 }
 
 /// Batches waiting for the writer: enough to keep it busy, few enough to bound memory.
 const BATCHES_IN_FLIGHT: usize = 2;
 
 impl SqliteLoad {
-    fn start(file: SqliteFile, table: OnlineTable, insert: String) -> Self {
+    fn start(file: SqliteFile, table: OnlineTable, snapshot: SnapshotId, insert: String) -> Self {
         let (sender, mut receiver) = mpsc::channel::<RecordBatch>(BATCHES_IN_FLIGHT);
         let writer_table = table.clone();
+        let run_id = snapshot.run_id.clone();
         let writer = tokio::task::spawn_blocking(move || {
             let mut connection = file.connect()?;
             let mut rows = 0;
             while let Some(batch) = receiver.blocking_recv() {
-                rows += write_batch(&mut connection, &insert, &writer_table, &batch)? as u64;
+                let written =
+                    write_batch(&mut connection, &insert, &writer_table, &run_id, &batch)?;
+                rows += written as u64;
             }
             Ok((connection, rows))
         });
@@ -237,6 +283,7 @@ impl SqliteLoad {
             batches: Some(sender),
             writer,
             table,
+            snapshot,
         }
     }
 
@@ -270,25 +317,59 @@ impl OnlineLoad for SqliteLoad {
         }
     }
 
-    async fn commit(self: Box<Self>, as_of: DateTime<Utc>) -> Result<u64> {
+    async fn commit(self: Box<Self>) -> Result<LoadCounts> {
         let (group, version) = (self.table.group.clone(), self.table.version);
-        let (connection, rows) = self.finish().await?;
+        let snapshot = self.snapshot.clone();
+        let (mut connection, rows) = self.finish().await?;
         tokio::task::spawn_blocking(move || {
-            connection.execute(
-                "UPDATE online_tables SET loaded_as_of = ?3, loaded_at = ?4, loaded_rows = ?5
+            // The removal and the record are one transaction: a reader sees the snapshot
+            // complete with its record, or the load still unfinished.
+            let transaction = connection
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let loading: Option<Option<String>> = transaction
+                .query_row(
+                    "SELECT loading_run_id FROM online_tables WHERE group_name = ?1 AND version = ?2",
+                    params![group, version],
+                    |row| row.get(0),
+                )
+                .optional()?;
+            let loading = loading.flatten();
+            if loading.as_deref() != Some(snapshot.run_id.as_str()) {
+                return Err(Error::superseded(
+                    &data_table_name(&group, version),
+                    &snapshot.run_id,
+                    loading.as_deref(),
+                ));
+            }
+            let removed = transaction.execute(
+                &format!(
+                    "DELETE FROM {} WHERE {LOAD_COLUMN} IS NOT ?1",
+                    data_table(&group, version)
+                ),
+                params![snapshot.run_id],
+            )?;
+            transaction.execute(
+                "UPDATE online_tables SET loaded_as_of = ?3, loaded_run_id = ?4, loaded_at = ?5,
+                    loaded_rows = ?6, loading_as_of = NULL, loading_run_id = NULL,
+                    loading_started_at = NULL
                  WHERE group_name = ?1 AND version = ?2",
                 params![
                     group,
                     version,
-                    as_of.to_rfc3339(),
+                    snapshot.as_of.to_rfc3339(),
+                    snapshot.run_id,
                     Utc::now().to_rfc3339(),
                     rows as i64
                 ],
-            )
+            )?;
+            transaction.commit()?;
+            Ok(LoadCounts {
+                rows,
+                removed: removed as u64,
+            })
         })
         .await
-        .map_err(|e| Error::Storage(format!("online store task failed: {e}")))??;
-        Ok(rows)
+        .map_err(|e| Error::Storage(format!("online store task failed: {e}")))?
     }
 }
 
@@ -297,6 +378,7 @@ fn write_batch(
     connection: &mut Connection,
     insert: &str,
     table: &OnlineTable,
+    run_id: &str,
     batch: &RecordBatch,
 ) -> Result<usize> {
     check_nested_finite(batch)?;
@@ -325,6 +407,7 @@ fn write_batch(
                 }
                 None => statement.raw_bind_parameter(keys.len() + 2, text)?,
             }
+            statement.raw_bind_parameter(keys.len() + 3, run_id)?;
             statement.raw_execute()?;
         }
     }
@@ -436,6 +519,17 @@ fn with_utc_timestamps(batch: &RecordBatch) -> Result<RecordBatch> {
         Arc::new(Schema::new(fields)),
         columns,
     )?)
+}
+
+fn snapshot_id(as_of: Option<String>, run_id: Option<String>) -> Result<Option<SnapshotId>> {
+    match as_of {
+        Some(as_of) => Ok(Some(SnapshotId {
+            as_of: parse_time(&as_of)?,
+            // Loads of earlier fengine versions recorded no run id.
+            run_id: run_id.unwrap_or_default(),
+        })),
+        None => Ok(None),
+    }
 }
 
 fn parse_time(text: &str) -> Result<DateTime<Utc>> {

@@ -19,6 +19,39 @@ use std::time::Duration;
 
 use rusqlite::Connection;
 
+/// Adds the columns of `columns` (name, declaration) that `table` lacks: how a file written
+/// by an earlier fengine gains the columns a later one needs. One transaction, so that
+/// processes opening the file at once add each column once.
+pub fn add_missing_columns(
+    connection: &mut Connection,
+    table: &str,
+    columns: &[(&str, &str)],
+) -> Result<(), Error> {
+    let quoted = format!("\"{}\"", table.replace('"', "\"\""));
+    let transaction =
+        connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let existing: Vec<String> = transaction
+        .prepare(&format!(
+            "SELECT name FROM pragma_table_info({})",
+            sql_text(table)
+        ))?
+        .query_map([], |row| row.get(0))?
+        .collect::<Result<_, _>>()?;
+    for (name, declaration) in columns {
+        if !existing.iter().any(|e| e == name) {
+            transaction.execute_batch(&format!(
+                "ALTER TABLE {quoted} ADD COLUMN \"{name}\" {declaration}"
+            ))?;
+        }
+    }
+    transaction.commit()?;
+    Ok(())
+}
+
+fn sql_text(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
 /// A SQLite file could not be opened, read or written.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]

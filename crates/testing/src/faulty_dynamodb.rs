@@ -1,7 +1,7 @@
 //! A DynamoDB endpoint that does what the local servers never do: it leaves a share of each
 //! BatchWriteItem's items unprocessed and throttles a share of the requests. It answers
-//! just enough of the rest of the API (an ACTIVE table, empty metadata) for a load, and
-//! records every item it accepted.
+//! just enough of the rest of the API (an ACTIVE table, one metadata item, nothing to scan)
+//! for a load, and records every item it accepted.
 
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -39,12 +39,20 @@ impl FaultyDynamoDb {
         let accepted = Arc::new(Mutex::new(HashSet::new()));
         let requests = Arc::new(Mutex::new(Counts::default()));
         let (shared_accepted, shared_requests) = (accepted.clone(), requests.clone());
+        // The one metadata item of the table: a load reads back what it set.
+        let metadata = Arc::new(Mutex::new(json!({})));
         std::thread::spawn(move || {
             for (n, stream) in listener.incoming().enumerate() {
                 let (accepted, requests) = (shared_accepted.clone(), shared_requests.clone());
+                let metadata = metadata.clone();
                 let seed = n as u64 + 1;
                 std::thread::spawn(move || {
-                    serve(stream.unwrap(), faults, key, seed, &accepted, &requests)
+                    let recorded = Recorded {
+                        accepted: &accepted,
+                        counts: &requests,
+                        metadata: &metadata,
+                    };
+                    serve(stream.unwrap(), faults, key, seed, recorded)
                 });
             }
         });
@@ -76,14 +84,19 @@ impl XorShift {
     }
 }
 
-fn serve(
-    stream: TcpStream,
-    faults: Faults,
-    key: &str,
-    seed: u64,
-    accepted: &Mutex<HashSet<String>>,
-    counts: &Mutex<Counts>,
-) {
+/// What the server keeps across connections.
+struct Recorded<'a> {
+    accepted: &'a Mutex<HashSet<String>>,
+    counts: &'a Mutex<Counts>,
+    metadata: &'a Mutex<Value>,
+}
+
+fn serve(stream: TcpStream, faults: Faults, key: &str, seed: u64, recorded: Recorded<'_>) {
+    let Recorded {
+        accepted,
+        counts,
+        metadata,
+    } = recorded;
     let mut random = XorShift(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
     let mut reader = BufReader::new(stream.try_clone().unwrap());
     let mut writer = stream;
@@ -117,7 +130,12 @@ fn serve(
                 200,
                 json!({"Table": {"TableName": request["TableName"], "TableStatus": "ACTIVE"}}),
             ),
-            "GetItem" | "UpdateItem" => (200, json!({})),
+            "UpdateItem" => {
+                set_attributes(&request, &mut metadata.lock().unwrap());
+                (200, json!({}))
+            }
+            "GetItem" => (200, json!({"Item": *metadata.lock().unwrap()})),
+            "Scan" => (200, json!({"Items": [], "Count": 0, "ScannedCount": 0})),
             other => (
                 400,
                 json!({"__type": "com.amazonaws.dynamodb.v20120810#ValidationException", "message": format!("{other} is not served here")}),
@@ -131,6 +149,22 @@ fn serve(
             body.len()
         )
         .unwrap();
+    }
+}
+
+/// Applies the `#aN = :aN` assignments of an UpdateItem to `item`.
+fn set_attributes(request: &Value, item: &mut Value) {
+    let (Some(names), Some(values)) = (
+        request["ExpressionAttributeNames"].as_object(),
+        request["ExpressionAttributeValues"].as_object(),
+    ) else {
+        return;
+    };
+    for (placeholder, name) in names {
+        let value = &values[&placeholder.replacen('#', ":", 1)];
+        if let (Some(name), false) = (name.as_str(), value.is_null()) {
+            item[name] = value.clone();
+        }
     }
 }
 

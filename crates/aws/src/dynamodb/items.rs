@@ -25,6 +25,9 @@ pub(crate) type Item = HashMap<String, AttributeValue>;
 pub(crate) const COMPOSITE_KEY: &str = "fengine_key";
 /// The attribute DynamoDB's TTL deletes by: event time + ttl, in epoch seconds.
 pub(crate) const EXPIRES_AT: &str = "fengine_expires_at";
+/// The attribute naming the snapshot (by run id) that wrote an item: a load removes the
+/// items that another snapshot wrote.
+pub(crate) const LOAD_ATTRIBUTE: &str = "fengine_load";
 /// DynamoDB's limit on the size of one item.
 const MAX_ITEM_BYTES: usize = 400 * 1024;
 
@@ -51,6 +54,7 @@ pub(crate) fn batch_items(
     key_columns: &[String],
     event_time_column: &str,
     ttl_seconds: Option<u64>,
+    run_id: &str,
 ) -> Result<Vec<Item>> {
     check_nested_finite(batch)?;
     let mut items: Vec<Item> =
@@ -81,6 +85,12 @@ pub(crate) fn batch_items(
                 AttributeValue::S(composite_key(&values)),
             );
         }
+    }
+    for item in &mut items {
+        item.insert(
+            LOAD_ATTRIBUTE.to_string(),
+            AttributeValue::S(run_id.to_string()),
+        );
     }
     if let Some(ttl) = ttl_seconds {
         let times = event_time_seconds(batch, event_time_column)?;

@@ -16,13 +16,14 @@ use aws_sdk_dynamodb::types::{
 };
 use chrono::{DateTime, Utc};
 use fengine_online::{
-    Error, KeyKind, KeyValue, OnlineLoad, OnlineRow, OnlineStore, OnlineTable, Result, key_kinds,
-    parse_key,
+    Error, KeyKind, KeyValue, LoadCounts, LoadState, OnlineLoad, OnlineRow, OnlineStore,
+    OnlineTable, Result, SnapshotId, key_kinds, parse_key,
 };
 use tokio::sync::OnceCell;
 
 use super::items::{
-    COMPOSITE_KEY, EXPIRES_AT, batch_items, composite_key, hash_key_attribute, item_to_json,
+    COMPOSITE_KEY, EXPIRES_AT, Item, LOAD_ATTRIBUTE, batch_items, composite_key,
+    hash_key_attribute, item_to_json,
 };
 use super::writer::{BatchWriter, WriteSettings};
 use crate::AwsContext;
@@ -30,6 +31,8 @@ use crate::error::from_aws_sdk_error;
 
 /// The metadata table's name after the profile's prefix.
 const METADATA_TABLE: &str = "fengine_online_tables";
+/// Segments of the scan that finds the items a load did not write, scanned at once.
+const SCAN_SEGMENTS: i32 = 4;
 
 #[derive(Debug, Clone)]
 pub struct DynamoDbOnlineStore {
@@ -286,20 +289,21 @@ fn string_list(values: &[String]) -> AttributeValue {
 
 #[async_trait]
 impl OnlineStore for DynamoDbOnlineStore {
-    async fn loaded_as_of(&self, group: &str, version: u32) -> Result<Option<DateTime<Utc>>> {
+    async fn load_state(&self, group: &str, version: u32) -> Result<LoadState> {
         let Some(item) = self.metadata(&self.table_name(group, version)).await? else {
-            return Ok(None);
+            return Ok(LoadState::default());
         };
-        text(&item, "loaded_as_of")
-            .map(|t| {
-                DateTime::parse_from_rfc3339(t)
-                    .map(|t| t.with_timezone(&Utc))
-                    .map_err(|e| Error::Storage(format!("malformed loaded_as_of '{t}': {e}")))
-            })
-            .transpose()
+        Ok(LoadState {
+            loaded: snapshot_id(&item, "loaded_as_of", "loaded_run_id")?,
+            unfinished: snapshot_id(&item, "loading_as_of", "loading_run_id")?,
+        })
     }
 
-    async fn begin_load(&self, table: &OnlineTable) -> Result<Box<dyn OnlineLoad>> {
+    async fn begin_load(
+        &self,
+        table: &OnlineTable,
+        snapshot: &SnapshotId,
+    ) -> Result<Box<dyn OnlineLoad>> {
         let name = self.table_name(&table.group, table.version);
         let hash_key = hash_key_attribute(&table.key_columns).to_string();
         let key_kinds = key_kinds(&table.schema, &table.key_columns)?;
@@ -363,6 +367,15 @@ impl OnlineStore for DynamoDbOnlineStore {
                 ("timestamp_columns", string_list(&timestamp_columns)),
                 ("columns", string_list(&columns)),
                 ("ttl_seconds", ttl),
+                (
+                    "loading_as_of",
+                    AttributeValue::S(snapshot.as_of.to_rfc3339()),
+                ),
+                ("loading_run_id", AttributeValue::S(snapshot.run_id.clone())),
+                (
+                    "loading_started_at",
+                    AttributeValue::S(Utc::now().to_rfc3339()),
+                ),
             ],
         )
         .await?;
@@ -370,6 +383,7 @@ impl OnlineStore for DynamoDbOnlineStore {
             writer: BatchWriter::new(self.batch_client.clone(), name.clone(), self.settings),
             store: self.clone(),
             table: table.clone(),
+            snapshot: snapshot.clone(),
             name,
             ttl_seconds,
         }))
@@ -436,6 +450,7 @@ struct DynamoDbLoad {
     writer: BatchWriter,
     store: DynamoDbOnlineStore,
     table: OnlineTable,
+    snapshot: SnapshotId,
     name: String,
     ttl_seconds: Option<u64>,
 }
@@ -448,22 +463,146 @@ impl OnlineLoad for DynamoDbLoad {
             &self.table.key_columns,
             &self.table.event_time_column,
             self.ttl_seconds,
+            &self.snapshot.run_id,
         )?;
         self.writer.write(items).await
     }
 
-    async fn commit(self: Box<Self>, as_of: DateTime<Utc>) -> Result<u64> {
-        let rows = self.writer.finish().await?;
-        self.store
-            .update_metadata(
-                &self.name,
-                vec![
-                    ("loaded_as_of", AttributeValue::S(as_of.to_rfc3339())),
-                    ("loaded_at", AttributeValue::S(Utc::now().to_rfc3339())),
-                    ("loaded_rows", AttributeValue::N(rows.to_string())),
-                ],
-            )
+    async fn commit(self: Box<Self>) -> Result<LoadCounts> {
+        let DynamoDbLoad {
+            writer,
+            store,
+            table,
+            snapshot,
+            name,
+            ..
+        } = *self;
+        let rows = writer.finish().await?;
+        // Checked before deleting anything, as well as by the final write's condition: a
+        // load that lost its lease must not delete the rows of the one that took it.
+        let loading = store
+            .metadata(&name)
+            .await?
+            .and_then(|item| text(&item, "loading_run_id").map(str::to_string));
+        if loading.as_deref() != Some(snapshot.run_id.as_str()) {
+            return Err(Error::superseded(
+                &name,
+                &snapshot.run_id,
+                loading.as_deref(),
+            ));
+        }
+        let hash_key = hash_key_attribute(&table.key_columns).to_string();
+        let removed = store
+            .delete_other_loads(&name, &hash_key, &snapshot.run_id)
             .await?;
-        Ok(rows)
+        store.record_loaded(&name, &snapshot, rows).await?;
+        Ok(LoadCounts { rows, removed })
     }
+}
+
+impl DynamoDbOnlineStore {
+    /// Deletes the items of `table` that a load other than `run_id`'s wrote; their number.
+    async fn delete_other_loads(&self, table: &str, hash_key: &str, run_id: &str) -> Result<u64> {
+        let mut scans = tokio::task::JoinSet::new();
+        for segment in 0..SCAN_SEGMENTS {
+            let (store, table) = (self.clone(), table.to_string());
+            let (hash_key, run_id) = (hash_key.to_string(), run_id.to_string());
+            scans.spawn(async move {
+                store
+                    .scan_other_loads(&table, &hash_key, &run_id, segment)
+                    .await
+            });
+        }
+        let mut keys = Vec::new();
+        while let Some(scanned) = scans.join_next().await {
+            keys.extend(
+                scanned.map_err(|e| Error::Storage(format!("a DynamoDB scan failed: {e}")))??,
+            );
+        }
+        let mut writer =
+            BatchWriter::new(self.batch_client.clone(), table.to_string(), self.settings);
+        let removed = keys.len() as u64;
+        writer.delete(keys).await?;
+        writer.finish().await?;
+        Ok(removed)
+    }
+
+    /// The keys of one scan segment's items written by another load than `run_id`'s.
+    async fn scan_other_loads(
+        &self,
+        table: &str,
+        hash_key: &str,
+        run_id: &str,
+        segment: i32,
+    ) -> Result<Vec<Item>> {
+        let mut keys = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .scan()
+                .table_name(table)
+                .segment(segment)
+                .total_segments(SCAN_SEGMENTS)
+                .projection_expression("#k")
+                .filter_expression("attribute_not_exists(#l) OR #l <> :l")
+                .expression_attribute_names("#k", hash_key)
+                .expression_attribute_names("#l", LOAD_ATTRIBUTE)
+                .expression_attribute_values(":l", AttributeValue::S(run_id.to_string()))
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| storage("Scan", &e))?;
+            keys.extend(page.items().iter().cloned());
+            start = page.last_evaluated_key().cloned();
+            if start.is_none() {
+                return Ok(keys);
+            }
+        }
+    }
+
+    /// Records `snapshot` as the table's completed load, if no other load began since.
+    async fn record_loaded(&self, table: &str, snapshot: &SnapshotId, rows: u64) -> Result<()> {
+        let recorded = self
+            .client
+            .update_item()
+            .table_name(self.metadata_table())
+            .key("table_name", AttributeValue::S(table.to_string()))
+            .update_expression(
+                "SET loaded_as_of = :a, loaded_run_id = :r, loaded_at = :t, loaded_rows = :n \
+                 REMOVE loading_as_of, loading_run_id, loading_started_at",
+            )
+            .condition_expression("loading_run_id = :r")
+            .expression_attribute_values(":a", AttributeValue::S(snapshot.as_of.to_rfc3339()))
+            .expression_attribute_values(":r", AttributeValue::S(snapshot.run_id.clone()))
+            .expression_attribute_values(":t", AttributeValue::S(Utc::now().to_rfc3339()))
+            .expression_attribute_values(":n", AttributeValue::N(rows.to_string()))
+            .send()
+            .await;
+        match recorded {
+            Ok(_) => Ok(()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                Err(Error::superseded(table, &snapshot.run_id, None))
+            }
+            Err(e) => Err(storage("UpdateItem", &e)),
+        }
+    }
+}
+
+fn snapshot_id(item: &Item, as_of: &str, run_id: &str) -> Result<Option<SnapshotId>> {
+    let Some(text) = text(item, as_of) else {
+        return Ok(None);
+    };
+    let as_of = DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| Error::Storage(format!("malformed {as_of} '{text}': {e}")))?;
+    Ok(Some(SnapshotId {
+        as_of,
+        // Loads of earlier fengine versions recorded no run id.
+        run_id: self::text(item, run_id).unwrap_or_default().to_string(),
+    }))
 }

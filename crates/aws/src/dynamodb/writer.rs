@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
+use aws_sdk_dynamodb::types::{DeleteRequest, PutRequest, WriteRequest};
 use fengine_online::{Error, Result};
 use rand::Rng;
 use tokio::sync::Semaphore;
@@ -74,22 +74,36 @@ impl BatchWriter {
         }
     }
 
-    /// Queues the items, waiting while the requests in flight are at their limit, so that
-    /// memory stays bounded however many items the load has.
+    /// Queues puts of the items (see [`BatchWriter::send`]).
     pub(crate) async fn write(&mut self, items: Vec<Item>) -> Result<()> {
-        let mut items = items.into_iter().peekable();
-        while items.peek().is_some() {
-            let chunk: Vec<WriteRequest> = items
-                .by_ref()
-                .take(ITEMS_PER_REQUEST)
-                .map(|item| {
-                    let put = PutRequest::builder()
-                        .set_item(Some(item))
-                        .build()
-                        .expect("an item is set");
-                    WriteRequest::builder().put_request(put).build()
-                })
-                .collect();
+        self.send(items.into_iter().map(|item| {
+            let put = PutRequest::builder()
+                .set_item(Some(item))
+                .build()
+                .expect("an item is set");
+            WriteRequest::builder().put_request(put).build()
+        }))
+        .await
+    }
+
+    /// Queues deletes of the items of these keys (see [`BatchWriter::send`]).
+    pub(crate) async fn delete(&mut self, keys: Vec<Item>) -> Result<()> {
+        self.send(keys.into_iter().map(|key| {
+            let delete = DeleteRequest::builder()
+                .set_key(Some(key))
+                .build()
+                .expect("a key is set");
+            WriteRequest::builder().delete_request(delete).build()
+        }))
+        .await
+    }
+
+    /// Queues the requests, waiting while the requests in flight are at their limit, so
+    /// that memory stays bounded however many items the load has.
+    async fn send(&mut self, requests: impl Iterator<Item = WriteRequest>) -> Result<()> {
+        let mut requests = requests.peekable();
+        while requests.peek().is_some() {
+            let chunk: Vec<WriteRequest> = requests.by_ref().take(ITEMS_PER_REQUEST).collect();
             let permit = self
                 .permits
                 .clone()

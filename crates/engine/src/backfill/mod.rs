@@ -25,7 +25,8 @@ use tokio::task::{JoinError, JoinSet};
 
 use self::pattern::SweepQuery;
 use self::sweep::Sweep;
-use crate::manifest::GroupManifest;
+use crate::manifest::{GroupManifest, OnlineOutcome};
+use crate::online_load::OnlineStep;
 use crate::plan::PlannedGroup;
 use crate::{Backends, Error, Result, RunOptions, plan, publish, snapshot_name};
 
@@ -101,6 +102,9 @@ pub struct BackfillManifest {
     /// The groups computed for all their as-ofs in one sweep over their source; the others
     /// ran at each as-of.
     pub swept: Vec<String>,
+    /// The online step of groups whose newest snapshot was registered already, by group:
+    /// it completes a load that a killed backfill left unfinished.
+    pub online: BTreeMap<String, OnlineOutcome>,
     pub rows_written: u64,
     pub elapsed_ms: u64,
 }
@@ -235,6 +239,24 @@ pub async fn backfill(
         }
     }
 
+    // A group whose newest snapshot was registered before (a resumed backfill) may have been
+    // killed while loading it: the online step completes such a load, or finds it complete.
+    let mut online = BTreeMap::new();
+    for (index, group) in first.groups.iter().enumerate() {
+        if pending[index].contains(&newest) {
+            continue;
+        }
+        let step = OnlineStep {
+            context: &first.context,
+            group,
+            options: &run_at(newest),
+            backends,
+            mine: None,
+            obsolete: Vec::new(),
+        };
+        online.insert(group.name(), step.run().await?);
+    }
+
     let mut published = tracker.published;
     let rows_written = tracker.rows_written;
     let outcomes = as_ofs
@@ -261,6 +283,7 @@ pub async fn backfill(
         every_seconds: options.every.as_secs(),
         as_ofs: outcomes,
         swept,
+        online,
         rows_written,
         elapsed_ms: started.elapsed().as_millis() as u64,
     })
