@@ -184,9 +184,35 @@ enum Output {
     Json,
 }
 
+/// Stacks for the thread that plans and for the runtime's workers. Planning and running an
+/// expression recurse once per level of its nesting (up to the dialect's
+/// MAX_EXPRESSION_DEPTH) in places DataFusion cannot guard, such as derived `Clone` and
+/// `Drop`; the memory is reserved, and touched only as deep as a plan goes.
+const PLANNING_STACK_BYTES: usize = 256 << 20;
+const WORKER_STACK_BYTES: usize = 64 << 20;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Runtime::new() {
+    let command = std::thread::Builder::new()
+        .name("fengine".to_string())
+        .stack_size(PLANNING_STACK_BYTES)
+        .spawn(move || run_command(cli));
+    match command.map(|thread| thread.join()) {
+        Ok(Ok(code)) => code,
+        Ok(Err(panic)) => std::panic::resume_unwind(panic),
+        Err(e) => {
+            eprintln!("fengine: cannot start a thread: {e}");
+            ExitCode::from(EXIT_INFRASTRUCTURE)
+        }
+    }
+}
+
+fn run_command(cli: Cli) -> ExitCode {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_stack_size(WORKER_STACK_BYTES)
+        .build();
+    let runtime = match runtime {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("fengine: cannot start the async runtime: {e}");

@@ -383,3 +383,68 @@ fn a_source_that_declares_its_columns_may_hold_files_of_an_older_schema() {
         .success();
     assert_eq!(outcome.json()["groups"][0]["rows_written"], 3);
 }
+
+/// A group with a column summing `terms` ones.
+fn deep_pipeline(terms: usize) -> String {
+    format!(
+        "CREATE FEATURE GROUP deep KEY (k) EVENT TIME t AS SELECT 1 AS k, \
+         TIMESTAMP '2024-03-01 00:00:00' AS t, {} AS x;",
+        vec!["1"; terms].join("+")
+    )
+}
+
+/// Thousands of terms overflowed the stack (exit 134) in plan and run: refused where parsed,
+/// the line quoted around the error.
+#[rstest]
+#[case::plan(&["plan", "deep.sql"])]
+#[case::run(&["run", "deep.sql", "--as-of", "2024-03-02T00:00:00Z"])]
+#[case::backfill(&["backfill", "deep.sql", "--from", "2024-03-02T00:00:00Z", "--to", "2024-03-03T00:00:00Z", "--every", "1d"])]
+fn an_expression_too_deep_to_plan_is_refused(#[case] args: &[&str]) {
+    let workspace = published();
+    workspace.write("deep.sql", &deep_pipeline(3000));
+    let before = state(&workspace);
+    let outcome = workspace.fengine(args);
+    let quoted = "CREATE FEATURE GROUP deep KEY (k) EVENT TIME t AS SELECT 1 AS k, TIMESTAMP \
+                  '2024-03-01 00:00:00' AS t, 1+1+1+1+1+1+1+1+1...";
+    assert_eq!(
+        (outcome.code, outcome.stderr.as_str()),
+        (
+            EXIT_BAD_INPUT,
+            format!(
+                "fengine: deep.sql:1:1: an expression of this statement nests more than 1000 \
+                 levels deep (a chain such as a + b + c nests a level per operator), deeper than \
+                 fengine plans: split it over several columns or views\n 1 | {quoted}\n   | ^\n"
+            )
+            .as_str()
+        )
+    );
+    assert_eq!(
+        state(&workspace),
+        before,
+        "a failed command changed the workspace"
+    );
+}
+
+/// The deepest expression accepted is planned and computed on fengine's stacks, in the debug
+/// build the tests run.
+#[test]
+fn an_expression_at_the_depth_limit_runs() {
+    let workspace = Workspace::new();
+    workspace.write("deep.sql", &deep_pipeline(1000));
+    let manifest = workspace
+        .fengine(&[
+            "run",
+            "deep.sql",
+            "--as-of",
+            "2024-03-02T00:00:00Z",
+            "--output",
+            "json",
+        ])
+        .success()
+        .json();
+    let batches = read_parquet_folder(manifest["groups"][0]["snapshot_location"].as_str().unwrap());
+    assert_eq!(
+        column::<arrow::datatypes::Int64Type>(&batches, "x"),
+        vec![Some(1000)]
+    );
+}

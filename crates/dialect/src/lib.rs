@@ -11,12 +11,14 @@
 //! # Ok::<(), fengine_dialect::ParseError>(())
 //! ```
 
+mod depth;
 mod error;
 mod parser;
 mod pipeline;
 mod statement;
 
 pub use datafusion_sql::parser::Statement as DataFusionStatement;
+pub use depth::MAX_EXPRESSION_DEPTH;
 pub use error::{ParseError, Result, SourceLocation};
 pub use parser::{LocatedStatement, parse_sql};
 pub use pipeline::{MAX_FILE_BYTES, Pipeline, PipelineStatement, load_pipeline};

@@ -9,6 +9,7 @@ use datafusion_sql::sqlparser::ast::Ident;
 use datafusion_sql::sqlparser::parser::ParserError;
 use datafusion_sql::sqlparser::tokenizer::{Location, Token};
 
+use crate::depth::{self, MAX_EXPRESSION_DEPTH};
 use crate::error::{ParseError, Result};
 use crate::statement::{CreateFeatureGroup, FeatureComment, Include, OnlineOptions, Statement};
 
@@ -51,6 +52,19 @@ impl PipelineParser<'_> {
             }
             let start = next.span.start;
             let statement = self.parse_statement(start)?;
+            if depth::too_deep(&statement) {
+                // Dropping it would recurse as deep as it nests: the process ends on this
+                // error anyway.
+                std::mem::forget(statement);
+                return Err(self.error_at(
+                    start,
+                    format!(
+                        "an expression of this statement nests more than {MAX_EXPRESSION_DEPTH} levels deep \
+                         (a chain such as a + b + c nests a level per operator), deeper than \
+                         fengine plans: split it over several columns or views"
+                    ),
+                ));
+            }
             statements.push(LocatedStatement {
                 statement,
                 line: start.line,

@@ -101,12 +101,14 @@ fn load_file(
             metadata.len()
         )));
     }
-    let sql = std::fs::read_to_string(path).map_err(|e| {
+    let text = std::fs::read_to_string(path).map_err(|e| {
         read_error(format!(
             "cannot read pipeline file '{}': {e}",
             path.display()
         ))
     })?;
+    // Editors on Windows start UTF-8 files with a byte order mark; it is not SQL.
+    let sql = text.strip_prefix('\u{feff}').unwrap_or(&text).to_string();
     stack.push(canonical);
     for LocatedStatement {
         statement,

@@ -1,7 +1,8 @@
 use std::path::Path;
 
 use fengine_dialect::{
-    CreateFeatureGroup, MAX_FILE_BYTES, ParseError, Statement, load_pipeline, parse_sql,
+    CreateFeatureGroup, MAX_EXPRESSION_DEPTH, MAX_FILE_BYTES, ParseError, Statement, load_pipeline,
+    parse_sql,
 };
 use rstest::rstest;
 
@@ -313,6 +314,46 @@ fn errors_print_file_line_column_and_a_caret() {
     );
 }
 
+/// `1 + 1 + ... + 1`, `depth` deep: its values are the innermost level.
+fn sum_of_depth(depth: usize) -> String {
+    vec!["1"; depth].join(" + ")
+}
+
+/// Each template wraps the sum in `around` levels of its own.
+#[rstest]
+#[case::in_a_group(
+    "CREATE FEATURE GROUP g KEY (k) EVENT TIME t AS SELECT 1 AS k, now() AS t, {} AS x",
+    0
+)]
+#[case::in_a_view("CREATE VIEW v AS SELECT {} AS x", 0)]
+#[case::in_a_where("CREATE VIEW v AS SELECT 1 AS x WHERE 0 < {}", 1)]
+#[case::in_a_function_argument("CREATE VIEW v AS SELECT abs({}) AS x", 1)]
+#[case::in_an_explain("EXPLAIN SELECT {}", 0)]
+fn expressions_nested_deeper_than_the_limit_are_refused(
+    #[case] template: &str,
+    #[case] around: usize,
+) {
+    let at_limit = template.replace("{}", &sum_of_depth(MAX_EXPRESSION_DEPTH - around));
+    parse_sql(Path::new("ok.sql"), &at_limit).unwrap();
+    let deeper = template.replace("{}", &sum_of_depth(MAX_EXPRESSION_DEPTH - around + 1));
+    let error = parse_error(&format!("SELECT 1;\n{deeper}"));
+    let message = error.to_string();
+    assert!(
+        message.starts_with(
+            "bad.sql:2:1: an expression of this statement nests more than 1000 levels deep"
+        ),
+        "{message}"
+    );
+    // The quoted line is cut around the column.
+    assert!(message.lines().nth(1).unwrap().len() < 140, "{message}");
+}
+
+#[test]
+fn an_expression_of_a_million_terms_is_refused_without_recursing_through_it() {
+    let error = parse_error(&format!("SELECT {}", sum_of_depth(1_000_000)));
+    assert!(error.message.contains("nests more than 1000 levels deep"));
+}
+
 mod includes {
     use super::*;
     use std::fs;
@@ -321,6 +362,24 @@ mod includes {
         let path = dir.join(name);
         fs::create_dir_all(path.parent().unwrap()).unwrap();
         fs::write(path, sql).unwrap();
+    }
+
+    /// Editors on Windows start UTF-8 files with a byte order mark.
+    #[test]
+    fn a_byte_order_mark_at_the_start_of_a_file_is_not_sql() {
+        let dir = tempfile::tempdir().unwrap();
+        write(
+            dir.path(),
+            "main.sql",
+            "\u{feff}INCLUDE 'more.sql';\nCREATE VIEW a AS SELECT 1;",
+        );
+        write(dir.path(), "more.sql", "\u{feff}CREATE VIEW b AS SELECT 2;");
+        let pipeline = load_pipeline(&dir.path().join("main.sql")).unwrap();
+        assert_eq!(pipeline.statements.len(), 2);
+        write(dir.path(), "bad.sql", "\u{feff}SELEC 1;");
+        let error = load_pipeline(&dir.path().join("bad.sql")).unwrap_err();
+        assert!(error.to_string().contains(":1:1: "), "{error}");
+        assert!(!error.to_string().contains('\u{feff}'), "{error}");
     }
 
     #[test]
