@@ -900,3 +900,82 @@ async fn create_database(glue: &fengine_aws::sdk::glue::Client, name: &str) {
         .await
         .unwrap();
 }
+
+/// What DynamoDB cannot take is found before the Glue partition is registered: a table of
+/// the group version's name keyed otherwise, and a row over DynamoDB's 400 KB.
+#[tokio::test]
+async fn what_dynamodb_refuses_is_found_before_anything_is_registered() {
+    let (workspace, _bucket, database, prefix) = aws_workspace();
+    let dynamodb = fengine_aws::sdk::dynamodb::Client::new(aws::context().await.sdk_config());
+    use fengine_aws::sdk::dynamodb::types::{
+        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    };
+    dynamodb
+        .create_table()
+        .table_name(format!("{prefix}wide_v1"))
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name("id")
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .unwrap(),
+        )
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name("id")
+                .key_type(KeyType::Hash)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let pipeline = |size: usize| {
+        format!(
+            "CREATE FEATURE GROUP wide KEY (id) EVENT TIME t AS SELECT 7 AS id, \
+             TIMESTAMP '2024-03-01 00:00:00' AS t, repeat('x', {size}) AS blob;"
+        )
+    };
+    workspace.write("wide.sql", &pipeline(10));
+    let args = [
+        "run",
+        "wide.sql",
+        "--as-of",
+        "2024-03-02T00:00:00Z",
+        "--profile",
+        "aws",
+    ];
+    let refused = workspace.fengine(&args);
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
+    assert!(
+        refused.stderr.starts_with(&format!(
+            "fengine: wide.sql:1:1: feature group 'wide': DynamoDB table '{prefix}wide_v1' exists \
+             with the key schema (id HASH S), but the group needs (id HASH N)"
+        )),
+        "{}",
+        refused.stderr
+    );
+    let glue = fengine_aws::sdk::glue::Client::new(aws::context().await.sdk_config());
+    let tables = glue.get_tables().database_name(&database).send().await;
+    assert!(tables.map(|t| t.table_list().is_empty()).unwrap_or(true));
+
+    dynamodb
+        .delete_table()
+        .table_name(format!("{prefix}wide_v1"))
+        .send()
+        .await
+        .unwrap();
+    workspace.write("wide.sql", &pipeline(500 * 1024));
+    let refused = workspace.fengine(&args);
+    assert_eq!(refused.code, 3, "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains(
+            "feature group 'wide': the online store cannot hold a row: the row of key (7) takes up to"
+        ),
+        "{}",
+        refused.stderr
+    );
+    let tables = glue.get_tables().database_name(&database).send().await;
+    assert!(tables.map(|t| t.table_list().is_empty()).unwrap_or(true));
+}

@@ -448,3 +448,37 @@ fn an_expression_at_the_depth_limit_runs() {
         vec![Some(1000)]
     );
 }
+
+/// A KEY changed without a VERSION bump keeps the columns (the catalog accepts it) but not
+/// the online table's key: refused while planning, before anything is computed.
+#[test]
+fn a_key_changed_without_a_version_bump_is_refused_before_publishing() {
+    let workspace = Workspace::new();
+    let pipeline = |key: &str| {
+        format!(
+            "CREATE FEATURE GROUP pairs KEY ({key}) EVENT TIME t AS SELECT 1 AS a, 2 AS b, \
+             TIMESTAMP '2024-03-01 00:00:00' AS t, 3 AS x;"
+        )
+    };
+    workspace.write("pairs.sql", &pipeline("a"));
+    workspace
+        .fengine(&["run", "pairs.sql", "--as-of", "2024-03-02T00:00:00Z"])
+        .success();
+    workspace.write("pairs.sql", &pipeline("b"));
+    let before = state(&workspace);
+    let outcome = workspace.fengine(&["run", "pairs.sql", "--as-of", "2024-03-03T00:00:00Z"]);
+    assert_eq!(
+        (outcome.code, outcome.stderr.as_str()),
+        (
+            EXIT_BAD_INPUT,
+            "fengine: pairs.sql:1:1: feature group 'pairs': online table 'pairs_v1' exists keyed \
+             by (a integer), but the group is keyed by (b integer): bump the group's VERSION, or \
+             drop that table\n"
+        )
+    );
+    assert_eq!(
+        state(&workspace),
+        before,
+        "a failed command changed the workspace"
+    );
+}

@@ -613,3 +613,125 @@ async fn nan_and_infinities_are_served_as_their_json_strings(#[case] kind: Kind)
         .unwrap();
     assert_eq!(amount(&row.values["ratio"]), -0.25);
 }
+
+/// A table of the group version keyed otherwise (KEY changed without a VERSION bump) is
+/// refused before anything is computed.
+#[rstest]
+#[case::embedded(Kind::Embedded)]
+#[cfg_attr(feature = "aws", case::dynamodb(Kind::DynamoDb))]
+#[tokio::test]
+async fn a_table_keyed_otherwise_is_refused_before_loading(#[case] kind: Kind) {
+    let backend = backend(kind).await;
+    let store = backend.0.as_ref();
+    store.check_table(&table(None)).await.unwrap();
+    load(
+        store,
+        &table(None),
+        "2024-03-01T00:00:00Z",
+        vec![batch(&[(1, "EU", "2024-02-28T00:00:00Z", None, None)])],
+    )
+    .await;
+    store.check_table(&table(None)).await.unwrap();
+    let rekeyed = OnlineTable {
+        key_columns: vec!["region".into(), "customer_id".into()],
+        ..table(None)
+    };
+    let error = store.check_table(&rekeyed).await.unwrap_err();
+    assert!(matches!(error, Error::Invalid(_)), "{error}");
+    assert!(
+        error.to_string().contains(
+            "exists keyed by (customer_id integer, region text), but the group is keyed by \
+             (region text, customer_id integer)"
+        ),
+        "{error}"
+    );
+    let single = OnlineTable {
+        key_columns: vec!["customer_id".into()],
+        ..table(None)
+    };
+    let error = store.check_table(&single).await.unwrap_err().to_string();
+    assert!(error.contains("bump the group's VERSION"), "{error}");
+}
+
+/// What a store refuses to hold is refused by its row check, which runs before the commit
+/// point, as well as by the load.
+#[rstest]
+#[case::embedded(Kind::Embedded)]
+#[cfg_attr(feature = "aws", case::dynamodb(Kind::DynamoDb))]
+#[tokio::test]
+async fn rows_a_store_cannot_hold_are_refused_by_its_row_check(#[case] kind: Kind) {
+    let dynamodb = !matches!(kind, Kind::Embedded);
+    let backend = backend(kind).await;
+    let store = backend.0.as_ref();
+    let fine = batch(&[
+        (1, "EU", "2024-02-28T00:00:00Z", Some(1), Some(1e125)),
+        (2, "EU", "2024-02-28T00:00:00Z", None, Some(f64::NAN)),
+        (3, "EU", "2024-02-28T00:00:00Z", None, Some(-1e-130)),
+    ]);
+    store.check_rows(&table(None), &fine).unwrap();
+
+    let wide_schema = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, false),
+        Field::new(
+            "event_time",
+            DataType::Timestamp(TimeUnit::Microsecond, None),
+            false,
+        ),
+        Field::new("blob", DataType::Utf8, true),
+        Field::new("huge", DataType::Float64, true),
+    ]));
+    let wide = OnlineTable {
+        group: "wide".into(),
+        version: 1,
+        schema: wide_schema.clone(),
+        key_columns: vec!["id".into()],
+        event_time_column: "event_time".into(),
+        ttl: None,
+    };
+    let rows = |blob: &str, huge: f64| {
+        RecordBatch::try_new(
+            wide_schema.clone(),
+            vec![
+                Arc::new(arrow::array::Int64Array::from(vec![7])),
+                Arc::new(TimestampMicrosecondArray::from(vec![0])),
+                Arc::new(StringArray::from(vec![blob])),
+                Arc::new(Float64Array::from(vec![huge])),
+            ],
+        )
+        .unwrap()
+    };
+    let big = "x".repeat(500 * 1024);
+    let outcomes = [
+        store.check_rows(&wide, &rows(&big, 1.0)),
+        store.check_rows(&wide, &rows("small", 1e300)),
+        store.check_rows(&wide, &rows("small", 1e-200)),
+    ];
+    match store.check_rows(&wide, &rows("small", 1.0)) {
+        Ok(()) => {}
+        Err(e) => panic!("a small row was refused: {e}"),
+    }
+    if dynamodb {
+        let messages: Vec<String> = outcomes
+            .iter()
+            .map(|o| o.as_ref().unwrap_err().to_string())
+            .collect();
+        assert!(
+            messages[0].starts_with("the row of key (7) takes up to"),
+            "{}",
+            messages[0]
+        );
+        assert!(
+            messages[1].starts_with("column 'huge' holds 1e300 (key 7), beyond the range"),
+            "{}",
+            messages[1]
+        );
+        assert!(
+            messages[2].starts_with("column 'huge' holds 1e-200 (key 7)"),
+            "{}",
+            messages[2]
+        );
+        return;
+    }
+    // SQLite holds them all.
+    assert!(outcomes.iter().all(Result::is_ok));
+}

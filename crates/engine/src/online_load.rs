@@ -11,7 +11,7 @@ use datafusion::functions_window::expr_fn::row_number;
 use datafusion::logical_expr::{ExprFunctionExt, ident, lit};
 use datafusion::prelude::ParquetReadOptions;
 use fengine_catalog::Partition;
-use fengine_online::{LoadState, OnlineTable, SnapshotId};
+use fengine_online::{LoadState, SnapshotId};
 use futures::StreamExt;
 use object_store::path::Path as ObjectPath;
 
@@ -134,15 +134,7 @@ impl OnlineStep<'_> {
         snapshot: SnapshotId,
         mut rows: futures::stream::BoxStream<'static, Result<arrow::array::RecordBatch>>,
     ) -> Result<OnlineOutcome> {
-        let group = self.group;
-        let table = OnlineTable {
-            group: group.name(),
-            version: group.definition.version,
-            schema: group.schema.clone(),
-            key_columns: group.definition.key_columns(),
-            event_time_column: group.definition.event_time_column(),
-            ttl: group.ttl,
-        };
+        let table = self.group.online_table();
         lease.check()?;
         let mut load = self.backends.online.begin_load(&table, &snapshot).await?;
         while let Some(batch) = rows.next().await {

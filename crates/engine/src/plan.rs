@@ -16,7 +16,7 @@ use fengine_catalog::{Column, Table};
 use fengine_dialect::{
     CreateFeatureGroup, DataFusionStatement, Pipeline, SourceLocation, Statement,
 };
-use fengine_online::KeyKind;
+use fengine_online::{KeyKind, OnlineTable};
 
 use crate::backfill::SourceCache;
 use crate::functions::{as_of_udf, param_udf, parse_param_value};
@@ -50,6 +50,18 @@ pub struct PlannedGroup {
 impl PlannedGroup {
     pub fn name(&self) -> String {
         self.definition.name()
+    }
+
+    /// The group version as the online store holds it.
+    pub(crate) fn online_table(&self) -> OnlineTable {
+        OnlineTable {
+            group: self.name(),
+            version: self.definition.version,
+            schema: self.schema.clone(),
+            key_columns: self.definition.key_columns(),
+            event_time_column: self.definition.event_time_column(),
+            ttl: self.ttl,
+        }
     }
 }
 
@@ -299,7 +311,7 @@ async fn plan_group(
             ),
         ));
     }
-    Ok(PlannedGroup {
+    let planned = PlannedGroup {
         definition: group.clone(),
         location: location.clone(),
         frame,
@@ -307,7 +319,18 @@ async fn plan_group(
         ttl,
         table,
         rolling_windows,
-    })
+    };
+    // A store table of the same name keyed otherwise would be found only after the
+    // snapshot is registered.
+    if let Err(e) = backends.online.check_table(&planned.online_table()).await {
+        return Err(match Error::from(e) {
+            Error::Config(message) => {
+                Error::plan(location, format!("feature group '{name}': {message}"))
+            }
+            other => other,
+        });
+    }
+    Ok(planned)
 }
 
 /// Group names become table, folder and online table names: lower-case letters, digits and

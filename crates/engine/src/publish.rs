@@ -105,7 +105,9 @@ async fn publish_holding(
     let (rows_written, latest) = match computed {
         None => {
             let started = Instant::now();
-            let written = write_snapshot(context, group, &identity, &run_location, backends).await;
+            let online = OnlineCheck::of(group, options, backends);
+            let written =
+                write_snapshot(context, group, &identity, &run_location, online, backends).await;
             let written = or_discard(written, backends, &run_location).await?;
             timings.compute_and_write = elapsed_ms(started);
 
@@ -124,6 +126,9 @@ async fn publish_holding(
         Some(rows) => {
             let started = Instant::now();
             identity.check_rows(&rows)?;
+            if let Some(online) = OnlineCheck::of(group, options, backends) {
+                online.check(&group.name(), &rows)?;
+            }
             timings.check = elapsed_ms(started);
 
             let started = Instant::now();
@@ -216,6 +221,7 @@ async fn write_snapshot(
     group: &PlannedGroup,
     identity: &Identity,
     location: &Url,
+    online: Option<OnlineCheck>,
     backends: &Backends,
 ) -> Result<WrittenSnapshot> {
     let failed = datafusion_errors(group);
@@ -226,6 +232,7 @@ async fn write_snapshot(
         .await
         .map_err(&failed)?;
     let sorted = identity.sorted_and_grouped_by(&plan);
+    let online = online.map(Arc::new);
     let partitions = plan.output_partitioning().partition_count();
     let buffer = parquet_file::buffer_size(context);
     let streams = (0..partitions)
@@ -248,12 +255,18 @@ async fn write_snapshot(
             .join(&format!("part-{partition}.parquet"))
             .expect("a valid file name");
         let warehouse = backends.warehouse.clone();
-        let (failed, stop) = (failed.clone(), stop.clone());
+        let (failed, stop, online, group) =
+            (failed.clone(), stop.clone(), online.clone(), group.name());
         tasks.push(SpawnedTask::spawn(async move {
             let file = PartitionFile {
                 warehouse: &warehouse,
                 location: &file,
                 buffer,
+            };
+            let checks = RowChecks {
+                rows: checks,
+                online: online.as_deref(),
+                group: &group,
             };
             let written = write_partition(batches, checks, file, &stop, failed).await;
             if written.is_err() {
@@ -324,15 +337,51 @@ struct PartitionFile<'a> {
     buffer: usize,
 }
 
+/// What each batch of a partition is checked for before it is written.
+struct RowChecks<'a> {
+    rows: PartitionChecks,
+    online: Option<&'a OnlineCheck>,
+    group: &'a str,
+}
+
+/// The online store's check of the rows it is to hold, when the run loads it: values it
+/// would refuse are found before the commit point, not after.
+struct OnlineCheck {
+    store: Arc<dyn fengine_online::OnlineStore>,
+    table: fengine_online::OnlineTable,
+}
+
+impl OnlineCheck {
+    fn of(group: &PlannedGroup, options: &RunOptions, backends: &Backends) -> Option<Self> {
+        options.load_online.then(|| OnlineCheck {
+            store: backends.online.clone(),
+            table: group.online_table(),
+        })
+    }
+
+    fn check(&self, group: &str, batch: &RecordBatch) -> Result<()> {
+        self.store
+            .check_rows(&self.table, batch)
+            .map_err(|e| match Error::from(e) {
+                Error::Config(message) => Error::Check(format!(
+                    "feature group '{group}': the online store cannot hold a row: {message}; \
+                 nothing was published"
+                )),
+                other => other,
+            })
+    }
+}
+
 /// Writes one partition's batches to `file`, created with its first row.
 /// `None` when it stopped because another partition failed.
 async fn write_partition(
     mut batches: SendableRecordBatchStream,
-    mut checks: PartitionChecks,
+    checks: RowChecks<'_>,
     file: PartitionFile<'_>,
     stop: &AtomicBool,
     failed: impl Fn(DataFusionError) -> Error,
 ) -> Result<Option<PartitionWritten>> {
+    let mut row_checks = checks.rows;
     let mut parquet = None;
     let mut rows = 0;
     while let Some(batch) = batches.next().await {
@@ -341,9 +390,12 @@ async fn write_partition(
             return Ok(None);
         }
         let batch = batch.map_err(&failed)?;
-        match &mut checks {
+        match &mut row_checks {
             PartitionChecks::Sorted(sorted) => sorted.observe(&batch)?,
             PartitionChecks::Nulls(identity) => identity.check_nulls(&batch)?,
+        }
+        if let Some(online) = checks.online {
+            online.check(checks.group, &batch)?;
         }
         if batch.num_rows() == 0 {
             continue;
@@ -363,7 +415,7 @@ async fn write_partition(
     if let Some(parquet) = parquet {
         parquet.close().await?;
     }
-    let latest = match checks {
+    let latest = match row_checks {
         PartitionChecks::Sorted(sorted) => sorted.finish(),
         PartitionChecks::Nulls(_) => None,
     };

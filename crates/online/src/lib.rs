@@ -83,6 +83,43 @@ pub struct LoadState {
     pub unfinished: Option<SnapshotId>,
 }
 
+/// What every store checks of rows: keys that fit their storage type, no NaN or infinity
+/// nested where it cannot be served.
+pub fn check_rows_common(table: &OnlineTable, batch: &RecordBatch) -> Result<()> {
+    check_nested_finite(batch)?;
+    key_values(batch, &table.key_columns)?;
+    Ok(())
+}
+
+/// Why an existing online table cannot hold `table`'s rows, if it cannot: its key differs.
+pub fn key_conflict(name: &str, table: &OnlineTable, existing: &[(String, String)]) -> Result<()> {
+    let wanted: Vec<(String, String)> = table
+        .key_columns
+        .iter()
+        .cloned()
+        .zip(
+            key_kinds(&table.schema, &table.key_columns)?
+                .iter()
+                .map(|k| k.name().to_string()),
+        )
+        .collect();
+    if existing == wanted.as_slice() {
+        return Ok(());
+    }
+    let describe = |key: &[(String, String)]| {
+        key.iter()
+            .map(|(column, kind)| format!("{column} {kind}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    Err(Error::Invalid(format!(
+        "online table '{name}' exists keyed by ({}), but the group is keyed by ({}): bump the \
+         group's VERSION, or drop that table",
+        describe(existing),
+        describe(&wanted)
+    )))
+}
+
 /// What a completed load did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LoadCounts {
@@ -96,6 +133,16 @@ pub struct LoadCounts {
 pub trait OnlineStore: Send + Sync + Debug {
     /// The snapshots loaded into this feature group version, completely or not.
     async fn load_state(&self, group: &str, version: u32) -> Result<LoadState>;
+
+    /// Fails with [`Error::Invalid`] if the store holds a table of this group version that
+    /// cannot take its rows (keyed by other columns or types): checked before anything is
+    /// computed or published.
+    async fn check_table(&self, table: &OnlineTable) -> Result<()>;
+
+    /// Fails with [`Error::Invalid`], naming the column and key, if the store cannot hold
+    /// these rows: checked on every row of a snapshot as it is written, before the commit
+    /// point, so that a value the store refuses is not found after registering.
+    fn check_rows(&self, table: &OnlineTable, batch: &RecordBatch) -> Result<()>;
 
     /// Starts loading `snapshot`, recorded as unfinished until committed: rows written
     /// through it replace the stored rows of the same keys. One load at a time per group

@@ -28,7 +28,7 @@ use crate::keys::{KeyKind, KeyValue, key_kinds, key_values, parse_key};
 use crate::values::{doubles, is_double};
 use crate::{
     Error, LoadCounts, LoadState, OnlineLoad, OnlineRow, OnlineStore, OnlineTable, Result,
-    SnapshotId, check_nested_finite, non_finite_text,
+    SnapshotId, check_nested_finite, check_rows_common, key_conflict, non_finite_text,
 };
 
 const SCHEMA: &str = "
@@ -117,6 +117,39 @@ impl OnlineStore for SqliteOnlineStore {
                 })
             })
             .await
+    }
+
+    async fn check_table(&self, table: &OnlineTable) -> Result<()> {
+        let (group, version) = (table.group.clone(), table.version);
+        let recorded: Option<(String, String)> = self
+            .file
+            .run(move |connection| {
+                connection
+                    .query_row(
+                        "SELECT key_columns, key_kinds FROM online_tables
+                         WHERE group_name = ?1 AND version = ?2",
+                        params![group, version],
+                        |row| Ok((row.get(0)?, row.get(1)?)),
+                    )
+                    .optional()
+                    .map_err(Error::from)
+            })
+            .await?;
+        let Some((columns, kinds)) = recorded else {
+            return Ok(());
+        };
+        let columns: Vec<String> = parse_json(&columns)?;
+        let kinds: Vec<String> = parse_json(&kinds)?;
+        let existing: Vec<(String, String)> = columns.into_iter().zip(kinds).collect();
+        key_conflict(
+            &data_table_name(&table.group, table.version),
+            table,
+            &existing,
+        )
+    }
+
+    fn check_rows(&self, table: &OnlineTable, batch: &RecordBatch) -> Result<()> {
+        check_rows_common(table, batch)
     }
 
     async fn begin_load(

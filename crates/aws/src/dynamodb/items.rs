@@ -118,6 +118,142 @@ pub(crate) fn batch_items(
     Ok(items)
 }
 
+/// Room left in every bound for the attributes fengine adds to an item (the composite key,
+/// the expiry, the snapshot's run id).
+const ADDED_ATTRIBUTES_BYTES: usize = 256;
+/// A bound on the size of any number as an item stores it.
+const NUMBER_BYTES: usize = 40;
+/// DynamoDB's numbers: at most 38 digits, magnitudes from 1e-130 to below 1e126.
+const NUMBER_MAGNITUDES: std::ops::Range<f64> = 1e-130..1e126;
+
+/// Refuses rows DynamoDB cannot hold, before any is sent: columns of types it has no
+/// attribute for, doubles beyond its numbers' range, rows whose item would pass 400 KB.
+/// Vectorised over the batch, so that every row of a snapshot can be checked as it is
+/// written; sizes are upper bounds (numbers count as their longest), exact for strings.
+pub(crate) fn check_items(batch: &RecordBatch, key_columns: &[String]) -> Result<()> {
+    let key_of = |row: usize| -> String {
+        key_columns
+            .iter()
+            .filter_map(|k| batch.column_by_name(k))
+            .map(|k| array_value_to_string(k, row).unwrap_or_default())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut sizes = vec![ADDED_ATTRIBUTES_BYTES; batch.num_rows()];
+    for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
+        attribute_values(&column.slice(0, 0), field.name())?;
+        if matches!(
+            column.data_type(),
+            DataType::Float16 | DataType::Float32 | DataType::Float64
+        ) {
+            let doubles = cast(column, &DataType::Float64)?;
+            let doubles = doubles.as_primitive::<Float64Type>();
+            if let Some((row, value)) = doubles.iter().enumerate().find_map(|(row, v)| {
+                v.filter(|v| v.is_finite() && *v != 0.0 && !NUMBER_MAGNITUDES.contains(&v.abs()))
+                    .map(|v| (row, v))
+            }) {
+                return Err(Error::Invalid(format!(
+                    "column '{}' holds {value:e} (key {}), beyond the range of DynamoDB's numbers \
+                     (magnitudes from 1e-130 to below 1e126): scale or CAST it",
+                    field.name(),
+                    key_of(row)
+                )));
+            }
+        }
+        for (row, size) in value_size_bounds(column).into_iter().enumerate() {
+            if column.is_valid(row) {
+                sizes[row] += field.name().len() + size;
+            }
+        }
+    }
+    match sizes.iter().position(|&size| size > MAX_ITEM_BYTES) {
+        Some(row) => Err(Error::Invalid(format!(
+            "the row of key ({}) takes up to {} bytes as a DynamoDB item, over DynamoDB's limit \
+             of 400 KB: drop or shorten columns of this group",
+            key_of(row),
+            sizes[row]
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// Each row's bound on the size of `array`'s value as an attribute (0 for nulls).
+fn value_size_bounds(array: &ArrayRef) -> Vec<usize> {
+    let rows = array.len();
+    let lengths = |offsets: &[i64]| -> Vec<usize> {
+        offsets.windows(2).map(|w| (w[1] - w[0]) as usize).collect()
+    };
+    match array.data_type() {
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Dictionary(..) => {
+            match cast(array, &DataType::LargeUtf8) {
+                Ok(texts) => {
+                    let offsets: Vec<i64> = texts.as_string::<i64>().value_offsets().to_vec();
+                    lengths(&offsets)
+                }
+                Err(_) => vec![0; rows],
+            }
+        }
+        DataType::Binary | DataType::LargeBinary | DataType::BinaryView => {
+            match cast(array, &DataType::LargeBinary) {
+                Ok(bytes) => {
+                    let offsets: Vec<i64> = bytes.as_binary::<i64>().value_offsets().to_vec();
+                    lengths(&offsets)
+                }
+                Err(_) => vec![0; rows],
+            }
+        }
+        DataType::FixedSizeBinary(width) => vec![*width as usize; rows],
+        DataType::Boolean => vec![1; rows],
+        DataType::Date32 | DataType::Date64 => vec![10; rows],
+        DataType::List(field)
+        | DataType::LargeList(field)
+        | DataType::FixedSizeList(field, _)
+        | DataType::ListView(field) => match cast(array, &DataType::LargeList(field.clone())) {
+            Ok(lists) => {
+                let lists = lists.as_list::<i64>();
+                let elements = value_size_bounds(lists.values());
+                lists
+                    .value_offsets()
+                    .windows(2)
+                    .map(|w| {
+                        3 + elements[w[0] as usize..w[1] as usize]
+                            .iter()
+                            .map(|e| 1 + e)
+                            .sum::<usize>()
+                    })
+                    .collect()
+            }
+            Err(_) => vec![0; rows],
+        },
+        DataType::Struct(fields) => {
+            let structs = array.as_struct();
+            let mut sizes = vec![3; rows];
+            for (field, child) in fields.iter().zip(structs.columns()) {
+                for (row, size) in value_size_bounds(child).into_iter().enumerate() {
+                    if child.is_valid(row) {
+                        sizes[row] += 1 + field.name().len() + size;
+                    }
+                }
+            }
+            sizes
+        }
+        DataType::Map(..) => {
+            let maps = array.as_map();
+            let keys = value_size_bounds(maps.keys());
+            let values = value_size_bounds(maps.values());
+            maps.value_offsets()
+                .windows(2)
+                .map(|w| {
+                    3 + (w[0] as usize..w[1] as usize)
+                        .map(|e| 1 + keys[e] + values[e])
+                        .sum::<usize>()
+                })
+                .collect()
+        }
+        _ => vec![NUMBER_BYTES; rows],
+    }
+}
+
 fn event_time_seconds(batch: &RecordBatch, column: &str) -> Result<Vec<i64>> {
     let array = batch.column_by_name(column).ok_or_else(|| {
         Error::Invalid(format!(
@@ -176,7 +312,7 @@ fn attribute_values(array: &ArrayRef, column: &str) -> Result<Vec<Option<Attribu
                     value.map(|v| match non_finite_text(v) {
                         // No DynamoDB number is one: stored as get serves it.
                         Some(text) => AttributeValue::S(text.to_string()),
-                        None => AttributeValue::N(v.to_string()),
+                        None => AttributeValue::N(number_text(v)),
                     })
                 })
                 .collect()
@@ -320,6 +456,17 @@ fn attribute_values(array: &ArrayRef, column: &str) -> Result<Vec<Option<Attribu
     Ok(values)
 }
 
+/// A finite double as DynamoDB's number text: its shortest digits, in exponent notation
+/// where plain digits would run long (`1e300`, not 301 digits).
+fn number_text(value: f64) -> String {
+    let magnitude = value.abs();
+    if magnitude != 0.0 && !(1e-7..1e21).contains(&magnitude) {
+        format!("{value:e}")
+    } else {
+        value.to_string()
+    }
+}
+
 /// Microseconds since the epoch as decimal seconds: `1711929600`, `1711929600.25`.
 fn epoch_seconds(micros: i64) -> String {
     let sign = if micros < 0 { "-" } else { "" };
@@ -436,6 +583,18 @@ mod tests {
             seconds_to_rfc3339("1711929600.25").as_deref(),
             Some("2024-04-01T00:00:00.250Z")
         );
+    }
+
+    #[test]
+    fn doubles_are_written_in_their_shortest_digits() {
+        assert_eq!(number_text(0.1), "0.1");
+        assert_eq!(number_text(-2.5e20), "-250000000000000000000");
+        assert_eq!(number_text(1e300), "1e300");
+        assert_eq!(number_text(-1.5e-8), "-1.5e-8");
+        assert_eq!(number_text(f64::MIN_POSITIVE), "2.2250738585072014e-308");
+        for value in [0.1, 1e300, -1.5e-8, 123456.789, f64::MAX] {
+            assert_eq!(number_text(value).parse::<f64>().unwrap(), value);
+        }
     }
 
     #[test]

@@ -17,12 +17,12 @@ use aws_sdk_dynamodb::types::{
 use chrono::{DateTime, Utc};
 use fengine_online::{
     Error, KeyKind, KeyValue, LoadCounts, LoadState, OnlineLoad, OnlineRow, OnlineStore,
-    OnlineTable, Result, SnapshotId, key_kinds, parse_key,
+    OnlineTable, Result, SnapshotId, check_rows_common, key_conflict, key_kinds, parse_key,
 };
 use tokio::sync::OnceCell;
 
 use super::items::{
-    COMPOSITE_KEY, EXPIRES_AT, Item, LOAD_ATTRIBUTE, batch_items, composite_key,
+    COMPOSITE_KEY, EXPIRES_AT, Item, LOAD_ATTRIBUTE, batch_items, check_items, composite_key,
     hash_key_attribute, item_to_json,
 };
 use super::writer::{BatchWriter, WriteSettings};
@@ -258,6 +258,15 @@ where
     Error::Storage(from_aws_sdk_error("DynamoDB", operation, error))
 }
 
+/// The hash key attribute of a group version's table, and its type.
+fn hash_key(table: &OnlineTable) -> Result<(String, ScalarAttributeType)> {
+    let key_type = match key_kinds(&table.schema, &table.key_columns)?.as_slice() {
+        [KeyKind::Integer] => ScalarAttributeType::N,
+        _ => ScalarAttributeType::S,
+    };
+    Ok((hash_key_attribute(&table.key_columns).to_string(), key_type))
+}
+
 fn number(item: &HashMap<String, AttributeValue>, name: &str) -> Option<i64> {
     item.get(name)?.as_n().ok()?.parse().ok()
 }
@@ -299,18 +308,69 @@ impl OnlineStore for DynamoDbOnlineStore {
         })
     }
 
+    async fn check_table(&self, table: &OnlineTable) -> Result<()> {
+        let name = self.table_name(&table.group, table.version);
+        let described = match self.client.describe_table().table_name(&name).send().await {
+            Ok(described) => described,
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_resource_not_found_exception()) =>
+            {
+                return Ok(());
+            }
+            Err(e) => return Err(storage("DescribeTable", &e)),
+        };
+        let (hash_key, key_type) = hash_key(table)?;
+        let wanted = format!("{hash_key} HASH {}", key_type.as_str());
+        let existing = described
+            .table()
+            .map(|t| {
+                t.key_schema()
+                    .iter()
+                    .map(|k| {
+                        let kind = t
+                            .attribute_definitions()
+                            .iter()
+                            .find(|a| a.attribute_name() == k.attribute_name())
+                            .map_or("?", |a| a.attribute_type().as_str());
+                        format!("{} {} {kind}", k.attribute_name(), k.key_type().as_str())
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .unwrap_or_default();
+        if existing != wanted {
+            return Err(Error::Invalid(format!(
+                "DynamoDB table '{name}' exists with the key schema ({existing}), but the group \
+                 needs ({wanted}): bump the group's VERSION, use another dynamodb_table_prefix, \
+                 or delete that table"
+            )));
+        }
+        match self.metadata(&name).await? {
+            Some(item) => {
+                let existing: Vec<(String, String)> = texts(&item, "key_columns")
+                    .into_iter()
+                    .zip(texts(&item, "key_kinds"))
+                    .collect();
+                key_conflict(&name, table, &existing)
+            }
+            None => Ok(()),
+        }
+    }
+
+    fn check_rows(&self, table: &OnlineTable, batch: &RecordBatch) -> Result<()> {
+        check_rows_common(table, batch)?;
+        check_items(batch, &table.key_columns)
+    }
+
     async fn begin_load(
         &self,
         table: &OnlineTable,
         snapshot: &SnapshotId,
     ) -> Result<Box<dyn OnlineLoad>> {
         let name = self.table_name(&table.group, table.version);
-        let hash_key = hash_key_attribute(&table.key_columns).to_string();
+        let (hash_key, key_type) = hash_key(table)?;
         let key_kinds = key_kinds(&table.schema, &table.key_columns)?;
-        let key_type = match key_kinds.as_slice() {
-            [KeyKind::Integer] => ScalarAttributeType::N,
-            _ => ScalarAttributeType::S,
-        };
         self.ensure_table(&name, &hash_key, key_type).await?;
         let ttl_seconds = table.ttl.map(|ttl| ttl.as_secs());
         if ttl_seconds.is_some() {
