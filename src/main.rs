@@ -16,11 +16,13 @@ use fengine_engine::{
     BackfillOptions, Error, ErrorKind, FeatureRequest, RunOptions, SpineSource, TrainingSetRequest,
 };
 
-/// Exit codes, documented in the README: a scheduler retries only infrastructure faults.
+/// Exit codes, documented in the README: a scheduler retries only infrastructure faults
+/// that pass (4), never those that last until someone acts (5).
 const EXIT_NOT_FOUND: u8 = 1;
 const EXIT_BAD_INPUT: u8 = 2;
 const EXIT_CHECK_FAILED: u8 = 3;
 const EXIT_INFRASTRUCTURE: u8 = 4;
+const EXIT_PERMANENT_FAULT: u8 = 5;
 
 #[derive(Parser)]
 #[command(
@@ -68,6 +70,11 @@ impl ProfileArgs {
 
     async fn load(&self) -> Result<fengine_engine::Backends> {
         self.resolve()?.backends().await
+    }
+
+    /// The backends of a command that only reads: creates no warehouse.
+    async fn load_existing(&self) -> Result<fengine_engine::Backends> {
+        self.resolve()?.existing_backends().await
     }
 }
 
@@ -219,6 +226,7 @@ fn run_command(cli: Cli) -> ExitCode {
             return ExitCode::from(EXIT_INFRASTRUCTURE);
         }
     };
+    runtime.spawn(stop_on_signal());
     match runtime.block_on(execute(cli.command)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
@@ -228,11 +236,46 @@ fn run_command(cli: Cli) -> ExitCode {
     }
 }
 
+/// How long a run told to stop may take to reach a safe point before the process exits
+/// anyway: ECS kills a task 30 s after SIGTERM.
+const STOP_DEADLINE: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// On SIGTERM or SIGINT, asks the run to stop at its next safe point (it then exits with
+/// the retryable code, saying what it published); on a second signal or past the deadline,
+/// exits at once: registration is atomic, so nothing is left half-registered, and the
+/// leases lapse.
+async fn stop_on_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut terminate), Ok(mut interrupt)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        return;
+    };
+    let name = tokio::select! {
+        _ = terminate.recv() => "SIGTERM",
+        _ = interrupt.recv() => "SIGINT",
+    };
+    eprintln!("fengine: {name}: stopping at the next safe point (a second signal stops at once)");
+    fengine_engine::interrupt(name);
+    tokio::select! {
+        _ = terminate.recv() => {}
+        _ = interrupt.recv() => {}
+        _ = tokio::time::sleep(STOP_DEADLINE) => {}
+    }
+    eprintln!(
+        "fengine: {name}: stopped before a safe point; nothing is half-registered, and the \
+         next run completes what this one left"
+    );
+    std::process::exit(i32::from(EXIT_INFRASTRUCTURE));
+}
+
 fn exit_code(error: &anyhow::Error) -> u8 {
     match error.downcast_ref::<Error>().map(Error::kind) {
         Some(ErrorKind::NotFound) => EXIT_NOT_FOUND,
         Some(ErrorKind::BadInput) => EXIT_BAD_INPUT,
         Some(ErrorKind::CheckFailed) => EXIT_CHECK_FAILED,
+        Some(ErrorKind::PermanentFault) => EXIT_PERMANENT_FAULT,
         Some(ErrorKind::Infrastructure) | None => EXIT_INFRASTRUCTURE,
     }
 }
@@ -298,7 +341,7 @@ async fn execute(command: Command) -> Result<()> {
             output::print_training_set(&manifest, args.output == Output::Json)
         }
         Command::Get(args) => {
-            let backends = args.profile.load().await?;
+            let backends = args.profile.load_existing().await?;
             let row = fengine_engine::get(&backends, &args.group, args.version, &args.key).await?;
             out!("{}", serde_json::Value::Object(row.values));
             Ok(())

@@ -187,22 +187,8 @@ impl ResolvedProfile {
     pub async fn backends(&self) -> Result<Backends> {
         let profile = &self.profile;
         let aws = Aws::new(self.uses_aws()).await;
-        let (warehouse, local_folder) = self.warehouse(&aws)?;
-        let local_file = |configured: Option<&str>, name: &str| -> Result<PathBuf> {
-            match (configured, &local_folder) {
-                (Some(path), _) => Ok(self.base.join(path)),
-                (None, Some(folder)) => Ok(folder.join(name)),
-                (None, None) => bail!(Error::Config(format!(
-                    "profile '{}': the warehouse is not a folder, so give {} a path",
-                    self.name,
-                    if name.starts_with("catalog") {
-                        "catalog_path"
-                    } else {
-                        "online_path"
-                    }
-                ))),
-            }
-        };
+        let warehouse = self.warehouse(&aws)?;
+        let local_file = |configured: Option<&str>, name: &str| self.local_file(configured, name);
         let catalog: Arc<dyn Catalog> = match profile.catalog.as_str() {
             "local" => Arc::new(
                 LocalCatalog::open(local_file(
@@ -285,8 +271,55 @@ impl ResolvedProfile {
             || self.profile.glue_catalog_name.is_some()
     }
 
-    /// The warehouse, and its folder when it is a local one.
-    fn warehouse(&self, aws: &Aws) -> Result<(Warehouse, Option<PathBuf>)> {
+    /// The profile's backends for a command that only reads (`get`): one whose local
+    /// warehouse or catalog does not exist yet finds nothing, and creates nothing.
+    pub async fn existing_backends(&self) -> Result<Backends> {
+        let mut expected = Vec::new();
+        if let Some(folder) = self.local_folder() {
+            expected.push(folder);
+        }
+        if self.profile.catalog == "local" {
+            expected.push(self.local_file(self.profile.catalog_path.as_deref(), "catalog.sqlite")?);
+        }
+        if self.profile.online == "sqlite" {
+            expected.push(self.local_file(self.profile.online_path.as_deref(), "online.sqlite")?);
+        }
+        if let Some(missing) = expected.iter().find(|path| !path.exists()) {
+            bail!(Error::NotFound(format!(
+                "profile '{}': '{}' does not exist, so nothing has been published there: run \
+                 where the pipeline's fengine.toml is, or pass --config or --profile",
+                self.name,
+                missing.display()
+            )));
+        }
+        self.backends().await
+    }
+
+    /// The warehouse's folder, when it is a local one.
+    fn local_folder(&self) -> Option<PathBuf> {
+        let location = &self.profile.warehouse;
+        (!location.contains("://") || location.starts_with("file://"))
+            .then(|| self.base.join(location.trim_start_matches("file://")))
+    }
+
+    /// Where a local store's file is: as configured, or in the warehouse folder.
+    fn local_file(&self, configured: Option<&str>, name: &str) -> Result<PathBuf> {
+        match (configured, self.local_folder()) {
+            (Some(path), _) => Ok(self.base.join(path)),
+            (None, Some(folder)) => Ok(folder.join(name)),
+            (None, None) => bail!(Error::Config(format!(
+                "profile '{}': the warehouse is not a folder, so give {} a path",
+                self.name,
+                if name.starts_with("catalog") {
+                    "catalog_path"
+                } else {
+                    "online_path"
+                }
+            ))),
+        }
+    }
+
+    fn warehouse(&self, aws: &Aws) -> Result<Warehouse> {
         let location = &self.profile.warehouse;
         if location.starts_with("s3://") {
             let url = Url::parse(location).map_err(|e| {
@@ -295,10 +328,7 @@ impl ResolvedProfile {
                     self.name
                 ))
             })?;
-            return Ok((
-                aws.s3_warehouse(&self.name, url, self.profile.s3_sse_kms_key_id.as_deref())?,
-                None,
-            ));
+            return aws.s3_warehouse(&self.name, url, self.profile.s3_sse_kms_key_id.as_deref());
         }
         if location.contains("://") && !location.starts_with("file://") {
             bail!(Error::Config(format!(
@@ -306,8 +336,8 @@ impl ResolvedProfile {
                 self.name
             )));
         }
-        let folder = self.base.join(location.trim_start_matches("file://"));
-        Ok((Warehouse::local(&folder)?, Some(folder)))
+        let folder = self.local_folder().expect("not a URL but a file:// one");
+        Ok(Warehouse::local(&folder)?)
     }
 
     fn unknown(&self, setting: &str, value: &str, expected: &str) -> anyhow::Error {

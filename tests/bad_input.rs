@@ -232,6 +232,22 @@ fn file(path: &'static str, text: impl Into<String>) -> (&'static str, String) {
     vec![], &["backfill", "good.sql", "--from", "2024-03-01T00:00:00Z", "--to", "2024-03-05T00:00:00Z", "--every", "1w"],
     EXIT_BAD_INPUT, "error: invalid value '1w' for '--every <EVERY>': '1w' is not an interval such as 1d, 6h, 15m or 30s\n\nFor more information, try '--help'.\n"
 )]
+#[case::as_of_far_in_the_future(
+    vec![], &["run", "good.sql", "--as-of", "9999-01-01T00:00:00Z"],
+    EXIT_BAD_INPUT, "fengine: the as-of 9999-01-01T00:00:00Z is more than a day ahead of now: its snapshot would be the newest until then, and every later run's online load would give way to it. Pass --force if the future is meant\n"
+)]
+#[case::backfill_into_the_future(
+    vec![], &["backfill", "good.sql", "--from", "2024-03-01T00:00:00Z", "--to", "3024-03-01T00:00:00Z", "--every", "100000d"],
+    EXIT_BAD_INPUT, "fengine: --to 3024-03-01T00:00:00Z is more than a day ahead of now: its snapshot would be the newest until then, and every later run's online load would give way to it. Pass --force if the future is meant\n"
+)]
+#[case::leap_second(
+    vec![], &["run", "good.sql", "--as-of", "2016-12-31T23:59:60Z"],
+    EXIT_BAD_INPUT, "fengine: the as-of 2016-12-31T23:59:60Z is a leap second, which Unix time (and so every timestamp fengine computes with) does not have: use 2016-12-31T23:59:59Z or the second after\n"
+)]
+#[case::get_outside_any_warehouse(
+    vec![file("elsewhere/fengine.toml", "[profiles.default]\n")], &["get", "totals", "1", "--config", "elsewhere/fengine.toml"],
+    EXIT_NOT_FOUND, "fengine: profile 'default': 'elsewhere/warehouse' does not exist, so nothing has been published there: run where the pipeline's fengine.toml is, or pass --config or --profile\n"
+)]
 fn bad_input_is_reported_and_changes_nothing(
     #[case] files: Vec<(&str, String)>,
     #[case] args: &[&str],
@@ -480,5 +496,29 @@ fn a_key_changed_without_a_version_bump_is_refused_before_publishing() {
         state(&workspace),
         before,
         "a failed command changed the workspace"
+    );
+}
+
+/// A run whose second group fails says that the first stays published, and how.
+#[test]
+fn a_failing_group_says_what_the_run_published_before_it() {
+    let workspace = published();
+    workspace.write(
+        "two.sql",
+        &format!(
+            "{}\nCREATE FEATURE GROUP broken KEY (k) EVENT TIME t AS SELECT CAST(NULL AS BIGINT) \
+             AS k, TIMESTAMP '2024-03-01 00:00:00' AS t;\n",
+            group(GOOD_SELECT)
+        ),
+    );
+    let outcome = workspace.fengine(&["run", "two.sql", "--as-of", "2024-03-06T00:00:00Z"]);
+    assert_eq!(outcome.code, EXIT_CHECK_FAILED, "{}", outcome.stderr);
+    assert!(
+        outcome.stderr.ends_with(
+            ". This run published before it, and they stay published: totals v1 \
+             (snapshot_ts=20240306T000000Z, loaded online)\n"
+        ),
+        "{}",
+        outcome.stderr
     );
 }

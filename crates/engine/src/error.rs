@@ -23,9 +23,17 @@ pub enum Error {
     /// What was asked for does not exist.
     #[error("{0}")]
     NotFound(String),
-    /// Storage or a service failed; running again may succeed.
+    /// Storage or a service failed in a way that passes (throttling, a timeout, a lock, a
+    /// file gone while it was read); running again may succeed.
     #[error("{0}")]
     Infrastructure(String),
+    /// The process was told to stop (SIGTERM, SIGINT); running again completes the work.
+    #[error("{0}")]
+    Interrupted(String),
+    /// Storage or a service refused in a way that lasts until someone acts (access denied,
+    /// a missing bucket, a corrupt or read-only file): running again will not help.
+    #[error("{0}")]
+    PermanentFault(String),
 }
 
 /// The kinds of failure a scheduler tells apart by exit code.
@@ -35,6 +43,7 @@ pub enum ErrorKind {
     CheckFailed,
     NotFound,
     Infrastructure,
+    PermanentFault,
 }
 
 impl Error {
@@ -43,7 +52,8 @@ impl Error {
             Error::Parse(_) | Error::Plan { .. } | Error::Config(_) => ErrorKind::BadInput,
             Error::Check(_) => ErrorKind::CheckFailed,
             Error::NotFound(_) => ErrorKind::NotFound,
-            Error::Infrastructure(_) => ErrorKind::Infrastructure,
+            Error::Infrastructure(_) | Error::Interrupted(_) => ErrorKind::Infrastructure,
+            Error::PermanentFault(_) => ErrorKind::PermanentFault,
         }
     }
 
@@ -65,6 +75,41 @@ impl Error {
         }
     }
 
+    /// Says, of a failure of one group, what the run published before it: those groups
+    /// stay published.
+    pub(crate) fn after_publishing(self, published: &[crate::GroupManifest]) -> Self {
+        if published.is_empty() {
+            return self;
+        }
+        let groups: Vec<String> = published
+            .iter()
+            .map(|g| {
+                let online = match g.online {
+                    crate::OnlineOutcome::Loaded { .. } => "loaded online",
+                    _ => "not loaded online",
+                };
+                format!("{} v{} ({}, {online})", g.group, g.version, g.partition)
+            })
+            .collect();
+        let note = format!(
+            ". This run published before it, and they stay published: {}",
+            groups.join(", ")
+        );
+        match self {
+            Error::Parse(_) => self,
+            Error::Plan { location, message } => Error::Plan {
+                location,
+                message: message + &note,
+            },
+            Error::Config(m) => Error::Config(m + &note),
+            Error::Check(m) => Error::Check(m + &note),
+            Error::NotFound(m) => Error::NotFound(m + &note),
+            Error::Infrastructure(m) => Error::Infrastructure(m + &note),
+            Error::Interrupted(m) => Error::Interrupted(m + &note),
+            Error::PermanentFault(m) => Error::PermanentFault(m + &note),
+        }
+    }
+
     /// Says of a failure of the online step that the snapshot itself was published, and
     /// what the store serves meanwhile.
     pub(crate) fn after_registering(self, group: &str, snapshot: &str) -> Self {
@@ -81,6 +126,38 @@ impl Error {
             Error::Check(m) => Error::Check(note(m)),
             Error::NotFound(m) => Error::NotFound(note(m)),
             Error::Infrastructure(m) => Error::Infrastructure(note(m)),
+            Error::Interrupted(m) => Error::Interrupted(note(m)),
+            Error::PermanentFault(m) => Error::PermanentFault(note(m)),
+        }
+    }
+
+    /// An object store's failure, said as `what` failed: permanent when it will last
+    /// (access denied, a missing bucket), otherwise a fault that may pass.
+    pub(crate) fn object_store(what: impl std::fmt::Display, error: &object_store::Error) -> Self {
+        let message = format!("{what}: {error}");
+        match object_store_is_permanent(error) {
+            true => Error::PermanentFault(message),
+            false => Error::Infrastructure(message),
+        }
+    }
+
+    /// A DataFusion error met while computing a planned group: the sources existed when
+    /// planned, so a file or object gone now vanished mid-run (a fault that may pass, not
+    /// the pipeline's), and storage faults are told apart as when planning.
+    pub(crate) fn while_running(location: Option<&SourceLocation>, error: DataFusionError) -> Self {
+        let at = location_prefix(&location.cloned());
+        let message = describe_datafusion_error(&error);
+        match storage_fault(&error) {
+            Some(true) => Error::PermanentFault(format!("{at}{message}")),
+            Some(false) => Error::Infrastructure(format!(
+                "{at}{message}{}",
+                if is_vanished(&error) {
+                    " (a file was removed while the run read it)"
+                } else {
+                    ""
+                }
+            )),
+            None => Error::from_datafusion(location, error),
         }
     }
 
@@ -115,6 +192,57 @@ fn location_prefix(location: &Option<SourceLocation>) -> String {
         .unwrap_or_default()
 }
 
+/// Whether an object store failure lasts until someone acts.
+fn object_store_is_permanent(error: &object_store::Error) -> bool {
+    let text = error.to_string();
+    matches!(
+        error,
+        object_store::Error::PermissionDenied { .. }
+            | object_store::Error::Unauthenticated { .. }
+            | object_store::Error::NotImplemented { .. }
+    ) || text.contains("NoSuchBucket")
+        || text.contains("AccessDenied")
+        || text.contains("InvalidAccessKeyId")
+        || text.contains("SignatureDoesNotMatch")
+}
+
+/// The storage failure inside a DataFusion error, however wrapped: `Some(permanent)`.
+fn storage_fault(error: &DataFusionError) -> Option<bool> {
+    if let Some(store) = find_source::<object_store::Error>(error) {
+        return Some(object_store_is_permanent(store));
+    }
+    find_source::<std::io::Error>(error).map(|io| {
+        matches!(
+            io.kind(),
+            std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem
+        )
+    })
+}
+
+fn is_vanished(error: &DataFusionError) -> bool {
+    find_source::<object_store::Error>(error)
+        .is_some_and(|e| matches!(e, object_store::Error::NotFound { .. }))
+        || find_source::<std::io::Error>(error)
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::NotFound)
+}
+
+/// The first error of type `T` in the chain of sources, through DataFusion's wrappers.
+fn find_source<T: std::error::Error + 'static>(error: &DataFusionError) -> Option<&T> {
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(error) = current {
+        if let Some(found) = error.downcast_ref::<T>() {
+            return Some(found);
+        }
+        if let Some(DataFusionError::ObjectStore(store)) = error.downcast_ref::<DataFusionError>()
+            && let Some(found) = (store.as_ref() as &dyn std::error::Error).downcast_ref::<T>()
+        {
+            return Some(found);
+        }
+        current = error.source();
+    }
+    None
+}
+
 fn is_infrastructure(error: &DataFusionError) -> bool {
     match error.find_root() {
         DataFusionError::ObjectStore(e) => {
@@ -138,6 +266,7 @@ impl From<fengine_catalog::Error> for Error {
         match error {
             fengine_catalog::Error::Conflict(message) => Error::Config(message),
             fengine_catalog::Error::Storage(message) => Error::Infrastructure(message),
+            fengine_catalog::Error::Refused(message) => Error::PermanentFault(message),
         }
     }
 }
@@ -149,6 +278,7 @@ impl From<fengine_online::Error> for Error {
             fengine_online::Error::NotFound(message) => Error::NotFound(message),
             fengine_online::Error::Storage(message)
             | fengine_online::Error::Superseded(message) => Error::Infrastructure(message),
+            fengine_online::Error::Refused(message) => Error::PermanentFault(message),
         }
     }
 }

@@ -108,7 +108,10 @@ impl Lease {
                     if let Some(report) = on_wait.take() {
                         report(&record.holder, &record.purpose, record.expires_at);
                     }
-                    tokio::time::sleep(poll_interval(ttl)).await;
+                    tokio::select! {
+                        _ = tokio::time::sleep(poll_interval(ttl)) => {}
+                        stop = crate::interrupt::requested() => return Err(stop),
+                    }
                     continue;
                 }
                 Some((number, _)) => number + 1,
@@ -281,10 +284,11 @@ impl Shared {
     }
 
     fn fault(&self, action: &str, error: object_store::Error) -> Error {
-        Error::Infrastructure(format!(
-            "cannot {action} the lease records under {} of lease {}: {error}",
+        let what = format!(
+            "cannot {action} the lease records under {} of lease {}",
             self.folder, self.name
-        ))
+        );
+        Error::object_store(what, &error)
     }
 }
 

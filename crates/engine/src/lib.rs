@@ -34,6 +34,7 @@ mod checks;
 mod error;
 mod functions;
 mod hive;
+mod interrupt;
 mod lease;
 mod manifest;
 mod online_load;
@@ -72,6 +73,7 @@ pub use backfill::{
 pub use error::{Error, ErrorKind, Result};
 pub use functions::{param_type_name, parse_param_value};
 pub use hive::hive_type;
+pub use interrupt::interrupt;
 pub use lease::DEFAULT_LEASE_TTL;
 pub use manifest::{GroupManifest, OnlineOutcome, RunManifest, Timings};
 pub use plan::{PlannedGroup, PlannedPipeline};
@@ -244,6 +246,7 @@ pub async fn plan(
     backends: &Backends,
 ) -> Result<PlannedPipeline> {
     check_whole_seconds("the as-of", options.as_of)?;
+    check_horizon("the as-of", options.as_of, options.force)?;
     plan::plan_pipeline(pipeline, options, backends, None).await
 }
 
@@ -254,9 +257,37 @@ pub(crate) fn check_whole_seconds(what: &str, time: DateTime<Utc>) -> Result<()>
     if time.nanosecond() == 0 {
         return Ok(());
     }
+    if time.nanosecond() >= 1_000_000_000 {
+        return Err(Error::Config(format!(
+            "{what} {} is a leap second, which Unix time (and so every timestamp fengine \
+             computes with) does not have: use {} or the second after",
+            time.to_rfc3339_opts(SecondsFormat::Secs, true),
+            time.with_nanosecond(0)
+                .unwrap_or(time)
+                .to_rfc3339_opts(SecondsFormat::Secs, true)
+        )));
+    }
     Err(Error::Config(format!(
         "{what} {} has a fraction of a second; snapshots are named by whole seconds",
         time.to_rfc3339()
+    )))
+}
+
+/// How far ahead of now an as-of may be without `--force`: a snapshot of the far future
+/// would stand as the newest against every later run's online load.
+pub const AS_OF_HORIZON: chrono::TimeDelta = chrono::TimeDelta::days(1);
+
+/// Refuses an as-of past the horizon unless forced.
+pub(crate) fn check_horizon(what: &str, time: DateTime<Utc>, force: bool) -> Result<()> {
+    let now = Utc::now();
+    if force || time <= now + AS_OF_HORIZON {
+        return Ok(());
+    }
+    Err(Error::Config(format!(
+        "{what} {} is more than a day ahead of now: its snapshot would be the newest until \
+         then, and every later run's online load would give way to it. Pass --force if the \
+         future is meant",
+        time.to_rfc3339_opts(SecondsFormat::Secs, true)
     )))
 }
 
@@ -272,7 +303,14 @@ pub async fn run(
     let planned = plan(pipeline, options, backends).await?;
     let mut groups = Vec::with_capacity(planned.groups.len());
     for group in &planned.groups {
-        groups.push(publish::publish_group(&planned.context, group, options, backends).await?);
+        let published = match interrupt::check() {
+            Ok(()) => publish::publish_group(&planned.context, group, options, backends).await,
+            Err(stop) => Err(stop),
+        };
+        match published {
+            Ok(published) => groups.push(published),
+            Err(error) => return Err(error.after_publishing(&groups)),
+        }
     }
     Ok(RunManifest {
         pipeline: pipeline.path.display().to_string(),
@@ -318,5 +356,19 @@ pub(crate) fn fail_point(name: &str) {
     if std::env::var("FENGINE_FAIL_AT").is_ok_and(|at| at == name) {
         eprintln!("fengine: FENGINE_FAIL_AT={name}: aborting");
         std::process::abort();
+    }
+}
+
+/// Waits at a named point while `FENGINE_PAUSE_AT` names it, until the file
+/// `fengine-paused-<name>` it creates in the working directory is removed: how the tests
+/// change the world under a running run (a source file removed mid-run).
+pub(crate) async fn pause_point(name: &str) {
+    if std::env::var("FENGINE_PAUSE_AT").is_ok_and(|at| at == name) {
+        let marker = std::path::PathBuf::from(format!("fengine-paused-{name}"));
+        if std::fs::write(&marker, b"").is_ok() {
+            while marker.exists() && interrupt::check().is_ok() {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        }
     }
 }

@@ -15,11 +15,12 @@ use fengine_online::{LoadState, SnapshotId};
 use futures::StreamExt;
 use object_store::path::Path as ObjectPath;
 
+use crate::interrupt;
 use crate::lease::Lease;
 use crate::manifest::OnlineOutcome;
 use crate::plan::PlannedGroup;
 use crate::publish::in_group;
-use crate::{Backends, Error, Result, RunOptions, fail_point, snapshot_name};
+use crate::{Backends, Error, Result, RunOptions, fail_point, pause_point, snapshot_name};
 
 const ROW_NUMBER: &str = "__fengine_row_number";
 
@@ -137,14 +138,23 @@ impl OnlineStep<'_> {
         let table = self.group.online_table();
         lease.check()?;
         let mut load = self.backends.online.begin_load(&table, &snapshot).await?;
-        while let Some(batch) = rows.next().await {
+        loop {
+            // Stopped half-way, the load stays recorded as unfinished: the next run
+            // completes it.
+            let batch = tokio::select! {
+                batch = rows.next() => batch,
+                stop = interrupt::requested() => return Err(stop),
+            };
+            let Some(batch) = batch else { break };
             let batch = batch?;
             if batch.num_rows() > 0 {
                 load.write(batch).await?;
                 fail_point("during_online_load");
+                pause_point("during_online_load").await;
             }
         }
         lease.check()?;
+        interrupt::check()?;
         let counts = load.commit().await?;
         Ok(OnlineOutcome::Loaded {
             rows: counts.rows,

@@ -67,6 +67,15 @@ impl ParquetFile {
     }
 
     fn failed(&self, error: parquet::errors::ParquetError) -> Error {
-        Error::Infrastructure(format!("cannot write '{}': {error}", self.name))
+        let what = format!("cannot write '{}'", self.name);
+        match &error {
+            parquet::errors::ParquetError::External(source) => {
+                match source.downcast_ref::<object_store::Error>() {
+                    Some(store) => Error::object_store(what, store),
+                    None => Error::Infrastructure(format!("{what}: {error}")),
+                }
+            }
+            _ => Error::Infrastructure(format!("{what}: {error}")),
+        }
     }
 }

@@ -21,12 +21,15 @@ use futures::StreamExt;
 use url::Url;
 
 use crate::checks::{Identity, SortedChecks};
+use crate::interrupt;
 use crate::lease::Lease;
 use crate::manifest::{GroupManifest, Timings};
 use crate::online_load::{LatestRows, OnlineStep, waiting};
 use crate::parquet_file;
 use crate::plan::PlannedGroup;
-use crate::{Backends, Error, Result, RunOptions, Warehouse, fail_point, snapshot_name};
+use crate::{
+    Backends, Error, Result, RunOptions, Warehouse, fail_point, pause_point, snapshot_name,
+};
 
 /// Computes the group's query into its snapshot and publishes it.
 pub(crate) async fn publish_group(
@@ -85,6 +88,7 @@ async fn publish_holding(
     backends: &Backends,
     lease: &Lease,
 ) -> Result<GroupManifest> {
+    pause_point("before_compute").await;
     let name = group.name();
     let version = group.definition.version;
     let snapshot_ts = snapshot_name(options.as_of);
@@ -145,7 +149,12 @@ async fn publish_holding(
     };
 
     fail_point("before_register");
-    or_discard(lease.check(), backends, &run_location).await?;
+    or_discard(
+        lease.check().and_then(|()| interrupt::check()),
+        backends,
+        &run_location,
+    )
+    .await?;
     let started = Instant::now();
     let partition = Partition {
         values: vec![snapshot_ts.clone()],
@@ -384,7 +393,12 @@ async fn write_partition(
     let mut row_checks = checks.rows;
     let mut parquet = None;
     let mut rows = 0;
-    while let Some(batch) = batches.next().await {
+    loop {
+        let batch = tokio::select! {
+            batch = batches.next() => batch,
+            stop = interrupt::requested() => return Err(stop),
+        };
+        let Some(batch) = batch else { break };
         if stop.load(Ordering::Relaxed) {
             // Dropping the unfinished file abandons its upload.
             return Ok(None);
@@ -514,7 +528,7 @@ pub(crate) fn datafusion_errors(
 ) -> impl Fn(DataFusionError) -> Error + Clone + Send + use<> {
     let location = group.location.clone();
     let name = group.name();
-    move |error| Error::from_datafusion(Some(&location), error).in_group(&name)
+    move |error| Error::while_running(Some(&location), error).in_group(&name)
 }
 
 fn elapsed_ms(started: Instant) -> u64 {

@@ -45,7 +45,7 @@ pub(crate) async fn check_source_files(
             })
             .try_collect()
             .await
-            .map_err(|e| Error::Infrastructure(format!("cannot list source '{name}': {e}")))?;
+            .map_err(|e| Error::object_store(format!("cannot list source '{name}'"), &e))?;
         files.sort_by(|a, b| a.location.cmp(&b.location));
         let file = |meta: &ObjectMeta| format!("{}{}", url.object_store().as_str(), meta.location);
         if let Some(empty) = files.iter().find(|meta| meta.size == 0) {

@@ -113,7 +113,7 @@ impl Warehouse {
             })
             .try_collect()
             .await
-            .map_err(|e| Error::Infrastructure(format!("cannot list '{prefix}': {e}")))
+            .map_err(|e| Error::object_store(format!("cannot list '{prefix}'"), &e))
     }
 
     async fn delete_under(&self, prefix: &Url, keep: Option<&Url>) -> Result<()> {
@@ -127,9 +127,10 @@ impl Warehouse {
             match self.store.delete(location).await {
                 Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
                 Err(e) => {
-                    return Err(Error::Infrastructure(format!(
-                        "cannot delete '{location}': {e}"
-                    )));
+                    return Err(Error::object_store(
+                        format!("cannot delete '{location}'"),
+                        &e,
+                    ));
                 }
             }
         }

@@ -13,6 +13,10 @@ pub enum Error {
     /// The store could not be read or written; retrying may help.
     #[error("online store: {0}")]
     Storage(String),
+    /// The store refused in a way that lasts until someone acts (access denied, a missing
+    /// table's permissions, a corrupt or read-only file): retrying will not help.
+    #[error("online store: {0}")]
+    Refused(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -42,7 +46,7 @@ impl Error {
 
 impl From<rusqlite::Error> for Error {
     fn from(error: rusqlite::Error) -> Self {
-        Error::Storage(error.to_string())
+        fengine_sqlite::Error::from(error).into()
     }
 }
 
@@ -54,6 +58,20 @@ impl From<arrow::error::ArrowError> for Error {
 
 impl From<fengine_sqlite::Error> for Error {
     fn from(error: fengine_sqlite::Error) -> Self {
-        Error::Storage(error.to_string())
+        match error.is_permanent() {
+            true => Error::Refused(error.to_string()),
+            false => Error::Storage(error.to_string()),
+        }
+    }
+}
+
+impl fengine_sqlite::FileError for Error {
+    fn in_file(self, path: &std::path::Path) -> Self {
+        let named = |message: String| format!("file '{}': {message}", path.display());
+        match self {
+            Error::Storage(message) => Error::Storage(named(message)),
+            Error::Refused(message) => Error::Refused(named(message)),
+            other => other,
+        }
     }
 }

@@ -54,12 +54,74 @@ fn sql_text(text: &str) -> String {
 
 /// A SQLite file could not be opened, read or written.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct Error(String);
+#[error("{message}")]
+pub struct Error {
+    message: String,
+    permanent: bool,
+}
+
+impl Error {
+    fn transient(message: String) -> Self {
+        Error {
+            message,
+            permanent: false,
+        }
+    }
+
+    /// Whether running again cannot help until someone acts: the file is corrupt, not a
+    /// database, read-only, or cannot be opened or created.
+    pub fn is_permanent(&self) -> bool {
+        self.permanent
+    }
+}
 
 impl From<rusqlite::Error> for Error {
     fn from(error: rusqlite::Error) -> Self {
-        Error(error.to_string())
+        Error {
+            message: describe(&error),
+            permanent: is_permanent(&error),
+        }
+    }
+}
+
+/// Whether a SQLite failure lasts until someone acts on the file (as against a lock held
+/// by another process, which passes).
+pub fn is_permanent(error: &rusqlite::Error) -> bool {
+    use rusqlite::ErrorCode::*;
+    matches!(
+        error.sqlite_error_code(),
+        Some(DatabaseCorrupt | NotADatabase | ReadOnly | CannotOpen | PermissionDenied | DiskFull)
+    )
+}
+
+/// SQLite's message, with what to do where SQLite does not say.
+pub fn describe(error: &rusqlite::Error) -> String {
+    use rusqlite::ErrorCode::*;
+    let hint = match error.sqlite_error_code() {
+        Some(DatabaseBusy | DatabaseLocked) => {
+            " (another process kept it locked for longer than the 30 s fengine waits; run again)"
+        }
+        Some(ReadOnly) => " (make the file and its folder writable by this user)",
+        Some(DatabaseCorrupt | NotADatabase) => {
+            " (the file is damaged or not fengine's: restore it from a backup, or move it away)"
+        }
+        _ => "",
+    };
+    format!("{error}{hint}")
+}
+
+/// The errors of a store kept in a SQLite file, which take the file's name.
+pub trait FileError: From<Error> {
+    /// The error, said of the file at `path`.
+    fn in_file(self, path: &Path) -> Self;
+}
+
+impl FileError for Error {
+    fn in_file(self, path: &Path) -> Self {
+        Error {
+            message: format!("file '{}': {}", path.display(), self.message),
+            permanent: self.permanent,
+        }
     }
 }
 
@@ -78,15 +140,20 @@ impl SqliteFile {
     pub fn create(path: impl AsRef<Path>, what: &'static str, schema: &str) -> Result<Self, Error> {
         let path = path.as_ref().to_path_buf();
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(|e| {
-                Error(format!(
+            std::fs::create_dir_all(parent).map_err(|e| Error {
+                message: format!(
                     "cannot create folder '{}' for the {what}: {e}",
                     parent.display()
-                ))
+                ),
+                permanent: true,
             })?;
         }
         let file = SqliteFile { path, what };
-        file.connect()?.execute_batch(schema)?;
+        let created = file.connect().and_then(|c| Ok(c.execute_batch(schema)?));
+        created.map_err(|e| Error {
+            message: format!("the {what} '{}': {}", file.path.display(), e.message),
+            permanent: e.permanent,
+        })?;
         Ok(file)
     }
 
@@ -94,13 +161,11 @@ impl SqliteFile {
         &self.path
     }
 
+    /// A connection to the file; its errors do not name the file (see [`FileError`]).
     pub fn connect(&self) -> Result<Connection, Error> {
-        let connection = Connection::open(&self.path).map_err(|e| {
-            Error(format!(
-                "cannot open the {} '{}': {e}",
-                self.what,
-                self.path.display()
-            ))
+        let connection = Connection::open(&self.path).map_err(|e| Error {
+            message: format!("cannot open it: {}", describe(&e)),
+            permanent: true,
         })?;
         connection.busy_timeout(BUSY_TIMEOUT)?;
         connection.pragma_update(None, "journal_mode", "WAL")?;
@@ -109,17 +174,19 @@ impl SqliteFile {
         Ok(connection)
     }
 
-    /// Runs `work` on a new connection on a blocking thread.
+    /// Runs `work` on a new connection on a blocking thread; its errors name the file.
     pub async fn run<T, E, F>(&self, work: F) -> Result<T, E>
     where
         T: Send + 'static,
-        E: From<Error> + Send + 'static,
+        E: FileError + Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, E> + Send + 'static,
     {
         let file = self.clone();
         let what = self.what;
+        let path = self.path.clone();
         tokio::task::spawn_blocking(move || work(&mut file.connect()?))
             .await
-            .map_err(|e| E::from(Error(format!("{what} task failed: {e}"))))?
+            .map_err(|e| E::from(Error::transient(format!("{what} task failed: {e}"))))?
+            .map_err(|e| e.in_file(&path))
     }
 }

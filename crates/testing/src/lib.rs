@@ -8,5 +8,7 @@
 //! ```
 
 mod faulty_dynamodb;
+mod refusing_endpoint;
 
 pub use faulty_dynamodb::{Counts, Faults, FaultyDynamoDb};
+pub use refusing_endpoint::RefusingEndpoint;

@@ -27,7 +27,7 @@ use super::items::{
 };
 use super::writer::{BatchWriter, WriteSettings};
 use crate::AwsContext;
-use crate::error::from_aws_sdk_error;
+use crate::error::classify;
 
 /// The metadata table's name after the profile's prefix.
 const METADATA_TABLE: &str = "fengine_online_tables";
@@ -247,15 +247,21 @@ impl DynamoDbOnlineStore {
     }
 }
 
-fn storage<E, R>(
+pub(crate) fn storage<E>(
     operation: &str,
-    error: &aws_smithy_runtime_api::client::result::SdkError<E, R>,
+    error: &aws_smithy_runtime_api::client::result::SdkError<
+        E,
+        aws_smithy_runtime_api::client::orchestrator::HttpResponse,
+    >,
 ) -> Error
 where
     E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
 {
-    Error::Storage(from_aws_sdk_error("DynamoDB", operation, error))
+    let fault = classify("DynamoDB", operation, error);
+    match fault.transient {
+        true => Error::Storage(fault.message),
+        false => Error::Refused(fault.message),
+    }
 }
 
 /// The hash key attribute of a group version's table, and its type.

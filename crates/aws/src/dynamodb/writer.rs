@@ -13,7 +13,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use super::items::Item;
-use crate::error::from_aws_sdk_error;
+use crate::error::classify;
 
 /// DynamoDB's limit on the items of one BatchWriteItem.
 const ITEMS_PER_REQUEST: usize = 25;
@@ -205,15 +205,13 @@ async fn send_until_written(
                     .cloned()
                     .unwrap_or_default();
             }
-            Err(error) if is_retryable(&error) => {
-                outcome.last_error = Some(from_aws_sdk_error("DynamoDB", "BatchWriteItem", &error));
-            }
             Err(error) => {
-                outcome.fatal = Some(Error::Storage(from_aws_sdk_error(
-                    "DynamoDB",
-                    "BatchWriteItem",
-                    &error,
-                )));
+                let fault = classify("DynamoDB", "BatchWriteItem", &error);
+                if fault.transient {
+                    outcome.last_error = Some(fault.message);
+                    continue;
+                }
+                outcome.fatal = Some(Error::Refused(fault.message));
                 outcome.unwritten = pending.len() as u64;
                 break;
             }
@@ -221,31 +219,6 @@ async fn send_until_written(
     }
     outcome.written = total - outcome.unwritten;
     outcome
-}
-
-/// Throttling, server errors and lost connections pass with time; anything else will not.
-fn is_retryable<E, R>(error: &aws_smithy_runtime_api::client::result::SdkError<E, R>) -> bool
-where
-    E: aws_smithy_types::error::metadata::ProvideErrorMetadata,
-{
-    use aws_smithy_runtime_api::client::result::SdkError;
-    match error {
-        SdkError::ServiceError(failure) => {
-            let code = failure.err().code().unwrap_or_default();
-            matches!(
-                code,
-                "ProvisionedThroughputExceededException"
-                    | "ThrottlingException"
-                    | "RequestLimitExceeded"
-                    | "InternalServerError"
-                    | "ServiceUnavailable"
-            )
-        }
-        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
-            true
-        }
-        _ => false,
-    }
 }
 
 /// Exponential backoff with full jitter.

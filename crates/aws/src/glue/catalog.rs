@@ -11,7 +11,7 @@ use aws_sdk_glue::types::{
 use fengine_catalog::{Catalog, Column, Error, Partition, Result, Table};
 
 use crate::AwsContext;
-use crate::error::from_aws_sdk_error;
+use crate::error::classify;
 
 const INPUT_FORMAT: &str = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat";
 const OUTPUT_FORMAT: &str = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat";
@@ -75,15 +75,21 @@ impl GlueCatalog {
     }
 }
 
-fn storage<E, R>(
+fn storage<E>(
     operation: &str,
-    error: &aws_smithy_runtime_api::client::result::SdkError<E, R>,
+    error: &aws_smithy_runtime_api::client::result::SdkError<
+        E,
+        aws_smithy_runtime_api::client::orchestrator::HttpResponse,
+    >,
 ) -> Error
 where
     E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
 {
-    Error::Storage(from_aws_sdk_error("Glue", operation, error))
+    let fault = classify("Glue", operation, error);
+    match fault.transient {
+        true => Error::Storage(fault.message),
+        false => Error::Refused(fault.message),
+    }
 }
 
 #[async_trait]

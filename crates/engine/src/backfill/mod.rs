@@ -47,6 +47,7 @@ impl BackfillOptions {
     pub fn as_ofs(&self) -> Result<Vec<DateTime<Utc>>> {
         crate::check_whole_seconds("--from", self.from)?;
         crate::check_whole_seconds("--to", self.to)?;
+        crate::check_horizon("--to", self.to, self.run.force)?;
         if self.to < self.from {
             return Err(Error::Config(format!(
                 "--from {} is after --to {}",
