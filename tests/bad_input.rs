@@ -248,6 +248,66 @@ fn file(path: &'static str, text: impl Into<String>) -> (&'static str, String) {
     vec![file("elsewhere/fengine.toml", "[profiles.default]\n")], &["get", "totals", "1", "--config", "elsewhere/fengine.toml"],
     EXIT_NOT_FOUND, "fengine: profile 'default': 'elsewhere/warehouse' does not exist, so nothing has been published there: run where the pipeline's fengine.toml is, or pass --config or --profile\n"
 )]
+#[case::param_given_twice(
+    vec![], &["run", "good.sql", "--param", "a=1", "--param", "a=2"],
+    EXIT_BAD_INPUT, "fengine: --param a is given more than once\n"
+)]
+#[case::lease_seconds_zero(
+    vec![file("fengine.toml", "[profiles.default]\nlease_seconds = 0\n")], &["run", "good.sql"],
+    EXIT_BAD_INPUT, "fengine: profile 'default': unknown lease_seconds '0' (expected a number of seconds of at least 1)\n"
+)]
+#[case::memory_limit_malformed(
+    vec![file("fengine.toml", "[profiles.default]\nmemory_limit = 'lots'\n")], &["run", "good.sql"],
+    EXIT_BAD_INPUT, "fengine: profile 'default': unknown memory_limit 'lots' (expected a size such as \"8GiB\" or \"512MiB\", or \"none\")\n"
+)]
+#[case::unknown_catalog(
+    vec![file("fengine.toml", "[profiles.default]\ncatalog = 'hive'\n")], &["run", "good.sql"],
+    EXIT_BAD_INPUT, "fengine: profile 'default': unknown catalog 'hive' (expected \"local\" or \"glue\")\n"
+)]
+#[case::backfill_every_zero(
+    vec![], &["backfill", "good.sql", "--from", "2024-03-01T00:00:00Z", "--to", "2024-03-05T00:00:00Z", "--every", "0s"],
+    EXIT_BAD_INPUT, "error: invalid value '0s' for '--every <EVERY>': '0s' is not an interval such as 1d, 6h, 15m or 30s\n\nFor more information, try '--help'.\n"
+)]
+#[case::backfill_too_many_as_ofs(
+    vec![], &["backfill", "good.sql", "--from", "2023-01-01T00:00:00Z", "--to", "2024-03-05T00:00:00Z", "--every", "1s"],
+    EXIT_BAD_INPUT, "fengine: the range holds 37065601 as-ofs, more than 100000: use a longer --every or a shorter range\n"
+)]
+#[case::include_a_folder(
+    vec![file("sql/views.sql", "SELECT 1;"), file("bad.sql", "INCLUDE 'sql';")], &["run", "bad.sql"],
+    EXIT_BAD_INPUT, "fengine: bad.sql:1:1: 'sql' is not a regular file: a pipeline includes only SQL files\n 1 | INCLUDE 'sql';\n   | ^\n"
+)]
+#[case::include_a_device(
+    vec![file("bad.sql", "INCLUDE '/dev/zero';")], &["run", "bad.sql"],
+    EXIT_BAD_INPUT, "fengine: bad.sql:1:1: '/dev/zero' is not a regular file: a pipeline includes only SQL files\n 1 | INCLUDE '/dev/zero';\n   | ^\n"
+)]
+#[case::version_zero(
+    vec![file("bad.sql", "CREATE FEATURE GROUP g KEY (k) EVENT TIME t VERSION 0 AS SELECT 1 AS k, now() AS t;")], &["plan", "bad.sql"],
+    EXIT_BAD_INPUT, "fengine: bad.sql:1:53: expected a positive whole number after VERSION, found 0\n 1 | CREATE FEATURE GROUP g KEY (k) EVENT TIME t VERSION 0 AS SELECT 1 AS k, now() AS t;\n   |                                                     ^\n"
+)]
+#[case::group_name_not_a_plain_name(
+    vec![file("bad.sql", "CREATE FEATURE GROUP \"Spend Totals\" KEY (k) EVENT TIME t AS SELECT 1 AS k, now() AS t;")], &["plan", "bad.sql"],
+    EXIT_BAD_INPUT, "fengine: bad.sql:1:1: feature group name 'Spend Totals' must start with a lower-case letter and hold only lower-case letters, digits and underscores\n"
+)]
+#[case::a_statement_that_writes(
+    vec![file("bad.sql", &format!("{SOURCE}\nINSERT INTO payments VALUES (1, 1.0, now());"))], &["run", "bad.sql"],
+    EXIT_BAD_INPUT, "fengine: bad.sql:4:1: only statements that define sources, views and settings (CREATE EXTERNAL TABLE, CREATE VIEW, SET, ...) may stand alone in a pipeline; put queries in a CREATE FEATURE GROUP\n"
+)]
+#[case::ttl_malformed(
+    vec![file("bad.sql", "CREATE FEATURE GROUP g KEY (k) EVENT TIME t ONLINE (ttl = 'soon') AS SELECT 1 AS k, now() AS t;")], &["plan", "bad.sql"],
+    EXIT_BAD_INPUT, "fengine: bad.sql:1:1: feature group 'g': ONLINE ttl 'soon' is not a length of time such as '30 days' or '12 hours'\n"
+)]
+#[case::key_of_a_list_type(
+    vec![file("bad.sql", "CREATE FEATURE GROUP g KEY (k) EVENT TIME t AS SELECT make_array(1, 2) AS k, now() AS t;")], &["plan", "bad.sql"],
+    EXIT_BAD_INPUT, "fengine: bad.sql:1:1: feature group 'g': KEY column 'k' is of type List(Int64); a key must be a whole number, a string or a date\n"
+)]
+#[case::get_of_a_version_never_loaded(
+    vec![], &["get", "totals", "1", "--version", "9"],
+    EXIT_NOT_FOUND, "fengine: feature group 'totals' version 9 has not been loaded online\n"
+)]
+#[case::comment_on_a_missing_feature(
+    vec![file("bad.sql", "CREATE FEATURE GROUP g KEY (k) EVENT TIME t FEATURES (nope COMMENT 'x') AS SELECT 1 AS k, now() AS t;")], &["plan", "bad.sql"],
+    EXIT_BAD_INPUT, "fengine: bad.sql:1:1: feature group 'g': FEATURES column 'nope' is not in the query's output (columns: k, t)\n"
+)]
 fn bad_input_is_reported_and_changes_nothing(
     #[case] files: Vec<(&str, String)>,
     #[case] args: &[&str],
