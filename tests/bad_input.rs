@@ -289,7 +289,7 @@ fn file(path: &'static str, text: impl Into<String>) -> (&'static str, String) {
     EXIT_BAD_INPUT, "fengine: bad.sql:1:1: feature group name 'Spend Totals' must start with a lower-case letter and hold only lower-case letters, digits and underscores\n"
 )]
 #[case::a_statement_that_writes(
-    vec![file("bad.sql", &format!("{SOURCE}\nINSERT INTO payments VALUES (1, 1.0, now());"))], &["run", "bad.sql"],
+    vec![file("bad.sql", format!("{SOURCE}\nINSERT INTO payments VALUES (1, 1.0, now());"))], &["run", "bad.sql"],
     EXIT_BAD_INPUT, "fengine: bad.sql:4:1: only statements that define sources, views and settings (CREATE EXTERNAL TABLE, CREATE VIEW, SET, ...) may stand alone in a pipeline; put queries in a CREATE FEATURE GROUP\n"
 )]
 #[case::ttl_malformed(

@@ -90,7 +90,8 @@ impl Warehouse {
 
     /// Deletes every object under `prefix`.
     pub async fn delete_prefix(&self, prefix: &Url) -> Result<()> {
-        self.delete_under(prefix, None).await
+        let doomed = self.objects_under(prefix, None).await?;
+        self.delete_objects(&doomed).await
     }
 
     /// The objects under `prefix` but not under `keep`: what earlier or killed runs of a
@@ -114,11 +115,6 @@ impl Warehouse {
             .try_collect()
             .await
             .map_err(|e| Error::object_store(format!("cannot list '{prefix}'"), &e))
-    }
-
-    async fn delete_under(&self, prefix: &Url, keep: Option<&Url>) -> Result<()> {
-        let doomed = self.objects_under(prefix, keep).await?;
-        self.delete_objects(&doomed).await
     }
 
     /// Deletes these objects; one deleted already is no failure.
