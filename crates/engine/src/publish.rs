@@ -112,6 +112,12 @@ async fn publish_holding(
             let online = OnlineCheck::of(group, options, backends);
             let written =
                 write_snapshot(context, group, &identity, &run_location, online, backends).await;
+            let written = match written {
+                Err(error) if error.to_string().contains("Parquet") => {
+                    Err(naming_the_file(context, error).await)
+                }
+                written => written,
+            };
             let written = or_discard(written, backends, &run_location).await?;
             timings.compute_and_write = elapsed_ms(started);
 
@@ -211,6 +217,24 @@ async fn publish_holding(
         online,
         timings_ms: timings,
     })
+}
+
+/// A Parquet decoding failure, with the source file it came from when one is found: a
+/// corrupt source is the pipeline's input to fix, not a fault to retry.
+async fn naming_the_file(context: &SessionContext, error: Error) -> Error {
+    let Some(file) = crate::source_files::corrupt_parquet_file(context).await else {
+        return error;
+    };
+    let named = |message: String| {
+        format!("{message}, in source file '{file}': write that file again or remove it")
+    };
+    match error {
+        Error::Plan { location, message } => Error::Plan {
+            location,
+            message: named(message),
+        },
+        other => Error::Config(named(other.to_string())),
+    }
 }
 
 /// What writing a snapshot found out on the way.

@@ -2,14 +2,18 @@
 //! writer that died leaves one, and the snapshot then misses its rows) and merges files of
 //! conflicting schemas into one. A pipeline's sources are refused for either, naming the
 //! file, before any data is read. A source that declares its columns reads every file with
-//! them (missing nullable columns as nulls): its files may differ, as a schema evolves.
+//! them (missing nullable columns as nulls): its files may differ, as a schema evolves. And
+//! where DataFusion fails to decode a Parquet file without naming it, the file is found.
 
 use std::collections::BTreeMap;
 
-use datafusion::datasource::listing::ListingTable;
+use std::sync::Arc;
+
+use datafusion::datasource::listing::{ListingTable, ListingTableUrl};
 use datafusion::execution::context::SessionContext;
-use futures::TryStreamExt;
-use object_store::ObjectMeta;
+use datafusion::prelude::ParquetReadOptions;
+use futures::{StreamExt, TryStreamExt};
+use object_store::{ObjectMeta, ObjectStore};
 
 use crate::{Error, Result};
 
@@ -31,22 +35,7 @@ pub(crate) async fn check_source_files(
     let options = listing.options();
     let state = context.state();
     for url in listing.table_paths() {
-        let store = context
-            .runtime_env()
-            .object_store(url.object_store())
-            .map_err(datafusion_error)?;
-        let mut files: Vec<ObjectMeta> = store
-            .list(Some(url.prefix()))
-            .try_filter(|meta| {
-                let name = meta.location.filename().unwrap_or_default();
-                futures::future::ready(
-                    name.ends_with(&options.file_extension) && !name.starts_with('.'),
-                )
-            })
-            .try_collect()
-            .await
-            .map_err(|e| Error::object_store(format!("cannot list source '{name}'"), &e))?;
-        files.sort_by(|a, b| a.location.cmp(&b.location));
+        let (store, files) = listed_files(context, url, &options.file_extension, name).await?;
         let file = |meta: &ObjectMeta| format!("{}{}", url.object_store().as_str(), meta.location);
         if let Some(empty) = files.iter().find(|meta| meta.size == 0) {
             return Err(Error::Config(format!(
@@ -90,6 +79,79 @@ pub(crate) async fn check_source_files(
                 Some(_) => {}
             }
         }
+    }
+    Ok(())
+}
+
+/// The store of a source location and its files of that extension, in name order.
+async fn listed_files(
+    context: &SessionContext,
+    url: &ListingTableUrl,
+    extension: &str,
+    name: &str,
+) -> Result<(Arc<dyn ObjectStore>, Vec<ObjectMeta>)> {
+    let store = context
+        .runtime_env()
+        .object_store(url.object_store())
+        .map_err(|e| Error::from_datafusion(None, e))?;
+    let mut files: Vec<ObjectMeta> = store
+        .list(Some(url.prefix()))
+        .try_filter(|meta| {
+            let file = meta.location.filename().unwrap_or_default();
+            futures::future::ready(file.ends_with(extension) && !file.starts_with('.'))
+        })
+        .try_collect()
+        .await
+        .map_err(|e| Error::object_store(format!("cannot list source '{name}'"), &e))?;
+    files.sort_by(|a, b| a.location.cmp(&b.location));
+    Ok((store, files))
+}
+
+/// The Parquet file of a source that a decoding failure came from: DataFusion's error names
+/// no file, so on that error path each Parquet file of the context's sources is read
+/// through again until one fails.
+pub(crate) async fn corrupt_parquet_file(context: &SessionContext) -> Option<String> {
+    let options = context.state().config().options().catalog.clone();
+    let schema = context
+        .catalog(&options.default_catalog)?
+        .schema(&options.default_schema)?;
+    for name in schema.table_names() {
+        let Ok(Some(provider)) = schema.table(&name).await else {
+            continue;
+        };
+        let Some(listing) = provider.downcast_ref::<ListingTable>() else {
+            continue;
+        };
+        // Its files are those the format names: CREATE EXTERNAL TABLE sets no extension.
+        let format = &listing.options().format;
+        if format.get_ext() != "parquet" {
+            continue;
+        }
+        let extension = format!(".{}", format.get_ext());
+        for url in listing.table_paths() {
+            let Ok((_, files)) = listed_files(context, url, &extension, &name).await else {
+                continue;
+            };
+            for meta in files {
+                let file = format!("{}{}", url.object_store().as_str(), meta.location);
+                if read_through(context, &file).await.is_err() {
+                    return Some(file);
+                }
+            }
+        }
+    }
+    None
+}
+
+/// Decodes every row of one Parquet file.
+async fn read_through(context: &SessionContext, file: &str) -> datafusion::error::Result<()> {
+    let mut batches = context
+        .read_parquet(file, ParquetReadOptions::default())
+        .await?
+        .execute_stream()
+        .await?;
+    while let Some(batch) = batches.next().await {
+        batch?;
     }
     Ok(())
 }

@@ -190,3 +190,55 @@ impl SqliteFile {
             .map_err(|e| e.in_file(&path))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use rusqlite::OpenFlags;
+
+    use super::*;
+
+    /// Tests run as root, for whom file permissions do not hold: read-only is SQLite's own.
+    #[test]
+    fn failures_that_last_are_told_from_those_that_pass() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.sqlite");
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch("CREATE TABLE t (a INTEGER)")
+            .unwrap();
+
+        let read_only =
+            Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+        let error = read_only
+            .execute("INSERT INTO t VALUES (1)", [])
+            .unwrap_err();
+        assert!(is_permanent(&error), "{error}");
+        assert!(describe(&error).ends_with("(make the file and its folder writable by this user)"));
+
+        let holder = Connection::open(&path).unwrap();
+        holder.execute_batch("BEGIN EXCLUSIVE").unwrap();
+        let waiter = Connection::open(&path).unwrap();
+        waiter.busy_timeout(Duration::ZERO).unwrap();
+        let error = waiter.execute("INSERT INTO t VALUES (1)", []).unwrap_err();
+        assert!(!is_permanent(&error), "{error}");
+        assert!(
+            describe(&error).ends_with("run again)"),
+            "{}",
+            describe(&error)
+        );
+
+        let garbage = dir.path().join("garbage.sqlite");
+        std::fs::write(&garbage, "not a database ".repeat(300)).unwrap();
+        let error = Connection::open(&garbage)
+            .unwrap()
+            .execute_batch("SELECT * FROM sqlite_master")
+            .unwrap_err();
+        assert!(is_permanent(&error), "{error}");
+        let named = Error::from(error).in_file(&garbage);
+        assert!(named.is_permanent());
+        assert!(named.to_string().starts_with(&format!(
+            "file '{}': file is not a database",
+            garbage.display()
+        )));
+    }
+}
