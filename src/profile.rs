@@ -88,6 +88,8 @@ pub struct Profile {
     /// How long a run's lease on a snapshot or an online table lasts unless renewed, in
     /// seconds: a killed run holds up the next run of its group this long [default: 30].
     pub lease_seconds: Option<u64>,
+    /// How far ahead of now an as-of may be without `--force`, in hours [default: 24].
+    pub as_of_horizon_hours: Option<u64>,
 }
 
 fn default_warehouse() -> String {
@@ -179,6 +181,7 @@ fn embedded() -> Profile {
         glue_catalog_name: None,
         memory_limit: None,
         lease_seconds: None,
+        as_of_horizon_hours: None,
     }
 }
 
@@ -239,6 +242,12 @@ impl ResolvedProfile {
             source_catalogs: aws.source_catalogs(profile),
             memory_limit: self.memory_limit()?,
             lease_ttl: self.lease_ttl()?,
+            as_of_horizon: self
+                .profile
+                .as_of_horizon_hours
+                .map_or(fengine_engine::DEFAULT_AS_OF_HORIZON, |hours| {
+                    Duration::from_secs(hours * 3600)
+                }),
         })
     }
 

@@ -172,7 +172,7 @@ fn file(path: &'static str, text: impl Into<String>) -> (&'static str, String) {
 )]
 #[case::malformed_profile(
     vec![file("fengine.toml", "[profiles.default]\nwarehose = 'warehouse'\n")], &["run", "good.sql"],
-    EXIT_BAD_INPUT, "fengine: config file 'fengine.toml' is malformed: TOML parse error at line 2, column 1\n  |\n2 | warehose = 'warehouse'\n  | ^^^^^^^^\nunknown field `warehose`, expected one of `warehouse`, `catalog`, `catalog_path`, `database`, `glue_database`, `online`, `online_path`, `s3_sse_kms_key_id`, `dynamodb_table_prefix`, `dynamodb_requests_in_flight`, `glue_catalog_name`, `aws_account_id`, `dynamodb_load_deadline_seconds`, `memory_limit`, `lease_seconds`\n\n"
+    EXIT_BAD_INPUT, "fengine: config file 'fengine.toml' is malformed: TOML parse error at line 2, column 1\n  |\n2 | warehose = 'warehouse'\n  | ^^^^^^^^\nunknown field `warehose`, expected one of `warehouse`, `catalog`, `catalog_path`, `database`, `glue_database`, `online`, `online_path`, `s3_sse_kms_key_id`, `dynamodb_table_prefix`, `dynamodb_requests_in_flight`, `glue_catalog_name`, `aws_account_id`, `dynamodb_load_deadline_seconds`, `memory_limit`, `lease_seconds`, `as_of_horizon_hours`\n\n"
 )]
 #[case::unknown_online_store(
     vec![file("fengine.toml", "[profiles.default]\nonline = 'redis'\n")], &["run", "good.sql"],
@@ -234,11 +234,11 @@ fn file(path: &'static str, text: impl Into<String>) -> (&'static str, String) {
 )]
 #[case::as_of_far_in_the_future(
     vec![], &["run", "good.sql", "--as-of", "9999-01-01T00:00:00Z"],
-    EXIT_BAD_INPUT, "fengine: the as-of 9999-01-01T00:00:00Z is more than a day ahead of now: its snapshot would be the newest until then, and every later run's online load would give way to it. Pass --force if the future is meant\n"
+    EXIT_BAD_INPUT, "fengine: the as-of 9999-01-01T00:00:00Z is more than 24 hours ahead of now (the profile's as_of_horizon_hours): its snapshot would be the newest until then, and every later run's online load would give way to it. Pass --force if the future is meant\n"
 )]
 #[case::backfill_into_the_future(
     vec![], &["backfill", "good.sql", "--from", "2024-03-01T00:00:00Z", "--to", "3024-03-01T00:00:00Z", "--every", "100000d"],
-    EXIT_BAD_INPUT, "fengine: --to 3024-03-01T00:00:00Z is more than a day ahead of now: its snapshot would be the newest until then, and every later run's online load would give way to it. Pass --force if the future is meant\n"
+    EXIT_BAD_INPUT, "fengine: --to 3024-03-01T00:00:00Z is more than 24 hours ahead of now (the profile's as_of_horizon_hours): its snapshot would be the newest until then, and every later run's online load would give way to it. Pass --force if the future is meant\n"
 )]
 #[case::leap_second(
     vec![], &["run", "good.sql", "--as-of", "2016-12-31T23:59:60Z"],
@@ -638,5 +638,30 @@ fn a_corrupt_parquet_source_file_is_named() {
         state(&workspace),
         before,
         "a failed run changed the workspace"
+    );
+}
+
+/// The horizon is the profile's.
+#[test]
+fn the_as_of_horizon_is_set_by_the_profile() {
+    let workspace = published();
+    let plan = ["plan", "good.sql", "--as-of", "2100-01-01T00:00:00Z"];
+    workspace.write(
+        "fengine.toml",
+        "[profiles.default]\nas_of_horizon_hours = 1000000\n",
+    );
+    workspace.fengine(&plan).success();
+    workspace.write(
+        "fengine.toml",
+        "[profiles.default]\nas_of_horizon_hours = 1\n",
+    );
+    let refused = workspace.fengine(&plan);
+    assert_eq!(refused.code, EXIT_BAD_INPUT);
+    assert!(
+        refused.stderr.starts_with(
+            "fengine: the as-of 2100-01-01T00:00:00Z is more than 1 hour ahead of now"
+        ),
+        "{}",
+        refused.stderr
     );
 }

@@ -20,6 +20,7 @@
 //!     source_catalogs: Vec::new(),
 //!     memory_limit: Some(4 << 30),
 //!     lease_ttl: fengine_engine::DEFAULT_LEASE_TTL,
+//!     as_of_horizon: fengine_engine::DEFAULT_AS_OF_HORIZON,
 //! };
 //! let pipeline = fengine_dialect::load_pipeline(Path::new("pipelines/customer_spend.sql"))?;
 //! let manifest = fengine_engine::run(&pipeline, &RunOptions::now(), &backends).await?;
@@ -102,6 +103,8 @@ pub struct Backends {
     /// How long a run's lease on a snapshot or an online table lasts unless renewed: how
     /// long a killed run holds up the next run of the same group.
     pub lease_ttl: std::time::Duration,
+    /// How far ahead of now an as-of may be without `--force`.
+    pub as_of_horizon: std::time::Duration,
 }
 
 impl Backends {
@@ -246,7 +249,7 @@ pub async fn plan(
     backends: &Backends,
 ) -> Result<PlannedPipeline> {
     check_whole_seconds("the as-of", options.as_of)?;
-    check_horizon("the as-of", options.as_of, options.force)?;
+    check_horizon("the as-of", options.as_of, options.force, backends)?;
     plan::plan_pipeline(pipeline, options, backends, None).await
 }
 
@@ -273,21 +276,30 @@ pub(crate) fn check_whole_seconds(what: &str, time: DateTime<Utc>) -> Result<()>
     )))
 }
 
-/// How far ahead of now an as-of may be without `--force`: a snapshot of the far future
-/// would stand as the newest against every later run's online load.
-pub const AS_OF_HORIZON: chrono::TimeDelta = chrono::TimeDelta::days(1);
+/// How far ahead of now an as-of may be without `--force` unless the profile says: a
+/// snapshot of the far future would stand as the newest against every later run's online
+/// load.
+pub const DEFAULT_AS_OF_HORIZON: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
-/// Refuses an as-of past the horizon unless forced.
-pub(crate) fn check_horizon(what: &str, time: DateTime<Utc>, force: bool) -> Result<()> {
-    let now = Utc::now();
-    if force || time <= now + AS_OF_HORIZON {
+/// Refuses an as-of past the backends' horizon unless forced.
+pub(crate) fn check_horizon(
+    what: &str,
+    time: DateTime<Utc>,
+    force: bool,
+    backends: &Backends,
+) -> Result<()> {
+    let horizon =
+        chrono::Duration::from_std(backends.as_of_horizon).unwrap_or(chrono::Duration::MAX);
+    if force || time <= Utc::now() + horizon {
         return Ok(());
     }
+    let hours = backends.as_of_horizon.as_secs() / 3600;
     Err(Error::Config(format!(
-        "{what} {} is more than a day ahead of now: its snapshot would be the newest until \
-         then, and every later run's online load would give way to it. Pass --force if the \
-         future is meant",
-        time.to_rfc3339_opts(SecondsFormat::Secs, true)
+        "{what} {} is more than {hours} hour{} ahead of now (the profile's as_of_horizon_hours): \
+         its snapshot would be the newest until then, and every later run's online load would \
+         give way to it. Pass --force if the future is meant",
+        time.to_rfc3339_opts(SecondsFormat::Secs, true),
+        if hours == 1 { "" } else { "s" }
     )))
 }
 
