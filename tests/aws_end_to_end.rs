@@ -225,6 +225,8 @@ fn plan_prints_the_least_privilege_iam_policy() {
         [
             format!("arn:aws:s3:::{bucket}/warehouse/customer_spend/v1/*"),
             format!("arn:aws:s3:::{bucket}/warehouse/customer_category_spend/v1/*"),
+            format!("arn:aws:s3:::{bucket}/warehouse/_fengine/leases/customer_spend/v1/*"),
+            format!("arn:aws:s3:::{bucket}/warehouse/_fengine/leases/customer_category_spend/v1/*"),
         ]
     );
     let glue = "arn:aws:glue:us-east-1:123456789012";

@@ -23,8 +23,8 @@ GROUP BY k;
 fn workspace() -> Workspace {
     let workspace = Workspace::new();
     workspace.write("p.sql", PIPELINE);
-    // A killed run's lease lapses within two seconds.
-    workspace.write("fengine.toml", "[profiles.default]\nlease_seconds = 2\n");
+    // A killed run's lease lapses within five seconds.
+    workspace.write("fengine.toml", "[profiles.default]\nlease_seconds = 5\n");
     workspace
 }
 
@@ -236,7 +236,7 @@ mod on_aws {
             &format!(
                 "[profiles.default]\nwarehouse = 's3://{bucket}/warehouse'\ncatalog = 'glue'\n\
                  glue_database = '{database}'\nonline = 'dynamodb'\n\
-                 dynamodb_table_prefix = '{prefix}'\nlease_seconds = 3\n"
+                 dynamodb_table_prefix = '{prefix}'\nlease_seconds = 10\n"
             ),
         );
         AwsWorkspace {

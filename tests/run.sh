@@ -9,8 +9,9 @@ python3 -m pip install --quiet --disable-pip-version-check 'moto[server]>=5.1,<6
 
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 log=$(mktemp)
-# Small multipart parts, so that multipart uploads are exercised with small files.
-S3_UPLOAD_PART_MIN_SIZE=256 python3 -m moto.server -H 127.0.0.1 -p "$port" >"$log" 2>&1 &
+# Small multipart parts, so that multipart uploads are exercised with small files; S3's
+# conditional writes atomic, as moto does not make them (see tests/moto_server.py).
+S3_UPLOAD_PART_MIN_SIZE=256 python3 tests/moto_server.py -H 127.0.0.1 -p "$port" >"$log" 2>&1 &
 moto=$!
 trap 'kill $moto 2>/dev/null || true; rm -f "$log"' EXIT
 python3 - "$port" <<'PY'

@@ -69,10 +69,17 @@ pub fn iam_policy(scope: &PolicyScope) -> Value {
         .as_ref()
         .and_then(|w| bucket_and_prefix(w.as_str()))
     {
+        // Each group's snapshots, and its leases (see the engine's lease module).
         let folders: Vec<(String, String)> = scope
             .group_folders
             .iter()
             .map(|g| (bucket.clone(), format!("{root}{g}")))
+            .chain(
+                scope
+                    .group_folders
+                    .iter()
+                    .map(|g| (bucket.clone(), format!("{root}_fengine/leases/{g}"))),
+            )
             .collect();
         statements.push(json!({
             "Sid": "WriteSnapshots",
@@ -194,10 +201,12 @@ mod tests {
                  "Condition": {"StringLike": {"s3:prefix": ["transactions/*", "merchants/*"]}}},
                 {"Sid": "WriteSnapshots", "Effect": "Allow",
                  "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"],
-                 "Resource": ["arn:aws:s3:::lake/features/spend/*"]},
+                 "Resource": ["arn:aws:s3:::lake/features/spend/*",
+                              "arn:aws:s3:::lake/features/_fengine/leases/spend/*"]},
                 {"Sid": "ListSnapshots", "Effect": "Allow", "Action": ["s3:ListBucket"],
                  "Resource": ["arn:aws:s3:::lake"],
-                 "Condition": {"StringLike": {"s3:prefix": ["features/spend/*"]}}},
+                 "Condition": {"StringLike": {"s3:prefix": ["features/spend/*",
+                                                            "features/_fengine/leases/spend/*"]}}},
                 {"Sid": "EncryptSnapshots", "Effect": "Allow", "Action": ["kms:GenerateDataKey", "kms:Decrypt"],
                  "Resource": ["arn:aws:kms:eu-west-1:123456789012:key/1234abcd"]},
                 {"Sid": "RegisterSnapshots", "Effect": "Allow", "Action": GLUE_ACTIONS,

@@ -9,7 +9,9 @@
 //! exactly one wins — the way Terraform's S3 lock files and Delta's commits use S3's
 //! conditional writes, with an expiry added so that a killed run's lease lapses on its own.
 //! A holder that finds its next number taken has lost the lease, and stops before its next
-//! commit point.
+//! commit point. Each record carries the holders whose leases lapsed unreleased (killed
+//! runs) since the lease was last released: the next holder to finish cleans up after them,
+//! and no one else's work is ever taken for garbage.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -35,6 +37,9 @@ struct Record {
     purpose: String,
     expires_at: DateTime<Utc>,
     released: bool,
+    /// Holders whose leases lapsed unreleased since the last release.
+    #[serde(default)]
+    abandoned: Vec<String>,
 }
 
 impl Record {
@@ -62,6 +67,8 @@ struct Shared {
     purpose: String,
     ttl: Duration,
     state: Mutex<Held>,
+    /// The holders before this one whose leases lapsed unreleased.
+    abandoned: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -98,6 +105,7 @@ impl Lease {
                 expires_at: Utc::now(),
                 lost: None,
             }),
+            abandoned: Vec::new(),
         };
         let mut on_wait = Some(on_wait);
         loop {
@@ -114,7 +122,19 @@ impl Lease {
                     }
                     continue;
                 }
-                Some((number, _)) => number + 1,
+                Some((number, record)) => {
+                    shared.abandoned = match record.released {
+                        true => Vec::new(),
+                        false => {
+                            let mut abandoned = record.abandoned.clone();
+                            if record.holder != holder {
+                                abandoned.push(record.holder.clone());
+                            }
+                            abandoned
+                        }
+                    };
+                    number + 1
+                }
                 None => 1,
             };
             if let Some(expires_at) = shared.create(next, false).await? {
@@ -154,6 +174,12 @@ impl Lease {
              one stopped before publishing more; run it again",
             self.shared.holder, self.shared.name
         )))
+    }
+
+    /// The holders before this one that were killed (or stalled) holding the lease, since
+    /// it was last released: their work is garbage, theirs no longer to clean up.
+    pub(crate) fn abandoned(&self) -> &[String] {
+        &self.shared.abandoned
     }
 
     /// Releases the lease, so that a waiting run takes it at once.
@@ -258,6 +284,12 @@ impl Shared {
             purpose: self.purpose.clone(),
             expires_at,
             released,
+            // Released, the lease passes the abandoned work on as cleaned up.
+            abandoned: if released {
+                Vec::new()
+            } else {
+                self.abandoned.clone()
+            },
         };
         let body = serde_json::to_vec(&record).expect("a record serializes");
         let options = PutOptions {

@@ -183,13 +183,18 @@ async fn publish_holding(
     let replaced = or_discard(registered.map_err(Error::from), backends, &run_location).await?;
     timings.register = elapsed_ms(started);
 
-    // Earlier runs of this as-of, replaced or killed before registering, left files that no
-    // registered snapshot uses; no writer can be adding to them while this run holds the
-    // snapshot's lease, and the online step deletes them when no load can be reading them.
-    let obsolete = backends
-        .warehouse
-        .objects_except(&snapshot_location, &run_location)
-        .await?;
+    // Files no registered snapshot uses: those of the run this one replaced, and of runs
+    // killed holding the snapshot's lease. Only runs known to have ended: a run that took
+    // the lease from this one while it stalled is still writing its own. The online step
+    // deletes them when no load can be reading them.
+    let mut ended: Vec<Url> = lease
+        .abandoned()
+        .iter()
+        .filter_map(|run| snapshot_location.join(&format!("run-{run}/")).ok())
+        .collect();
+    ended.extend(replaced.as_ref().and_then(|p| Url::parse(&p.location).ok()));
+    ended.retain(|folder| *folder != run_location);
+    let obsolete = backends.warehouse.objects_in(&ended).await?;
     let started = Instant::now();
     let step = OnlineStep {
         context,

@@ -90,28 +90,24 @@ impl Warehouse {
 
     /// Deletes every object under `prefix`.
     pub async fn delete_prefix(&self, prefix: &Url) -> Result<()> {
-        let doomed = self.objects_under(prefix, None).await?;
+        let doomed = self.objects_under(prefix).await?;
         self.delete_objects(&doomed).await
     }
 
-    /// The objects under `prefix` but not under `keep`: what earlier or killed runs of a
-    /// snapshot left beside the registered one.
-    pub(crate) async fn objects_except(&self, prefix: &Url, keep: &Url) -> Result<Vec<ObjectPath>> {
-        self.objects_under(prefix, Some(keep)).await
+    /// The objects under these folders.
+    pub(crate) async fn objects_in(&self, folders: &[Url]) -> Result<Vec<ObjectPath>> {
+        let mut objects = Vec::new();
+        for folder in folders {
+            objects.extend(self.objects_under(folder).await?);
+        }
+        Ok(objects)
     }
 
-    async fn objects_under(&self, prefix: &Url, keep: Option<&Url>) -> Result<Vec<ObjectPath>> {
+    async fn objects_under(&self, prefix: &Url) -> Result<Vec<ObjectPath>> {
         let prefix_path = object_path(prefix)?;
-        let keep_path = keep.map(object_path).transpose()?;
         self.store
             .list(Some(&prefix_path))
             .map_ok(|meta| meta.location)
-            .try_filter(|location| {
-                let kept = keep_path
-                    .as_ref()
-                    .is_some_and(|k| location.prefix_matches(k));
-                futures::future::ready(!kept)
-            })
             .try_collect()
             .await
             .map_err(|e| Error::object_store(format!("cannot list '{prefix}'"), &e))

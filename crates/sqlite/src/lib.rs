@@ -168,7 +168,19 @@ impl SqliteFile {
             permanent: true,
         })?;
         connection.busy_timeout(BUSY_TIMEOUT)?;
-        connection.pragma_update(None, "journal_mode", "WAL")?;
+        // Switching a new file to WAL takes an exclusive lock and, when processes open the
+        // file at once, fails busy without waiting: retried until the busy timeout.
+        let started = std::time::Instant::now();
+        while let Err(e) = connection.pragma_update(None, "journal_mode", "WAL") {
+            let busy = matches!(
+                e.sqlite_error_code(),
+                Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+            );
+            if !busy || started.elapsed() > BUSY_TIMEOUT {
+                return Err(e.into());
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
         connection.pragma_update(None, "synchronous", "NORMAL")?;
         connection.pragma_update(None, "foreign_keys", "ON")?;
         Ok(connection)

@@ -207,6 +207,29 @@ impl DynamoDbOnlineStore {
         Ok(output.item().cloned())
     }
 
+    /// A table's metadata item, without creating the metadata table (for checks that
+    /// must change nothing).
+    async fn metadata_if_recorded(&self, table: &str) -> Result<Option<Item>> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(self.metadata_table())
+            .key("table_name", AttributeValue::S(table.to_string()))
+            .consistent_read(true)
+            .send()
+            .await;
+        match output {
+            Ok(output) => Ok(output.item().cloned()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_resource_not_found_exception()) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(storage("GetItem", &e)),
+        }
+    }
+
     /// The newest version of the group with a completed load, or the given one.
     async fn loaded_metadata(
         &self,
@@ -352,7 +375,7 @@ impl OnlineStore for DynamoDbOnlineStore {
                  or delete that table"
             )));
         }
-        match self.metadata(&name).await? {
+        match self.metadata_if_recorded(&name).await? {
             Some(item) => {
                 let existing: Vec<(String, String)> = texts(&item, "key_columns")
                     .into_iter()
