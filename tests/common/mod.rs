@@ -95,29 +95,15 @@ impl Workspace {
     /// The catalog's partitions of `table`, read straight from its SQLite file:
     /// (snapshot_ts, location).
     pub fn partitions(&self, table: &str) -> Vec<(String, String)> {
-        let path = self.path("warehouse/catalog.sqlite");
-        if !path.exists() {
+        if !self.path("warehouse/catalog.sqlite").exists() {
             return Vec::new();
         }
-        let connection = rusqlite::Connection::open(path).unwrap();
-        let mut statement = connection
-            .prepare("SELECT key_values, definition FROM catalog_partitions WHERE table_name = ?1 ORDER BY key_values")
-            .unwrap();
-        statement
-            .query_map([table], |row| {
-                Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
-            })
-            .unwrap()
-            .map(|row| {
-                let (values, definition) = row.unwrap();
-                let values: Vec<String> = serde_json::from_str(&values).unwrap();
-                let definition: serde_json::Value = serde_json::from_str(&definition).unwrap();
-                (
-                    values[0].clone(),
-                    definition["location"].as_str().unwrap().to_string(),
-                )
-            })
-            .collect()
+        let mut partitions: Vec<(String, String)> = consistency::local_partitions(self, table)
+            .into_iter()
+            .map(|p| (p.snapshot_ts, p.location))
+            .collect();
+        partitions.sort();
+        partitions
     }
 
     /// The table's definition as the catalog holds it.

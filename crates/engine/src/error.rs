@@ -95,39 +95,39 @@ impl Error {
             ". This run published before it, and they stay published: {}",
             groups.join(", ")
         );
-        match self {
-            Error::Parse(_) => self,
-            Error::Plan { location, message } => Error::Plan {
-                location,
-                message: message + &note,
-            },
-            Error::Config(m) => Error::Config(m + &note),
-            Error::Check(m) => Error::Check(m + &note),
-            Error::NotFound(m) => Error::NotFound(m + &note),
-            Error::Infrastructure(m) => Error::Infrastructure(m + &note),
-            Error::Interrupted(m) => Error::Interrupted(m + &note),
-            Error::PermanentFault(m) => Error::PermanentFault(m + &note),
-        }
+        self.with_message(|message| message + &note)
     }
 
     /// Says of a failure of the online step that the snapshot itself was published, and
     /// what the store serves meanwhile.
     pub(crate) fn after_registering(self, group: &str, snapshot: &str) -> Self {
-        let note = |message: String| {
+        if matches!(self, Error::Plan { .. }) {
+            return self;
+        }
+        self.with_message(|message| {
             format!(
                 "feature group '{group}': snapshot {snapshot} is registered, but the online \
                  store was not brought up to date: {message}. The store serves the snapshot it \
                  held before; the next run of this group completes the load"
             )
-        };
+        })
+    }
+
+    /// The same error, its message rewritten (a parse error keeps its own: it quotes the
+    /// line).
+    fn with_message(self, rewrite: impl FnOnce(String) -> String) -> Self {
         match self {
-            Error::Parse(_) | Error::Plan { .. } => self,
-            Error::Config(m) => Error::Config(note(m)),
-            Error::Check(m) => Error::Check(note(m)),
-            Error::NotFound(m) => Error::NotFound(note(m)),
-            Error::Infrastructure(m) => Error::Infrastructure(note(m)),
-            Error::Interrupted(m) => Error::Interrupted(note(m)),
-            Error::PermanentFault(m) => Error::PermanentFault(note(m)),
+            Error::Parse(_) => self,
+            Error::Plan { location, message } => Error::Plan {
+                location,
+                message: rewrite(message),
+            },
+            Error::Config(m) => Error::Config(rewrite(m)),
+            Error::Check(m) => Error::Check(rewrite(m)),
+            Error::NotFound(m) => Error::NotFound(rewrite(m)),
+            Error::Infrastructure(m) => Error::Infrastructure(rewrite(m)),
+            Error::Interrupted(m) => Error::Interrupted(rewrite(m)),
+            Error::PermanentFault(m) => Error::PermanentFault(rewrite(m)),
         }
     }
 

@@ -193,18 +193,9 @@ impl DynamoDbOnlineStore {
         Ok(())
     }
 
-    async fn metadata(&self, table: &str) -> Result<Option<HashMap<String, AttributeValue>>> {
+    async fn metadata(&self, table: &str) -> Result<Option<Item>> {
         self.ensure_metadata_table().await?;
-        let output = self
-            .client
-            .get_item()
-            .table_name(self.metadata_table())
-            .key("table_name", AttributeValue::S(table.to_string()))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| storage("GetItem", &e))?;
-        Ok(output.item().cloned())
+        self.metadata_if_recorded(table).await
     }
 
     /// A table's metadata item, without creating the metadata table (for checks that
