@@ -7,6 +7,8 @@ command -v /usr/bin/time >/dev/null || { apt-get update -qq && apt-get install -
 
 cargo build --release -q -p fengine -p fengine-benches
 BIN="$CARGO_TARGET_DIR/release"
+# FENGINE=<binary> measures another build (another commit's) with the same script and data.
+FENGINE=$(realpath "${FENGINE:-$BIN/fengine}")
 DATA="${BENCH_DATA:-/var/tmp/fengine-bench-data}"
 
 # generate SIZE: the seeded transactions, 1m (10k customers) or 10m (100k), written once.

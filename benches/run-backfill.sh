@@ -14,7 +14,7 @@ bench_pipeline "$WORK/bench.sql" "$SIZE" spend_30d
 measure() { # label, then the fengine arguments
   local label=$1; shift
   rm -rf "$WORK/warehouse"
-  (cd "$WORK" && /usr/bin/time -f "%e %M" -o time.txt "$BIN/fengine" "$@" > /dev/null)
+  (cd "$WORK" && /usr/bin/time -f "%e %M" -o time.txt "$FENGINE" "$@" > /dev/null)
   read -r wall rss_kb < "$WORK/time.txt"
   echo "| $SIZE | $label | ${wall} s | $((rss_kb / 1024)) MiB |"
   eval "${label%% *}_WALL=$wall"

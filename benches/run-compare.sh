@@ -32,9 +32,9 @@ compare() { # label pipeline fengine-arguments...
   for run in $(seq "$RUNS"); do
     if ((run % 2)); then
       baseline+=("$(once "$BASELINE" "$pipeline" "$@")")
-      current+=("$(once "$BIN/fengine" "$pipeline" "$@")")
+      current+=("$(once "$FENGINE" "$pipeline" "$@")")
     else
-      current+=("$(once "$BIN/fengine" "$pipeline" "$@")")
+      current+=("$(once "$FENGINE" "$pipeline" "$@")")
       baseline+=("$(once "$BASELINE" "$pipeline" "$@")")
     fi
   done

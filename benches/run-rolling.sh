@@ -17,7 +17,7 @@ fengine() { # size pipeline [operator]: fengine's window operator, or datafusion
   rm -rf "$WORK/warehouse"
   bench_pipeline "$WORK/bench.sql" "$1" "$2"
   (cd "$WORK" && FENGINE_WINDOW_OPERATOR=$operator /usr/bin/time -f "%e %M" -o time.txt \
-    "$BIN/fengine" run bench.sql --as-of 2024-04-01T00:00:00Z > /dev/null)
+    "$FENGINE" run bench.sql --as-of 2024-04-01T00:00:00Z > /dev/null)
   read -r wall rss_kb < "$WORK/time.txt"
   echo "| $1 | $2 | $engine | ${wall} s | $((rss_kb / 1024)) MiB |"
 }

@@ -15,7 +15,7 @@ generate 10m
 if [ ! -f "$WORK/.done" ]; then
   rm -rf "$WORK" && mkdir -p "$WORK"
   bench_pipeline "$WORK/features.sql" 10m rolling_7d
-  (cd "$WORK" && "$BIN/fengine" run features.sql --as-of 2024-04-01T00:00:00Z)
+  (cd "$WORK" && "$FENGINE" run features.sql --as-of 2024-04-01T00:00:00Z)
   touch "$WORK/.done"
 fi
 SNAPSHOT=$(python3 - "$WORK/warehouse/catalog.sqlite" <<'PY'
@@ -44,12 +44,12 @@ fi
 
 cd "$WORK"
 rm -f fengine-out.parquet fengine-small-out.parquet duckdb-out.parquet
-/usr/bin/time -f "%e %M" -o fengine-time.txt "$BIN/fengine" training-set \
+/usr/bin/time -f "%e %M" -o fengine-time.txt "$FENGINE" training-set \
   --spine "$SPINE" --timestamp label_time --features bench_rolling_7d \
   --out fengine-out.parquet --output json > fengine-manifest.json
 # The same join within a 256 MiB memory pool: the sorts spill to disk.
 printf "[profiles.small]\nmemory_limit = '256MiB'\n" > small.toml
-/usr/bin/time -f "%e %M" -o fengine-small-time.txt "$BIN/fengine" training-set \
+/usr/bin/time -f "%e %M" -o fengine-small-time.txt "$FENGINE" training-set \
   --spine "$SPINE" --timestamp label_time --features bench_rolling_7d \
   --config small.toml --profile small \
   --out fengine-small-out.parquet --output json > fengine-small-manifest.json

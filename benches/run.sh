@@ -10,7 +10,7 @@ bench() { # size pipeline
   local size=$1 pipeline=$2 work
   work=$(mktemp -d)
   bench_pipeline "$work/bench.sql" "$size" "$pipeline"
-  (cd "$work" && /usr/bin/time -f "%e %M" -o time.txt "$BIN/fengine" run bench.sql --as-of "$AS_OF" --output json > manifest.json)
+  (cd "$work" && /usr/bin/time -f "%e %M" -o time.txt "$FENGINE" run bench.sql --as-of "$AS_OF" --output json > manifest.json)
   read -r wall rss_kb < "$work/time.txt"
   python3 - "$size" "$pipeline" "$wall" "$rss_kb" "$work/manifest.json" <<'PY'
 import json, sys

@@ -19,6 +19,7 @@ use arrow::compute::cast;
 use arrow::datatypes::DataType;
 use arrow::util::display::array_value_to_string;
 use common::*;
+use fengine_testing::XorShift;
 
 const HOUR: i64 = 3_600_000_000;
 /// 2024-01-01T00:00:00Z

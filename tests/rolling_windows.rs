@@ -20,6 +20,7 @@ use arrow::compute::cast;
 use arrow::datatypes::DataType;
 use arrow::util::display::array_value_to_string;
 use common::*;
+use fengine_testing::XorShift;
 
 const MINUTE: i64 = 60_000_000;
 const BASE: i64 = 1_704_067_200_000_000;

@@ -13,6 +13,7 @@ use arrow::array::{
 };
 use arrow::datatypes::{Float64Type, Int64Type, TimestampMicrosecondType};
 use common::*;
+use fengine_testing::XorShift;
 
 const MINUTE: i64 = 60_000_000;
 /// 2024-01-01T00:00:00Z

@@ -258,15 +258,3 @@ pub fn assert_close(actual: f64, expected: f64, what: &str) {
         "{what}: {actual} != {expected}"
     );
 }
-
-/// A small deterministic generator for test data, so that failures repeat.
-pub struct XorShift(pub u64);
-
-impl XorShift {
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
-}

@@ -19,7 +19,7 @@ use arrow::util::display::array_value_to_string;
 use datafusion::physical_expr::expressions::Column;
 use datafusion::physical_plan::{ExecutionPlan, ExecutionPlanProperties, Partitioning};
 
-use crate::{Error, Result};
+use crate::error::{Error, Result};
 
 /// The key and event time columns of a group's snapshot.
 #[derive(Debug, Clone)]
@@ -258,9 +258,9 @@ fn checking(error: arrow::error::ArrowError) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::XorShift;
     use arrow::array::{AsArray, Int64Array};
     use arrow::datatypes::{DataType, Field, Int64Type};
+    use fengine_testing::XorShift;
 
     fn schema() -> Arc<Schema> {
         Arc::new(Schema::new(vec![

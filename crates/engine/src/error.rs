@@ -1,6 +1,8 @@
 use datafusion::error::DataFusionError;
 use fengine_dialect::{ParseError, SourceLocation};
 
+use crate::manifest::{GroupManifest, OnlineOutcome};
+
 /// What a run can fail on, by who can fix it.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -77,7 +79,7 @@ impl Error {
 
     /// Says, of a failure of one group, what the run published before it: those groups
     /// stay published.
-    pub(crate) fn after_publishing(self, published: &[crate::GroupManifest]) -> Self {
+    pub(crate) fn after_publishing(self, published: &[GroupManifest]) -> Self {
         if published.is_empty() {
             return self;
         }
@@ -85,7 +87,7 @@ impl Error {
             .iter()
             .map(|g| {
                 let online = match g.online {
-                    crate::OnlineOutcome::Loaded { .. } => "loaded online",
+                    OnlineOutcome::Loaded { .. } => "loaded online",
                     _ => "not loaded online",
                 };
                 format!("{} v{} ({}, {online})", g.group, g.version, g.partition)

@@ -24,7 +24,9 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::{Error, Result, Warehouse};
+use crate::error::{Error, Result};
+use crate::interrupt;
+use crate::warehouse::Warehouse;
 
 /// How long a lease lasts unless renewed: a killed run holds up others this long at most.
 pub const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(30);
@@ -118,7 +120,7 @@ impl Lease {
                     }
                     tokio::select! {
                         _ = tokio::time::sleep(poll_interval(ttl)) => {}
-                        stop = crate::interrupt::requested() => return Err(stop),
+                        stop = interrupt::requested() => return Err(stop),
                     }
                     continue;
                 }

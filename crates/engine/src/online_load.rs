@@ -15,12 +15,14 @@ use fengine_online::{LoadState, SnapshotId};
 use futures::StreamExt;
 use object_store::path::Path as ObjectPath;
 
+use crate::backends::{Backends, with_default_batch_size};
+use crate::error::{Error, Result};
+use crate::hooks::{fail_point, pause_point};
 use crate::interrupt;
 use crate::lease::Lease;
 use crate::manifest::OnlineOutcome;
+use crate::options::{RunOptions, snapshot_name};
 use crate::plan::PlannedGroup;
-use crate::publish::in_group;
-use crate::{Backends, Error, Result, RunOptions, fail_point, pause_point, snapshot_name};
 
 const ROW_NUMBER: &str = "__fengine_row_number";
 
@@ -170,13 +172,13 @@ impl OnlineStep<'_> {
         &self,
         partition: &Partition,
     ) -> Result<futures::stream::BoxStream<'static, Result<arrow::array::RecordBatch>>> {
-        let snapshot = crate::with_default_batch_size(self.context)
+        let snapshot = with_default_batch_size(self.context)
             .read_parquet(
                 partition.location.as_str(),
                 ParquetReadOptions::default().schema(&self.group.schema),
             )
             .await
-            .map_err(|e| in_group(self.group, e))?;
+            .map_err(|e| self.group.error_from(e))?;
         self.latest_per_key(snapshot).await
     }
 
@@ -196,12 +198,12 @@ impl OnlineStep<'_> {
             .and_then(|n| rows.window(vec![n.alias(ROW_NUMBER)]))
             .and_then(|f| f.filter(ident(ROW_NUMBER).eq(lit(1u64))))
             .and_then(|f| f.drop_columns(&[ROW_NUMBER]))
-            .map_err(|e| in_group(group, e))?;
+            .map_err(|e| group.error_from(e))?;
         let stream: SendableRecordBatchStream = latest_first
             .execute_stream()
             .await
-            .map_err(|e| in_group(group, e))?;
-        let failed = crate::publish::datafusion_errors(group);
+            .map_err(|e| group.error_from(e))?;
+        let failed = group.datafusion_errors();
         Ok(stream.map(move |batch| batch.map_err(&failed)).boxed())
     }
 }

@@ -14,7 +14,7 @@ use parquet::arrow::AsyncArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 
-use crate::{Error, Result};
+use crate::error::{Error, Result};
 
 /// The bytes a file buffers before it starts an upload in parts, as the session says.
 pub(crate) fn buffer_size(context: &SessionContext) -> usize {

@@ -10,6 +10,7 @@ use std::time::Duration;
 use arrow::datatypes::{DataType, SchemaRef};
 use datafusion::common::ScalarValue;
 use datafusion::dataframe::DataFrame;
+use datafusion::error::DataFusionError;
 use datafusion::execution::context::SessionContext;
 use datafusion::sql::sqlparser::ast::Statement as SqlStatement;
 use fengine_catalog::{Column, Table};
@@ -17,11 +18,16 @@ use fengine_dialect::{
     CreateFeatureGroup, DataFusionStatement, Pipeline, SourceLocation, Statement,
 };
 use fengine_online::{KeyKind, OnlineTable};
+use fengine_operators::functions::{as_of_udf, param_udf, parse_param_value};
+use fengine_operators::timestamps::{NotAFixedLength, fixed_length};
+use fengine_operators::window::rolling_windows;
 
-use crate::backfill::SourceCache;
-use crate::functions::{as_of_udf, param_udf, parse_param_value};
+use crate::backends::Backends;
+use crate::error::{Error, Result};
 use crate::hive::hive_type;
-use crate::{Backends, Error, Result, RunOptions};
+use crate::options::{RunOptions, check_horizon, check_whole_seconds};
+use crate::source_cache::SourceCache;
+use crate::source_files;
 
 /// A pipeline whose checks passed, ready to compute.
 pub struct PlannedPipeline {
@@ -52,6 +58,21 @@ impl PlannedGroup {
         self.definition.name()
     }
 
+    /// Turns DataFusion's errors met computing the group into the group's.
+    pub(crate) fn error_from(&self, error: DataFusionError) -> Error {
+        self.datafusion_errors()(error)
+    }
+
+    /// [`PlannedGroup::error_from`], for where the group itself is out of reach (a writer
+    /// task).
+    pub(crate) fn datafusion_errors(
+        &self,
+    ) -> impl Fn(DataFusionError) -> Error + Clone + Send + use<> {
+        let location = self.location.clone();
+        let name = self.name();
+        move |error| Error::while_running(Some(&location), error).in_group(&name)
+    }
+
     /// The group version as the online store holds it.
     pub(crate) fn online_table(&self) -> OnlineTable {
         OnlineTable {
@@ -63,6 +84,18 @@ impl PlannedGroup {
             ttl: self.ttl,
         }
     }
+}
+
+/// Checks the pipeline without reading data: statements run, feature group queries plan,
+/// their outputs fit their declarations and the catalog's published schemas.
+pub async fn plan(
+    pipeline: &Pipeline,
+    options: &RunOptions,
+    backends: &Backends,
+) -> Result<PlannedPipeline> {
+    check_whole_seconds("the as-of", options.as_of)?;
+    check_horizon("the as-of", options.as_of, options.force, backends)?;
+    plan_pipeline(pipeline, options, backends, None).await
 }
 
 /// Plans the pipeline; with `sources`, its external sources are read from (or into) that
@@ -195,7 +228,7 @@ pub(crate) async fn run_definition(
     let defined = async { context.execute_logical_plan(plan).await?.collect().await };
     defined.await.map_err(described)?;
     if let Some((name, at)) = &cached_as {
-        crate::source_files::check_source_files(context, name, declares_columns)
+        source_files::check_source_files(context, name, declares_columns)
             .await
             .map_err(|e| match e {
                 Error::Config(message) => Error::plan(location, message),
@@ -269,7 +302,7 @@ async fn plan_group(
         .await
         .map_err(|e| Error::from_datafusion(Some(location), e))
         .map_err(|e| e.in_group(&name))?;
-    let rolling_windows = crate::window::rolling_windows(physical.as_ref());
+    let rolling_windows = rolling_windows(physical.as_ref());
     let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
     check_output(group, &schema, location)?;
     let ttl = group
@@ -438,22 +471,14 @@ fn check_output(
 /// `'30 days'`, `'12 hours'`, `'90 minutes'`: a fixed length of time (months vary in length,
 /// so they are refused).
 pub(crate) fn parse_ttl(text: &str) -> std::result::Result<Duration, String> {
-    let invalid =
-        || format!("ONLINE ttl '{text}' is not a length of time such as '30 days' or '12 hours'");
-    let interval = arrow::compute::kernels::cast_utils::parse_interval_month_day_nano(text)
-        .map_err(|_| invalid())?;
-    if interval.months != 0 {
-        return Err(format!(
-            "ONLINE ttl '{text}' uses months, whose length varies; give days instead"
-        ));
-    }
-    let nanos = i128::from(interval.days) * 86_400_000_000_000 + i128::from(interval.nanoseconds);
-    if nanos <= 0 {
-        return Err(invalid());
-    }
-    Ok(Duration::from_nanos(
-        u64::try_from(nanos).map_err(|_| invalid())?,
-    ))
+    fixed_length(text).map_err(|e| match e {
+        NotAFixedLength::Invalid => {
+            format!("ONLINE ttl '{text}' is not a length of time such as '30 days' or '12 hours'")
+        }
+        NotAFixedLength::Months => {
+            format!("ONLINE ttl '{text}' uses months, whose length varies; give days instead")
+        }
+    })
 }
 
 fn catalog_table(

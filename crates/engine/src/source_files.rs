@@ -15,7 +15,7 @@ use datafusion::prelude::ParquetReadOptions;
 use futures::{StreamExt, TryStreamExt};
 use object_store::{ObjectMeta, ObjectStore};
 
-use crate::{Error, Result};
+use crate::error::{Error, Result};
 
 /// Checks every file of the external table `name`, if it is one DataFusion lists; their
 /// schemas only when the table does not declare its columns.

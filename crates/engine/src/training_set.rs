@@ -11,7 +11,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
@@ -25,16 +24,20 @@ use datafusion::physical_plan::{ExecutionPlan, execute_stream};
 use datafusion::prelude::ParquetReadOptions;
 use fengine_catalog::{Column, Partition, Table};
 use fengine_dialect::Statement;
+use fengine_operators::asof::{AsOfJoinColumns, AsOfJoinExec};
+use fengine_operators::timestamps;
 use futures::StreamExt;
 use object_store::path::Path as ObjectPath;
 use serde::Serialize;
 use url::Url;
 
-use crate::asof::{AsOfJoinColumns, AsOfJoinExec};
+use crate::backends::{Backends, session_config};
+use crate::error::{Error, Result};
 use crate::hive::hive_type;
+use crate::options::snapshot_name;
 use crate::parquet_file::{self, ParquetFile};
-use crate::plan::{parse_ttl, run_definition};
-use crate::{Backends, Error, Result};
+use crate::plan::{is_portable_name, parse_ttl, run_definition};
+use crate::versions;
 
 const ROW: &str = "__fengine_spine_row";
 const TIME: &str = "__fengine_spine_time";
@@ -204,10 +207,10 @@ pub async fn build_training_set(
         }
     }
     let runtime = backends.runtime()?;
-    let context = backends.session_context_on(runtime.clone(), crate::session_config()?)?;
+    let context = backends.session_context_on(runtime.clone(), session_config()?)?;
     // One partition reads the spine in its own order, so that row numbers follow it; its
     // strings stay of the spine's types (DataFusion would read Parquet strings as views).
-    let mut spine_config = crate::session_config()?.with_target_partitions(1);
+    let mut spine_config = session_config()?.with_target_partitions(1);
     spine_config
         .options_mut()
         .execution
@@ -243,7 +246,8 @@ pub async fn build_training_set(
         .await
         .map_err(|e| Error::from_datafusion(None, e))?;
     let partitions = context.state().config().target_partitions();
-    let mut matched: Vec<Arc<AtomicU64>> = Vec::new();
+    // The joins, kept to read how many spine rows each matched once the set is written.
+    let mut joins: Vec<Arc<AsOfJoinExec>> = Vec::new();
     for (index, (group, outputs)) in groups.iter().zip(&names).enumerate() {
         let features = read_features(&context, group, request.as_written).await?;
         let features = features
@@ -282,8 +286,9 @@ pub async fn build_training_set(
             partitions,
         )
         .map_err(|e| Error::from_datafusion(None, e))?;
-        matched.push(join.matched_rows());
-        plan = Arc::new(join);
+        let join = Arc::new(join);
+        joins.push(join.clone());
+        plan = join;
     }
     let plan = in_spine_order(plan)?;
     let rows = write_parquet(&context, plan.clone(), &out).await?;
@@ -291,8 +296,8 @@ pub async fn build_training_set(
     let groups: Vec<TrainingSetGroup> = groups
         .iter()
         .zip(names)
-        .zip(matched)
-        .map(|((group, names), matched)| TrainingSetGroup {
+        .zip(joins)
+        .map(|((group, names), join)| TrainingSetGroup {
             group: group.request.group.clone(),
             version: group.version,
             table: format!("{}.{}", group.table.database, group.table.name),
@@ -308,7 +313,7 @@ pub async fn build_training_set(
                         .unwrap_or_default()
                 })
                 .collect(),
-            matched_rows: matched.load(Ordering::Relaxed),
+            matched_rows: join.matched_rows() as u64,
         })
         .collect();
     let mut manifest = TrainingSetManifest {
@@ -418,7 +423,7 @@ async fn resolve_group(request: &FeatureRequest, backends: &Backends) -> Result<
                     table_name(version)
                 ))
             })?,
-        None => crate::versions::newest_version(backends, group).await?.1,
+        None => versions::newest_version(backends, group).await?.1,
     };
     let parameter = |name: &str| {
         table.parameters.get(name).cloned().ok_or_else(|| {
@@ -659,15 +664,13 @@ async fn read_features(
             })?;
         // The snapshot's instant in the event time's own type: a cast from a zoneless
         // literal would read the as-of as local time of the event time's zone.
-        let as_of = lit(
-            crate::timestamps::scalar(as_of, &event_type).ok_or_else(|| {
-                Error::Config(format!(
-                    "feature group '{}': event time column '{}' is of type {event_type}, not a \
+        let as_of = lit(timestamps::scalar(as_of, &event_type).ok_or_else(|| {
+            Error::Config(format!(
+                "feature group '{}': event time column '{}' is of type {event_type}, not a \
                  timestamp that holds the snapshot's as-of {as_of}",
-                    group.request.group, group.event_time
-                ))
-            })?,
-        );
+                group.request.group, group.event_time
+            ))
+        })?);
         let event_time = ident(&group.event_time);
         let mut columns: Vec<Expr> = Vec::new();
         for key in &group.keys {
@@ -823,7 +826,7 @@ async fn write_parquet(
 }
 
 fn check_table_name(name: &str) -> Result<()> {
-    if crate::plan::is_portable_name(name) {
+    if is_portable_name(name) {
         Ok(())
     } else {
         Err(Error::Config(format!(
@@ -866,7 +869,7 @@ async fn register(
     };
     let lineage = serde_json::to_string(&manifest.groups).expect("a manifest serializes");
     let partition = Partition {
-        values: vec![crate::snapshot_name(built_at)],
+        values: vec![snapshot_name(built_at)],
         location: out.folder.to_string(),
         parameters: BTreeMap::from([
             (

@@ -4,7 +4,8 @@
 
 use fengine_catalog::Table;
 
-use crate::{Backends, Error, Result};
+use crate::backends::Backends;
+use crate::error::{Error, Result};
 
 /// The catalog table of the group's highest registered version, and that version.
 pub(crate) async fn newest_version(backends: &Backends, group: &str) -> Result<(u32, Table)> {

@@ -11,8 +11,8 @@ use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
 use url::Url;
 
+use crate::error::{Error, Result};
 use crate::parquet_file::ParquetFile;
-use crate::{Error, Result};
 
 #[derive(Debug, Clone)]
 pub struct Warehouse {

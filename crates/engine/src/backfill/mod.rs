@@ -3,32 +3,28 @@
 //! newest as-of goes online, and work is shared across as-ofs: window aggregates are swept
 //! once over their source, other queries read their sources once.
 
-mod pattern;
-mod sweep;
-#[cfg(test)]
-mod sweep_tests;
-
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arrow::array::RecordBatch;
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
-use datafusion::catalog::TableProvider;
-use datafusion::datasource::MemTable;
+use datafusion::error::DataFusionError;
 use datafusion::execution::context::SessionContext;
 use fengine_dialect::Pipeline;
-use futures::StreamExt;
+use fengine_operators::sweep::{Sweep, SweepQuery};
 use serde::Serialize;
 use tokio::task::{JoinError, JoinSet};
 
-use self::pattern::SweepQuery;
-use self::sweep::Sweep;
+use crate::backends::{Backends, with_default_batch_size};
+use crate::error::{Error, Result};
 use crate::manifest::{GroupManifest, OnlineOutcome};
 use crate::online_load::OnlineStep;
-use crate::plan::PlannedGroup;
-use crate::{Backends, Error, Result, RunOptions, plan, publish, snapshot_name};
+use crate::options::{RunOptions, check_horizon, check_whole_seconds, snapshot_name};
+use crate::plan::{self, PlannedGroup, PlannedPipeline};
+use crate::run::{publish_group, publish_rows};
+use crate::source_cache::SourceCache;
 
 /// What a backfill is asked to do.
 #[derive(Debug, Clone)]
@@ -45,8 +41,8 @@ pub struct BackfillOptions {
 impl BackfillOptions {
     /// The as-ofs of the range, oldest first.
     pub fn as_ofs(&self) -> Result<Vec<DateTime<Utc>>> {
-        crate::check_whole_seconds("--from", self.from)?;
-        crate::check_whole_seconds("--to", self.to)?;
+        check_whole_seconds("--from", self.from)?;
+        check_whole_seconds("--to", self.to)?;
         if self.to < self.from {
             return Err(Error::Config(format!(
                 "--from {} is after --to {}",
@@ -142,7 +138,7 @@ pub async fn backfill(
 ) -> Result<BackfillManifest> {
     let started = Instant::now();
     let as_ofs = options.as_ofs()?;
-    crate::check_horizon("--to", options.to, options.run.force, backends)?;
+    check_horizon("--to", options.to, options.run.force, backends)?;
     let newest = *as_ofs.last().expect("a range holds its first as-of");
     let run_at = |as_of: DateTime<Utc>| {
         let mut run = options.run.clone();
@@ -189,19 +185,7 @@ pub async fn backfill(
         if pending[index].is_empty() {
             continue;
         }
-        let sweep = match SweepQuery::recognize(&group.definition.query) {
-            Some(query) => {
-                Sweep::try_new(
-                    &first.context,
-                    &query,
-                    group.schema.clone(),
-                    &pending[index],
-                )
-                .await?
-            }
-            None => None,
-        };
-        let Some(mut sweep) = sweep else {
+        let Some(mut sweep) = sweep_of(&first.context, group, &pending[index]).await? else {
             per_as_of.push(index);
             continue;
         };
@@ -215,8 +199,7 @@ pub async fn backfill(
                 run_at(as_of),
             );
             async move {
-                let published =
-                    publish::publish_rows(&context, &group, snapshot, &run, &backends).await;
+                let published = publish_rows(&context, &group, snapshot, &run, &backends).await;
                 published.map(|m| (as_of, m))
             }
         };
@@ -235,7 +218,7 @@ pub async fn backfill(
         let planned = plan::plan_pipeline(pipeline, &run, backends, Some(&sources)).await?;
         for index in due {
             let group = &planned.groups[index];
-            let published = publish::publish_group(&planned.context, group, &run, backends).await?;
+            let published = publish_group(&planned.context, group, &run, backends).await?;
             tracker.record(index, as_of, published);
         }
     }
@@ -304,7 +287,7 @@ where
     let mut publishing = JoinSet::new();
     let mut failure = None;
     loop {
-        let (as_of, snapshot) = match sweep.next_snapshot().await {
+        let (as_of, snapshot) = match sweep.next_snapshot().await.map_err(sweep_error) {
             Ok(Some(next)) => next,
             Ok(None) => break,
             Err(e) => {
@@ -338,18 +321,38 @@ type Published = Option<std::result::Result<Result<(DateTime<Utc>, GroupManifest
 
 /// The groups of a planned pipeline that a backfill computes in one sweep over their
 /// source; it computes the others at each as-of.
-pub async fn swept_groups(planned: &plan::PlannedPipeline) -> Result<Vec<String>> {
+pub async fn swept_groups(planned: &PlannedPipeline) -> Result<Vec<String>> {
     let mut swept = Vec::new();
     for group in &planned.groups {
-        if let Some(query) = SweepQuery::recognize(&group.definition.query)
-            && Sweep::try_new(&planned.context, &query, group.schema.clone(), &[])
-                .await?
-                .is_some()
-        {
+        if sweep_of(&planned.context, group, &[]).await?.is_some() {
             swept.push(group.name());
         }
     }
     Ok(swept)
+}
+
+/// The sweep of `group` over `as_ofs`, when its query is one a sweep computes.
+async fn sweep_of(
+    context: &SessionContext,
+    group: &PlannedGroup,
+    as_ofs: &[DateTime<Utc>],
+) -> Result<Option<Sweep>> {
+    let Some(query) = SweepQuery::recognize(&group.definition.query) else {
+        return Ok(None);
+    };
+    let context = with_default_batch_size(context);
+    Sweep::try_new(&context, &query, group.schema.clone(), as_ofs)
+        .await
+        .map_err(sweep_error)
+}
+
+/// A sweep's failure: an as-of its time column cannot hold is the command's to fix; the
+/// rest fail as DataFusion's do.
+fn sweep_error(error: DataFusionError) -> Error {
+    match error {
+        DataFusionError::Configuration(message) => Error::Config(message),
+        other => Error::from_datafusion(None, other),
+    }
 }
 
 /// Collects what was published and reports each snapshot.
@@ -410,85 +413,6 @@ async fn registered_snapshots(
         registered.insert(group.name(), names);
     }
     Ok(registered)
-}
-
-/// A source by name and location. A `None` table marks one too large to hold.
-type SourceKey = (String, String);
-
-/// The pipeline's external sources held in memory across as-ofs, so that a backfill reads
-/// and decodes them once. A source larger than the budget stays on storage and is read at
-/// every as-of.
-pub(crate) struct SourceCache {
-    budget: usize,
-    tables: Mutex<HashMap<SourceKey, Option<Arc<MemTable>>>>,
-}
-
-impl SourceCache {
-    fn new(budget: usize) -> Self {
-        SourceCache {
-            budget,
-            tables: Mutex::new(HashMap::new()),
-        }
-    }
-
-    /// The rows of the source `name` at `location`, if an earlier as-of held them.
-    pub(crate) fn cached(&self, name: &str, location: &str) -> Option<Option<Arc<MemTable>>> {
-        let key = (name.to_string(), location.to_string());
-        self.tables.lock().expect("not poisoned").get(&key).cloned()
-    }
-
-    /// Replaces the source `name`, just defined at `location`, with its rows in memory
-    /// (read now if no earlier as-of did).
-    pub(crate) async fn substitute(
-        &self,
-        context: &SessionContext,
-        name: &str,
-        location: &str,
-    ) -> datafusion::error::Result<()> {
-        let table = match self.cached(name, location) {
-            Some(table) => table,
-            None => {
-                let loaded = self.load(context, name).await?;
-                let key = (name.to_string(), location.to_string());
-                self.tables
-                    .lock()
-                    .expect("not poisoned")
-                    .insert(key, loaded.clone());
-                loaded
-            }
-        };
-        if let Some(table) = table {
-            context.deregister_table(name)?;
-            context.register_table(name, table as Arc<dyn TableProvider>)?;
-        }
-        Ok(())
-    }
-
-    /// The source's rows, unless they pass the budget.
-    async fn load(
-        &self,
-        context: &SessionContext,
-        name: &str,
-    ) -> datafusion::error::Result<Option<Arc<MemTable>>> {
-        let frame = context.table(name).await?;
-        let schema = Arc::new(frame.schema().as_arrow().clone());
-        let partitions = frame.execute_stream_partitioned().await?;
-        let mut held = 0usize;
-        let mut batches = Vec::with_capacity(partitions.len());
-        for mut partition in partitions {
-            let mut rows = Vec::new();
-            while let Some(batch) = partition.next().await {
-                let batch = batch?;
-                held += batch.get_array_memory_size();
-                if held > self.budget {
-                    return Ok(None);
-                }
-                rows.push(batch);
-            }
-            batches.push(rows);
-        }
-        Ok(Some(Arc::new(MemTable::try_new(schema, batches)?)))
-    }
 }
 
 #[cfg(test)]

@@ -1,10 +1,11 @@
-//! Computing a planned feature group and publishing it: Parquet snapshot, output checks,
-//! catalog registration (the commit point), then the online load.
+//! Step 1 of a group's run, and step 2 where it needs the whole snapshot: the query's rows
+//! streamed into the snapshot's Parquet files, a file per partition of the query, each batch
+//! checked before it is written (nulls and, when the rows come sorted, repeats of key and
+//! event time; what the online store would refuse); then, when the rows did not come
+//! sorted, the written snapshot read back for repeats.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
 
 use arrow::array::RecordBatch;
 use datafusion::common::runtime::SpawnedTask;
@@ -16,218 +17,23 @@ use datafusion::functions_aggregate::expr_fn::count;
 use datafusion::logical_expr::{Expr, ident, lit};
 use datafusion::physical_plan::ExecutionPlanProperties;
 use datafusion::prelude::ParquetReadOptions;
-use fengine_catalog::Partition;
 use futures::StreamExt;
 use url::Url;
 
+use crate::backends::{Backends, with_default_batch_size};
 use crate::checks::{Identity, SortedChecks};
+use crate::error::{Error, Result};
 use crate::interrupt;
-use crate::lease::Lease;
-use crate::manifest::{GroupManifest, Timings};
-use crate::online_load::{LatestRows, OnlineStep, waiting};
+use crate::options::RunOptions;
 use crate::parquet_file;
 use crate::plan::PlannedGroup;
-use crate::{
-    Backends, Error, Result, RunOptions, Warehouse, fail_point, pause_point, snapshot_name,
-};
-
-/// Computes the group's query into its snapshot and publishes it.
-pub(crate) async fn publish_group(
-    context: &SessionContext,
-    group: &PlannedGroup,
-    options: &RunOptions,
-    backends: &Backends,
-) -> Result<GroupManifest> {
-    publish(context, group, None, options, backends).await
-}
-
-/// Publishes rows computed elsewhere (a backfill's sweep) as the group's snapshot.
-pub(crate) async fn publish_rows(
-    context: &SessionContext,
-    group: &PlannedGroup,
-    rows: RecordBatch,
-    options: &RunOptions,
-    backends: &Backends,
-) -> Result<GroupManifest> {
-    publish(context, group, Some(rows), options, backends).await
-}
-
-/// Publishes under the snapshot's lease: a second run of the same as-of waits for this one
-/// to finish, then replaces its snapshot, rather than deleting files this one still writes.
-async fn publish(
-    context: &SessionContext,
-    group: &PlannedGroup,
-    computed: Option<RecordBatch>,
-    options: &RunOptions,
-    backends: &Backends,
-) -> Result<GroupManifest> {
-    let name = group.name();
-    let version = group.definition.version;
-    let snapshot_ts = snapshot_name(options.as_of);
-    let lease = Lease::acquire(
-        &backends.warehouse,
-        &format!("{name}/v{version}/snapshot_ts={snapshot_ts}"),
-        &options.run_id,
-        &format!("writing snapshot {snapshot_ts} of {name} v{version}"),
-        backends.lease_ttl,
-        waiting,
-    )
-    .await?;
-    let published = publish_holding(context, group, computed, options, backends, &lease).await;
-    let released = lease.release().await;
-    let published = published?;
-    released?;
-    Ok(published)
-}
-
-async fn publish_holding(
-    context: &SessionContext,
-    group: &PlannedGroup,
-    computed: Option<RecordBatch>,
-    options: &RunOptions,
-    backends: &Backends,
-    lease: &Lease,
-) -> Result<GroupManifest> {
-    pause_point("before_compute").await;
-    let name = group.name();
-    let version = group.definition.version;
-    let snapshot_ts = snapshot_name(options.as_of);
-    let snapshot_location = backends
-        .warehouse
-        .snapshot_location(&name, version, &snapshot_ts);
-    let run_location = snapshot_location
-        .join(&format!("run-{}/", options.run_id))
-        .expect("run ids are valid URL path segments");
-    let mut timings = Timings::default();
-
-    let identity = Identity::new(
-        name.clone(),
-        group.definition.key_columns(),
-        group.definition.event_time_column(),
-        &group.schema,
-    );
-    let (rows_written, latest) = match computed {
-        None => {
-            let started = Instant::now();
-            let online = OnlineCheck::of(group, options, backends);
-            let written =
-                write_snapshot(context, group, &identity, &run_location, online, backends).await;
-            let written = match written {
-                Err(error) if error.to_string().contains("Parquet") => {
-                    Err(naming_the_file(context, error).await)
-                }
-                written => written,
-            };
-            let written = or_discard(written, backends, &run_location).await?;
-            timings.compute_and_write = elapsed_ms(started);
-
-            let started = Instant::now();
-            let latest = match written.latest {
-                Some(latest) => LatestRows::Kept(latest),
-                None => {
-                    let checked =
-                        read_and_check(context, group, &identity, &run_location, written.sorted);
-                    LatestRows::Of(or_discard(checked.await, backends, &run_location).await?)
-                }
-            };
-            timings.check = elapsed_ms(started);
-            (written.rows, latest)
-        }
-        Some(rows) => {
-            let started = Instant::now();
-            identity.check_rows(&rows)?;
-            if let Some(online) = OnlineCheck::of(group, options, backends) {
-                online.check(&group.name(), &rows)?;
-            }
-            timings.check = elapsed_ms(started);
-
-            let started = Instant::now();
-            let path = run_location
-                .join("part-0.parquet")
-                .expect("a valid file name");
-            let written = write_rows(context, &rows, &path, backends).await;
-            or_discard(written, backends, &run_location).await?;
-            timings.compute_and_write = elapsed_ms(started);
-            let rows_written = rows.num_rows() as u64;
-            let snapshot = context.read_batch(rows).map_err(|e| in_group(group, e))?;
-            (rows_written, LatestRows::Of(snapshot))
-        }
-    };
-
-    fail_point("before_register");
-    or_discard(
-        lease.check().and_then(|()| interrupt::check()),
-        backends,
-        &run_location,
-    )
-    .await?;
-    let started = Instant::now();
-    let partition = Partition {
-        values: vec![snapshot_ts.clone()],
-        location: run_location.to_string(),
-        parameters: BTreeMap::from([
-            (
-                "fengine.as_of".to_string(),
-                options
-                    .as_of
-                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-            ),
-            ("fengine.rows".to_string(), rows_written.to_string()),
-            ("fengine.run_id".to_string(), options.run_id.clone()),
-        ]),
-    };
-    let registered = backends
-        .catalog
-        .register_snapshot(&group.table, &partition)
-        .await;
-    let replaced = or_discard(registered.map_err(Error::from), backends, &run_location).await?;
-    timings.register = elapsed_ms(started);
-
-    // Files no registered snapshot uses: those of the run this one replaced, and of runs
-    // killed holding the snapshot's lease. Only runs known to have ended: a run that took
-    // the lease from this one while it stalled is still writing its own. The online step
-    // deletes them when no load can be reading them.
-    let mut ended: Vec<Url> = lease
-        .abandoned()
-        .iter()
-        .filter_map(|run| snapshot_location.join(&format!("run-{run}/")).ok())
-        .collect();
-    ended.extend(replaced.as_ref().and_then(|p| Url::parse(&p.location).ok()));
-    ended.retain(|folder| *folder != run_location);
-    let obsolete = backends.warehouse.objects_in(&ended).await?;
-    let started = Instant::now();
-    let step = OnlineStep {
-        context,
-        group,
-        options,
-        backends,
-        mine: Some(latest),
-        obsolete,
-    };
-    let online = step
-        .run()
-        .await
-        .map_err(|e| e.after_registering(&name, &snapshot_ts))?;
-    timings.online = elapsed_ms(started);
-
-    Ok(GroupManifest {
-        group: name,
-        version,
-        run_id: options.run_id.clone(),
-        table: format!("{}.{}", group.table.database, group.table.name),
-        rows_written,
-        snapshot_location: run_location.to_string(),
-        partition: format!("snapshot_ts={snapshot_ts}"),
-        replaced: replaced.is_some(),
-        online,
-        timings_ms: timings,
-    })
-}
+use crate::source_files;
+use crate::warehouse::Warehouse;
 
 /// A Parquet decoding failure, with the source file it came from when one is found: a
 /// corrupt source is the pipeline's input to fix, not a fault to retry.
-async fn naming_the_file(context: &SessionContext, error: Error) -> Error {
-    let Some(file) = crate::source_files::corrupt_parquet_file(context).await else {
+pub(super) async fn naming_the_file(context: &SessionContext, error: Error) -> Error {
+    let Some(file) = source_files::corrupt_parquet_file(context).await else {
         return error;
     };
     let named = |message: String| {
@@ -243,18 +49,18 @@ async fn naming_the_file(context: &SessionContext, error: Error) -> Error {
 }
 
 /// What writing a snapshot found out on the way.
-struct WrittenSnapshot {
-    rows: u64,
+pub(super) struct WrittenSnapshot {
+    pub(super) rows: u64,
     /// The rows came sorted by key and event time: the checks were complete.
-    sorted: bool,
+    pub(super) sorted: bool,
     /// The latest row of each key, if the rows came sorted and they fit the budget.
-    latest: Option<Vec<RecordBatch>>,
+    pub(super) latest: Option<Vec<RecordBatch>>,
 }
 
 /// Streams the group's rows into Parquet files under `location`, a file per partition of
 /// the query written by its own task, checking them on the way. A snapshot without rows
 /// still gets a file, so that readers find its schema.
-async fn write_snapshot(
+pub(super) async fn write_snapshot(
     context: &SessionContext,
     group: &PlannedGroup,
     identity: &Identity,
@@ -262,7 +68,7 @@ async fn write_snapshot(
     online: Option<OnlineCheck>,
     backends: &Backends,
 ) -> Result<WrittenSnapshot> {
-    let failed = datafusion_errors(group);
+    let failed = group.datafusion_errors();
     let plan = group
         .frame
         .clone()
@@ -384,20 +190,24 @@ struct RowChecks<'a> {
 
 /// The online store's check of the rows it is to hold, when the run loads it: values it
 /// would refuse are found before the commit point, not after.
-struct OnlineCheck {
+pub(super) struct OnlineCheck {
     store: Arc<dyn fengine_online::OnlineStore>,
     table: fengine_online::OnlineTable,
 }
 
 impl OnlineCheck {
-    fn of(group: &PlannedGroup, options: &RunOptions, backends: &Backends) -> Option<Self> {
+    pub(super) fn of(
+        group: &PlannedGroup,
+        options: &RunOptions,
+        backends: &Backends,
+    ) -> Option<Self> {
         options.load_online.then(|| OnlineCheck {
             store: backends.online.clone(),
             table: group.online_table(),
         })
     }
 
-    fn check(&self, group: &str, batch: &RecordBatch) -> Result<()> {
+    pub(super) fn check(&self, group: &str, batch: &RecordBatch) -> Result<()> {
         self.store
             .check_rows(&self.table, batch)
             .map_err(|e| match Error::from(e) {
@@ -466,7 +276,7 @@ async fn write_partition(
 }
 
 /// Writes rows held in memory as one Parquet file.
-async fn write_rows(
+pub(super) async fn write_rows(
     context: &SessionContext,
     rows: &RecordBatch,
     file: &Url,
@@ -482,20 +292,20 @@ async fn write_rows(
 
 /// The written snapshot, once it passed its checks: the repeat check needs the whole
 /// snapshot unless its rows came sorted.
-async fn read_and_check(
+pub(super) async fn read_and_check(
     context: &SessionContext,
     group: &PlannedGroup,
     identity: &Identity,
     location: &Url,
     sorted: bool,
 ) -> Result<DataFrame> {
-    let snapshot = crate::with_default_batch_size(context)
+    let snapshot = with_default_batch_size(context)
         .read_parquet(
             location.as_str(),
             ParquetReadOptions::default().schema(&group.schema),
         )
         .await
-        .map_err(|e| in_group(group, e))?;
+        .map_err(|e| group.error_from(e))?;
     if !sorted {
         check_repeats(group, identity, snapshot.clone()).await?;
     }
@@ -527,39 +337,9 @@ async fn first_row(
 ) -> Result<Option<RecordBatch>> {
     let batches = frame
         .and_then(|f| f.limit(0, Some(1)))
-        .map_err(|e| in_group(group, e))?
+        .map_err(|e| group.error_from(e))?
         .collect()
         .await
-        .map_err(|e| in_group(group, e))?;
+        .map_err(|e| group.error_from(e))?;
     Ok(batches.into_iter().find(|b| b.num_rows() > 0))
-}
-
-/// On failure, deletes what the run wrote before reporting the run's own error.
-async fn or_discard<T>(result: Result<T>, backends: &Backends, run_location: &Url) -> Result<T> {
-    if result.is_err()
-        && let Err(cleanup) = backends.warehouse.delete_prefix(run_location).await
-    {
-        eprintln!(
-            "fengine: warning: could not delete the unpublished files at {run_location}: {cleanup}"
-        );
-    }
-    result
-}
-
-pub(crate) fn in_group(group: &PlannedGroup, error: DataFusionError) -> Error {
-    datafusion_errors(group)(error)
-}
-
-/// Turns DataFusion's errors into the group's, where the group itself is out of reach (in
-/// a writer task).
-pub(crate) fn datafusion_errors(
-    group: &PlannedGroup,
-) -> impl Fn(DataFusionError) -> Error + Clone + Send + use<> {
-    let location = group.location.clone();
-    let name = group.name();
-    move |error| Error::while_running(Some(&location), error).in_group(&name)
-}
-
-fn elapsed_ms(started: Instant) -> u64 {
-    started.elapsed().as_millis() as u64
 }

@@ -17,23 +17,23 @@ use datafusion::sql::sqlparser::ast::{
     FunctionArguments, GroupByExpr, Query, SelectItem, SetExpr, TableFactor,
 };
 
-use crate::plan::parse_ttl;
 pub(crate) use crate::sliding::AggregateFunction;
+use crate::timestamps::fixed_length;
 
 /// A group query the sweep computes, in the pieces it needs.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct SweepQuery {
+pub struct SweepQuery {
     /// The FROM relation, as written.
-    pub relation: String,
+    pub(crate) relation: String,
     /// The GROUP BY columns, as written (quoted or not).
-    pub keys: Vec<String>,
+    pub(crate) keys: Vec<String>,
     /// The time column of the window, as written.
-    pub time: String,
-    pub window: Window,
+    pub(crate) time: String,
+    pub(crate) window: Window,
     /// WHERE conditions without `as_of()`, as written.
-    pub conditions: Vec<String>,
+    pub(crate) conditions: Vec<String>,
     /// The SELECT list, in order.
-    pub outputs: Vec<Output>,
+    pub(crate) outputs: Vec<Output>,
 }
 
 /// Rows with `as_of - width < time <= as_of` (bounds as written: `>=` and `<` too).
@@ -66,7 +66,7 @@ pub(crate) struct Aggregate {
 
 impl SweepQuery {
     /// The sweep's reading of `query`, or `None` when it is not of the supported shape.
-    pub(crate) fn recognize(query: &Query) -> Option<SweepQuery> {
+    pub fn recognize(query: &Query) -> Option<SweepQuery> {
         if query.with.is_some()
             || query.order_by.is_some()
             || query.limit_clause.is_some()
@@ -256,7 +256,7 @@ fn as_of_minus(expr: &Expr) -> Option<i64> {
         return None;
     }
     let text = interval.value.to_string();
-    let width = parse_ttl(text.trim_matches('\'')).ok()?;
+    let width = fixed_length(text.trim_matches('\'')).ok()?;
     i64::try_from(width.as_nanos()).ok()
 }
 

@@ -46,7 +46,7 @@ fn duration(nanos: i128) -> String {
 }
 
 /// The windows that [`RangeWindowExec`] nodes of `plan` compute, as `sum over 7 days`.
-pub(crate) fn rolling_windows(plan: &dyn ExecutionPlan) -> Vec<String> {
+pub fn rolling_windows(plan: &dyn ExecutionPlan) -> Vec<String> {
     let mut names: Vec<String> = match plan.downcast_ref::<RangeWindowExec>() {
         Some(exec) => exec.windows.iter().map(RangeWindow::describe).collect(),
         None => Vec::new(),

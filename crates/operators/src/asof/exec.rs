@@ -2,10 +2,14 @@
 //! key hash into partitions that join in parallel, each sorted by DataFusion (which spills
 //! through the memory pool), then merged in one pass: a partition holds one spine batch,
 //! the feature batches its matches point into, and the running best.
+//!
+//! Its output keeps each spine partition's partitioning and order (spine keys, then spine
+//! time, ascending, nulls first), as its properties say; its metrics are DataFusion's
+//! baseline (output rows, compute time) and `matched_rows`, the spine rows that found a
+//! match.
 
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use arrow::array::{Array, ArrayRef, Int64Array, RecordBatch, UInt32Array, new_null_array};
 use arrow::compute::{interleave, take};
@@ -19,6 +23,9 @@ use datafusion::physical_expr::{
 };
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
 use datafusion::physical_plan::expressions::col;
+use datafusion::physical_plan::metrics::{
+    BaselineMetrics, Count, ExecutionPlanMetricsSet, MetricBuilder, MetricsSet,
+};
 use datafusion::physical_plan::repartition::RepartitionExec;
 use datafusion::physical_plan::sorts::sort::SortExec;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
@@ -30,6 +37,9 @@ use futures::StreamExt;
 
 use super::matcher::{FeatureBatch, Matcher, RowRef, Step};
 use crate::timestamps::{finer, nanos_per_tick, ticks_in};
+
+/// The metric counting spine rows that found a match.
+const MATCHED_ROWS: &str = "matched_rows";
 
 /// Which columns of the two inputs the join reads, by name.
 #[derive(Debug, Clone)]
@@ -62,8 +72,7 @@ pub struct AsOfJoinExec {
     unit: TimeUnit,
     schema: SchemaRef,
     properties: Arc<PlanProperties>,
-    /// Spine rows that found a match, for the manifest.
-    matched: Arc<AtomicU64>,
+    metrics: ExecutionPlanMetricsSet,
 }
 
 impl AsOfJoinExec {
@@ -117,9 +126,12 @@ impl AsOfJoinExec {
             ));
         }
         let schema = Arc::new(Schema::new(fields));
+        // The spine's columns lead the output at the same indices, so the spine's
+        // partitioning and sort order hold of the output as written.
+        let ordering = spine.output_ordering().cloned();
         let properties = PlanProperties::new(
-            EquivalenceProperties::new(schema.clone()),
-            Partitioning::UnknownPartitioning(partitions),
+            EquivalenceProperties::new_with_orderings(schema.clone(), ordering),
+            spine.output_partitioning().clone(),
             EmissionType::Incremental,
             Boundedness::Bounded,
         );
@@ -130,13 +142,16 @@ impl AsOfJoinExec {
             unit,
             schema,
             properties: Arc::new(properties),
-            matched: Arc::new(AtomicU64::new(0)),
+            metrics: ExecutionPlanMetricsSet::new(),
         })
     }
 
-    /// Spine rows that found a match so far.
-    pub fn matched_rows(&self) -> Arc<AtomicU64> {
-        self.matched.clone()
+    /// Spine rows that found a match so far, over all partitions.
+    pub fn matched_rows(&self) -> usize {
+        self.metrics
+            .clone_inner()
+            .sum_by_name(MATCHED_ROWS)
+            .map_or(0, |m| m.as_usize())
     }
 }
 
@@ -201,6 +216,14 @@ impl ExecutionPlan for AsOfJoinExec {
         vec![&self.spine, &self.features]
     }
 
+    fn maintains_input_order(&self) -> Vec<bool> {
+        vec![true, false]
+    }
+
+    fn metrics(&self) -> Option<MetricsSet> {
+        Some(self.metrics.clone_inner())
+    }
+
     fn apply_expressions(
         &self,
         _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
@@ -226,7 +249,7 @@ impl ExecutionPlan for AsOfJoinExec {
             unit: self.unit,
             schema: self.schema.clone(),
             properties: self.properties.clone(),
-            matched: self.matched.clone(),
+            metrics: ExecutionPlanMetricsSet::new(),
         }))
     }
 
@@ -266,7 +289,8 @@ struct Join {
     next_id: u64,
     /// A row of nulls in the feature schema: the source of unmatched rows.
     nulls: RecordBatch,
-    matched: Arc<AtomicU64>,
+    baseline: BaselineMetrics,
+    matched: Count,
     /// Whether both inputs have been asked for their first batch.
     started: bool,
     /// The features' first batch (or their end), taken with the spine's first.
@@ -333,7 +357,8 @@ impl Join {
             held: Vec::new(),
             next_id: 0,
             nulls: RecordBatch::try_new(Arc::new(nullable), null_columns)?,
-            matched: exec.matched.clone(),
+            baseline: BaselineMetrics::new(&exec.metrics, partition),
+            matched: MetricBuilder::new(&exec.metrics).counter(MATCHED_ROWS, partition),
             started: false,
             first_features: None,
         })
@@ -351,8 +376,12 @@ impl Join {
             spine
         };
         let Some(spine) = spine.transpose()? else {
+            self.baseline.done();
             return Ok(None);
         };
+        // Compute time leaves out the waits for the inputs.
+        let elapsed = self.baseline.elapsed_compute().clone();
+        let mut timer = elapsed.timer();
         let keys = self.spine_keys_of(&spine)?;
         let times = self.ticks(&spine, self.spine_time)?;
         let mut matches: Vec<Option<RowRef>> = Vec::with_capacity(spine.num_rows());
@@ -364,12 +393,18 @@ impl Join {
                         matches.push(found);
                         break;
                     }
-                    Step::NeedFeatures => self.pull_features(&matches).await?,
+                    Step::NeedFeatures => {
+                        timer.stop();
+                        self.pull_features(&matches).await?;
+                        timer.restart();
+                    }
                 }
             }
         }
         let batch = self.assemble(&spine, &matches)?;
         self.release()?;
+        timer.done();
+        self.baseline.record_output(batch.num_rows());
         Ok(Some(batch))
     }
 
@@ -408,6 +443,8 @@ impl Join {
             self.matcher.features_exhausted();
             return Ok(());
         };
+        let elapsed = self.baseline.elapsed_compute().clone();
+        let _timer = elapsed.timer();
         let id = self.next_id;
         self.next_id += 1;
         let keys: Vec<ArrayRef> = self
@@ -448,10 +485,8 @@ impl Join {
                 }
             })
             .collect();
-        self.matched.fetch_add(
-            matches.iter().filter(|m| m.is_some()).count() as u64,
-            Ordering::Relaxed,
-        );
+        self.matched
+            .add(matches.iter().filter(|m| m.is_some()).count());
         let mut columns = spine.columns().to_vec();
         for &output in &self.outputs {
             let arrays: Vec<&dyn Array> =

@@ -171,7 +171,7 @@ mod tests {
     use arrow::row::{RowConverter, SortField};
 
     use super::*;
-    use crate::test_support::XorShift;
+    use fengine_testing::XorShift;
 
     /// (key, visible_at, event_time, snapshot_as_of)
     type Feature = (i64, i64, i64, i64);

@@ -1,5 +1,7 @@
 //! [`RangeWindowExec`]: the rolling windows of one partitioning and time ordering in one
-//! pass over sorted input.
+//! pass over sorted input. Its properties are those of DataFusion's window operator over
+//! the same windows (the rule builds that operator to take them); its metrics are
+//! DataFusion's baseline (output rows, compute time).
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -12,6 +14,7 @@ use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_expr::PhysicalExpr;
+use datafusion::physical_plan::metrics::{BaselineMetrics, ExecutionPlanMetricsSet, MetricsSet};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties};
 use futures::StreamExt;
@@ -27,6 +30,7 @@ pub struct RangeWindowExec {
     pub(super) windows: Vec<RangeWindow>,
     pub(super) schema: SchemaRef,
     pub(super) properties: Arc<PlanProperties>,
+    pub(super) metrics: ExecutionPlanMetricsSet,
 }
 
 impl DisplayAs for RangeWindowExec {
@@ -60,6 +64,10 @@ impl ExecutionPlan for RangeWindowExec {
         vec![true]
     }
 
+    fn metrics(&self) -> Option<MetricsSet> {
+        Some(self.metrics.clone_inner())
+    }
+
     fn with_new_children(
         self: Arc<Self>,
         mut children: Vec<Arc<dyn ExecutionPlan>>,
@@ -74,6 +82,7 @@ impl ExecutionPlan for RangeWindowExec {
             windows: self.windows.clone(),
             schema: self.schema.clone(),
             properties: self.properties.clone(),
+            metrics: ExecutionPlanMetricsSet::new(),
         }))
     }
 
@@ -108,6 +117,7 @@ impl ExecutionPlan for RangeWindowExec {
             pending: VecDeque::new(),
             first_pending: 0,
             done: false,
+            baseline: BaselineMetrics::new(&self.metrics, partition),
         };
         let stream = futures::stream::try_unfold(state, |mut state| async move {
             Ok(state.next_batch().await?.map(|batch| (batch, state)))
@@ -156,18 +166,28 @@ struct Rolling {
     /// The number of the first pending batch.
     first_pending: usize,
     done: bool,
+    baseline: BaselineMetrics,
 }
 
 impl Rolling {
     async fn next_batch(&mut self) -> Result<Option<RecordBatch>> {
+        // Compute time leaves out the waits for the input.
+        let elapsed = self.baseline.elapsed_compute().clone();
         loop {
-            if let Some(ready) = self.ready()? {
+            let timer = elapsed.timer();
+            let ready = self.ready()?;
+            timer.done();
+            if let Some(ready) = ready {
+                self.baseline.record_output(ready.num_rows());
                 return Ok(Some(ready));
             }
             if self.done {
+                self.baseline.done();
                 return Ok(None);
             }
-            match self.input.next().await.transpose()? {
+            let next = self.input.next().await.transpose()?;
+            let _timer = elapsed.timer();
+            match next {
                 Some(batch) => self.take(batch)?,
                 None => {
                     self.finish_group();

@@ -17,8 +17,7 @@ use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::parser::Parser;
 use proptest::prelude::*;
 
-use super::pattern::SweepQuery;
-use super::sweep::Sweep;
+use super::{Sweep, SweepQuery};
 use crate::functions::as_of_udf;
 use crate::test_support::{ValueType, exact_sum, float_value, nan_above};
 use crate::timestamps::nanos_per_tick;

@@ -21,7 +21,7 @@ struct AsOf {
     signature: Signature,
 }
 
-pub(crate) fn as_of_udf(as_of: DateTime<Utc>) -> ScalarUDF {
+pub fn as_of_udf(as_of: DateTime<Utc>) -> ScalarUDF {
     ScalarUDF::new_from_impl(AsOf {
         value: ScalarValue::TimestampMicrosecond(
             Some(as_of.timestamp_micros()),
@@ -68,7 +68,7 @@ struct Param {
     signature: Signature,
 }
 
-pub(crate) fn param_udf(values: BTreeMap<String, ScalarValue>) -> ScalarUDF {
+pub fn param_udf(values: BTreeMap<String, ScalarValue>) -> ScalarUDF {
     ScalarUDF::new_from_impl(Param {
         values,
         signature: Signature::exact(vec![DataType::Utf8], Volatility::Immutable),

@@ -609,7 +609,8 @@ pub(crate) fn slots(kind: Kind, values: &ArrayRef) -> Result<Vec<Slot>, ArrowErr
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::{XorShift, exact_spread};
+    use crate::test_support::exact_spread;
+    use fengine_testing::XorShift;
 
     fn random_slot(random: &mut XorShift, kind: Kind) -> Slot {
         if random.below(8) == 0 {

@@ -7,18 +7,6 @@ use num_bigint::BigInt;
 use num_traits::{Signed, ToPrimitive, Zero};
 use proptest::prelude::*;
 
-/// A small deterministic generator of test data, so that failures repeat.
-pub(crate) struct XorShift(pub u64);
-
-impl XorShift {
-    pub(crate) fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
-}
-
 /// A finite double as an exact integer multiple of 2^-1074.
 pub(crate) fn exact(value: f64) -> BigInt {
     let bits = value.to_bits();
@@ -164,4 +152,83 @@ pub(crate) fn nan_above(a: &&f64, b: &&f64) -> std::cmp::Ordering {
         (false, true) => std::cmp::Ordering::Less,
         _ => a.partial_cmp(b).expect("neither is NaN"),
     }
+}
+
+/// Runs each partition of `plan` and checks that what its properties say holds of its
+/// output: as many partitions as declared, each in the declared order, and, when declared
+/// hash-partitioned, no value of the hashed columns in two partitions. Returns the batches
+/// of each partition.
+pub(crate) async fn outputs_as_declared(
+    plan: &Arc<dyn datafusion::physical_plan::ExecutionPlan>,
+    context: Arc<datafusion::execution::TaskContext>,
+) -> Vec<Vec<arrow::array::RecordBatch>> {
+    use arrow::row::{RowConverter, SortField};
+    use datafusion::physical_plan::{ExecutionPlanProperties, Partitioning};
+    use std::collections::HashMap;
+
+    let partitioning = plan.output_partitioning().clone();
+    let mut outputs = Vec::new();
+    let mut partition_of_key: HashMap<Vec<u8>, usize> = HashMap::new();
+    for partition in 0..partitioning.partition_count() {
+        let stream = plan.execute(partition, context.clone()).expect("executes");
+        let schema = stream.schema();
+        let batches: Vec<_> = datafusion::physical_plan::common::collect(stream)
+            .await
+            .expect("runs");
+        let batch = arrow::compute::concat_batches(&schema, &batches).expect("one schema");
+        if let Some(ordering) = plan.output_ordering() {
+            let (fields, columns): (Vec<_>, Vec<_>) = ordering
+                .iter()
+                .map(|sort| {
+                    let column = sort
+                        .expr
+                        .evaluate(&batch)
+                        .unwrap()
+                        .into_array(batch.num_rows());
+                    let column = column.unwrap();
+                    (
+                        SortField::new_with_options(column.data_type().clone(), sort.options),
+                        column,
+                    )
+                })
+                .unzip();
+            let rows = RowConverter::new(fields)
+                .unwrap()
+                .convert_columns(&columns)
+                .unwrap();
+            for i in 1..rows.num_rows() {
+                assert!(
+                    rows.row(i - 1) <= rows.row(i),
+                    "partition {partition} row {i} breaks the declared order {ordering}"
+                );
+            }
+        }
+        if let Partitioning::Hash(exprs, _) = &partitioning {
+            let columns: Vec<ArrayRef> = exprs
+                .iter()
+                .map(|e| {
+                    e.evaluate(&batch)
+                        .unwrap()
+                        .into_array(batch.num_rows())
+                        .unwrap()
+                })
+                .collect();
+            let fields = columns
+                .iter()
+                .map(|c| SortField::new(c.data_type().clone()))
+                .collect();
+            let rows = RowConverter::new(fields)
+                .unwrap()
+                .convert_columns(&columns)
+                .unwrap();
+            for row in rows.iter() {
+                let first = *partition_of_key
+                    .entry(row.as_ref().to_vec())
+                    .or_insert(partition);
+                assert_eq!(first, partition, "a hashed key is in two partitions");
+            }
+        }
+        outputs.push(batches);
+    }
+    outputs
 }

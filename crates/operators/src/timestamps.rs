@@ -1,6 +1,8 @@
 //! Timestamps as the joins, windows and sweeps compare them: as whole ticks of a unit, so
 //! that no comparison loses a column's precision.
 
+use std::time::Duration;
+
 use arrow::array::{ArrayRef, AsArray, Int64Array};
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Int64Type, TimeUnit};
@@ -67,7 +69,7 @@ pub(crate) fn ticks_in(
 
 /// `time` as a scalar of the timestamp type `data_type` (its unit and zone), exactly;
 /// `None` when `data_type` is not a timestamp or cannot hold `time` exactly.
-pub(crate) fn scalar(time: DateTime<Utc>, data_type: &DataType) -> Option<ScalarValue> {
+pub fn scalar(time: DateTime<Utc>, data_type: &DataType) -> Option<ScalarValue> {
     let DataType::Timestamp(unit, zone) = data_type else {
         return None;
     };
@@ -85,4 +87,29 @@ pub(crate) fn scalar(time: DateTime<Utc>, data_type: &DataType) -> Option<Scalar
         TimeUnit::Microsecond => ScalarValue::TimestampMicrosecond(ticks, zone),
         TimeUnit::Nanosecond => ScalarValue::TimestampNanosecond(ticks, zone),
     })
+}
+
+/// Why a text is not a fixed length of time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotAFixedLength {
+    /// Not an interval SQL reads, or not a positive one.
+    Invalid,
+    /// It counts months, whose length varies.
+    Months,
+}
+
+/// `'30 days'`, `'12 hours'`, `'1 day 6 hours'`: an interval as SQL writes it, of a fixed,
+/// positive length (months vary in length, so they are refused).
+pub fn fixed_length(text: &str) -> Result<Duration, NotAFixedLength> {
+    let interval = arrow::compute::kernels::cast_utils::parse_interval_month_day_nano(text)
+        .map_err(|_| NotAFixedLength::Invalid)?;
+    if interval.months != 0 {
+        return Err(NotAFixedLength::Months);
+    }
+    let nanos = i128::from(interval.days) * 86_400_000_000_000 + i128::from(interval.nanoseconds);
+    let nanos = u64::try_from(nanos)
+        .ok()
+        .filter(|&n| n > 0)
+        .ok_or(NotAFixedLength::Invalid)?;
+    Ok(Duration::from_nanos(nanos))
 }

@@ -4,6 +4,10 @@
 //! per row and window width, plus the output rows, whatever the number of as-ofs. Memory
 //! holds the rows of the widest window, and DataFusion's sort spills.
 
+mod pattern;
+#[cfg(test)]
+mod tests;
+
 use std::collections::VecDeque;
 use std::sync::Arc;
 
@@ -16,13 +20,15 @@ use arrow::row::{RowConverter, RowParser, SortField};
 use chrono::{DateTime, Utc};
 use datafusion::common::HashMap;
 use datafusion::dataframe::DataFrame;
+use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::context::SessionContext;
 use futures::StreamExt;
 
-use super::pattern::{AggregateFunction, Output, SweepQuery};
+pub use self::pattern::SweepQuery;
+use self::pattern::{AggregateFunction, Output};
 use crate::sliding::{self, Accumulator, Kind, Slot, add, kind_of, remove};
-use crate::{Error, Result};
+use crate::timestamps::nanos_per_tick;
 
 /// One aggregate of the query: what it computes and which window bound evicts its rows.
 struct AggregateSpec {
@@ -43,7 +49,7 @@ struct Cursor {
     next: u64,
 }
 
-pub(crate) struct Sweep {
+pub struct Sweep {
     /// The sorted source, read from the first snapshot on: planning a sweep reads nothing.
     source: Option<DataFrame>,
     input: Option<SendableRecordBatchStream>,
@@ -86,17 +92,14 @@ impl KeyInterner {
     fn new(types: Vec<DataType>) -> Result<Self> {
         let fields = types.into_iter().map(SortField::new).collect();
         Ok(KeyInterner {
-            converter: RowConverter::new(fields).map_err(arrow_error)?,
+            converter: RowConverter::new(fields)?,
             ids: HashMap::new(),
             rows: Vec::new(),
         })
     }
 
     fn intern(&mut self, columns: &[ArrayRef]) -> Result<Vec<u32>> {
-        let rows = self
-            .converter
-            .convert_columns(columns)
-            .map_err(arrow_error)?;
+        let rows = self.converter.convert_columns(columns)?;
         Ok(rows
             .iter()
             .map(|row| {
@@ -115,39 +118,27 @@ impl KeyInterner {
     fn columns(&self, ids: &[u32]) -> Result<Vec<ArrayRef>> {
         let parser: RowParser = self.converter.parser();
         let rows = ids.iter().map(|&id| parser.parse(&self.rows[id as usize]));
-        self.converter.convert_rows(rows).map_err(arrow_error)
+        Ok(self.converter.convert_rows(rows)?)
     }
-}
-
-fn arrow_error(error: arrow::error::ArrowError) -> Error {
-    Error::Infrastructure(format!("backfill sweep: {error}"))
-}
-
-fn datafusion_error(error: datafusion::error::DataFusionError) -> Error {
-    Error::from_datafusion(None, error)
 }
 
 impl Sweep {
     /// Reads the query's source sorted by time; `None` when an argument's type is one the
     /// sweep does not compute (decimals, strings for min and max), which leaves the group
-    /// to the per-as-of path.
-    pub(crate) async fn try_new(
+    /// to the per-as-of path. The source streams in batches of `context`'s size.
+    pub async fn try_new(
         context: &SessionContext,
         query: &SweepQuery,
         schema: SchemaRef,
         as_ofs: &[DateTime<Utc>],
     ) -> Result<Option<Sweep>> {
-        let context = &crate::with_default_batch_size(context);
-        let relation = context
-            .table(query.relation.as_str())
-            .await
-            .map_err(datafusion_error)?;
+        let relation = context.table(query.relation.as_str()).await?;
         let plan = relation.logical_plan().display_indent().to_string();
         if plan.to_ascii_lowercase().contains("as_of(") {
             return Ok(None);
         }
         let (sql, arguments, masks) = base_query(query);
-        let frame = context.sql(&sql).await.map_err(datafusion_error)?;
+        let frame = context.sql(&sql).await?;
         let base = frame.schema().as_arrow().clone();
         let DataType::Timestamp(unit, _) = base.field(query.keys.len()).data_type() else {
             return Ok(None);
@@ -241,19 +232,19 @@ impl Sweep {
     }
 
     /// The snapshot of the next as-of, once every row up to it has been read.
-    pub(crate) async fn next_snapshot(&mut self) -> Result<Option<(DateTime<Utc>, RecordBatch)>> {
+    pub async fn next_snapshot(&mut self) -> Result<Option<(DateTime<Utc>, RecordBatch)>> {
         let Some(&as_of) = self.as_ofs.front() else {
             return Ok(None);
         };
         let limit = as_of_ticks(as_of, self.unit)?;
         if let Some(source) = self.source.take() {
-            self.input = Some(source.execute_stream().await.map_err(datafusion_error)?);
+            self.input = Some(source.execute_stream().await?);
         }
         loop {
             if self.pending.is_none() && !self.exhausted {
                 let input = self.input.as_mut().expect("started above");
                 match input.next().await {
-                    Some(batch) => self.pending = Some((batch.map_err(datafusion_error)?, 0)),
+                    Some(batch) => self.pending = Some((batch?, 0)),
                     None => self.exhausted = true,
                 }
             }
@@ -361,7 +352,7 @@ impl Sweep {
             let mut slots: Vec<Slot> = match (spec.kind, argument) {
                 (_, None) => vec![Slot::Present; batch.num_rows()],
                 (Kind::Presence | Kind::Float | Kind::Int | Kind::Decimal, Some(values)) => {
-                    sliding::slots(spec.kind, values).map_err(arrow_error)?
+                    sliding::slots(spec.kind, values)?
                 }
                 (Kind::Distinct, Some(values)) => {
                     let interner = self.distinct[index]
@@ -459,12 +450,12 @@ impl Sweep {
                     let values = keys.iter().map(|&k| {
                         self.accumulators[k as usize][index].value(spec.function, spec.kind)
                     });
-                    sliding::column(values, field.data_type()).map_err(arrow_error)?
+                    sliding::column(values, field.data_type())?
                 }
             };
-            columns.push(cast(&column, field.data_type()).map_err(arrow_error)?);
+            columns.push(cast(&column, field.data_type())?);
         }
-        RecordBatch::try_new(self.schema.clone(), columns).map_err(arrow_error)
+        Ok(RecordBatch::try_new(self.schema.clone(), columns)?)
     }
 }
 
@@ -548,7 +539,7 @@ fn apply_mask(slots: &mut [Slot], mask: &BooleanArray) {
 /// A timestamp column in ticks of its own unit (checked to be one in `try_new`).
 fn ticks(array: &ArrayRef) -> Result<Int64Array> {
     crate::timestamps::ticks(array).ok_or_else(|| {
-        Error::Config(format!(
+        DataFusionError::Plan(format!(
             "a backfill window's time column must be a timestamp, not {}",
             array.data_type()
         ))
@@ -559,20 +550,18 @@ fn ticks(array: &ArrayRef) -> Result<Int64Array> {
 fn as_of_ticks(as_of: DateTime<Utc>, unit: TimeUnit) -> Result<i64> {
     let nanos =
         i128::from(as_of.timestamp()) * 1_000_000_000 + i128::from(as_of.timestamp_subsec_nanos());
-    i64::try_from(nanos.div_euclid(i128::from(crate::timestamps::nanos_per_tick(unit)))).map_err(
-        |_| {
-            Error::Config(format!(
-                "as-of {as_of} is beyond the range of the window's {unit:?} timestamps"
-            ))
-        },
-    )
+    i64::try_from(nanos.div_euclid(i128::from(nanos_per_tick(unit)))).map_err(|_| {
+        DataFusionError::Configuration(format!(
+            "as-of {as_of} is beyond the range of the window's {unit:?} timestamps"
+        ))
+    })
 }
 
 /// A window's width in ticks of `unit`, rounded so that a row is in the window exactly when
 /// its time, in nanoseconds, is: down for an inclusive lower bound (`time >= as_of - w`),
 /// up for an exclusive one (`time > as_of - w`).
 fn width_ticks(width_nanos: i64, inclusive: bool, unit: TimeUnit) -> i64 {
-    let tick = crate::timestamps::nanos_per_tick(unit);
+    let tick = nanos_per_tick(unit);
     if inclusive {
         width_nanos.div_euclid(tick)
     } else {

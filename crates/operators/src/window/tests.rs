@@ -10,12 +10,14 @@ use arrow::array::{Array, ArrayRef, AsArray, Int64Array, RecordBatch};
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Field, Float64Type, Int64Type, Schema, TimeUnit, UInt64Type};
 use datafusion::execution::session_state::SessionStateBuilder;
-use datafusion::physical_plan::collect;
+use datafusion::physical_plan::{ExecutionPlan, ExecutionPlanProperties, collect};
 use datafusion::prelude::{SessionConfig, SessionContext};
 use proptest::prelude::*;
 
-use super::{RangeWindowRule, WindowFilterRule, rolling_windows};
-use crate::test_support::{ValueType, exact_spread, exact_sum, float_value, nan_above};
+use super::{RangeWindowExec, RangeWindowRule, WindowFilterRule, rolling_windows};
+use crate::test_support::{
+    ValueType, exact_spread, exact_sum, float_value, nan_above, outputs_as_declared,
+};
 use crate::timestamps::nanos_per_tick;
 
 /// 2024-03-31T00:00:00Z: Europe/Paris moves its clocks an hour ahead at 01:00Z.
@@ -488,4 +490,67 @@ proptest! {
     fn windows_equal_a_nested_loop(case in case()) {
         check(&case)?;
     }
+}
+
+/// The first node of type `T` in `plan`.
+fn find<T: ExecutionPlan>(plan: &Arc<dyn ExecutionPlan>) -> Option<Arc<dyn ExecutionPlan>> {
+    if plan.downcast_ref::<T>().is_some() {
+        return Some(plan.clone());
+    }
+    plan.children().into_iter().find_map(find::<T>)
+}
+
+#[tokio::test]
+async fn the_operator_outputs_what_its_properties_say_and_counts_its_rows() {
+    let rows = 1_000;
+    let keys: Vec<i64> = (0..rows).map(|i| i % 7).collect();
+    let times: Vec<i64> = (0..rows).map(|i| (i * 7_919) % 500).collect();
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("k", DataType::Int64, false),
+        Field::new("t", DataType::Timestamp(TimeUnit::Second, None), false),
+        Field::new("v", DataType::Int64, true),
+    ]));
+    let batch = RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(Int64Array::from(keys)),
+            Arc::new(arrow::array::TimestampSecondArray::from(times)),
+            Arc::new(Int64Array::from_iter(
+                (0..rows).map(|i| (i % 5 != 0).then_some(i)),
+            )),
+        ],
+    )
+    .unwrap();
+    let config = SessionConfig::new()
+        .with_batch_size(64)
+        .with_target_partitions(3);
+    let state = SessionStateBuilder::new()
+        .with_config(config)
+        .with_default_features()
+        .with_physical_optimizer_rule(Arc::new(RangeWindowRule))
+        .build();
+    let context = SessionContext::new_with_state(state);
+    context.register_batch("t", batch).unwrap();
+    let sql = "SELECT k, t, sum(v) OVER (PARTITION BY k ORDER BY t \
+               RANGE BETWEEN INTERVAL '20 seconds' PRECEDING AND CURRENT ROW) AS s FROM t";
+    let plan = context
+        .sql(sql)
+        .await
+        .unwrap()
+        .create_physical_plan()
+        .await
+        .unwrap();
+    let exec = find::<RangeWindowExec>(&plan).expect("the rule places the operator");
+    assert!(
+        exec.output_ordering().is_some(),
+        "it keeps its input's order"
+    );
+
+    let outputs = outputs_as_declared(&exec, context.task_ctx()).await;
+
+    let output: usize = outputs.iter().flatten().map(RecordBatch::num_rows).sum();
+    assert_eq!(output, rows as usize);
+    let metrics = exec.metrics().expect("the operator has metrics");
+    assert_eq!(metrics.output_rows(), Some(rows as usize));
+    assert!(metrics.elapsed_compute().is_some());
 }

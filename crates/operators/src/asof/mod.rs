@@ -3,5 +3,7 @@
 
 mod exec;
 mod matcher;
+#[cfg(test)]
+mod tests;
 
 pub use exec::{AsOfJoinColumns, AsOfJoinExec};

@@ -13,6 +13,7 @@ use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_expr::expressions::Column;
 use datafusion::physical_expr::window::{SlidingAggregateWindowExpr, StandardWindowExpr};
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
+use datafusion::physical_plan::metrics::ExecutionPlanMetricsSet;
 use datafusion::physical_plan::projection::ProjectionExec;
 use datafusion::physical_plan::windows::{
     BoundedWindowAggExec, PlainAggregateWindowExpr, WindowExpr, WindowUDFExpr,
@@ -116,6 +117,7 @@ fn take_windows(node: &BoundedWindowAggExec) -> Result<Option<Arc<dyn ExecutionP
         windows: taken.iter().flatten().cloned().collect(),
         schema: ours_alone.schema(),
         properties: ours_alone.properties().clone(),
+        metrics: ExecutionPlanMetricsSet::new(),
     });
     if theirs.is_empty() {
         return Ok(Some(exec));

@@ -1,0 +1,340 @@
+//! A run, in the order of its steps. The pipeline is planned first ([`crate::plan`]: no
+//! data read); then each feature group in turn, under the lease of its snapshot:
+//!
+//! 1. **compute**: the query's rows streamed into the snapshot's Parquet files under a
+//!    folder of this run's own, each batch checked before it is written ([`snapshot`]);
+//! 2. **check**: what needs the whole snapshot (repeats of key and event time, when the rows
+//!    did not come sorted);
+//! 3. **commit**: the snapshot registered in the catalog, replacing an earlier run's of the
+//!    same as-of. Before it, a failure deletes the run's folder and publishes nothing;
+//! 4. **online load**: the online store brought to the newest registered snapshot
+//!    ([`crate::online_load`]), which also deletes the files of runs known to have ended.
+//!
+//! A backfill publishes through the same steps, with rows its sweep computed in place of
+//! step 1's query.
+
+mod snapshot;
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use arrow::array::RecordBatch;
+use datafusion::execution::context::SessionContext;
+use fengine_catalog::Partition;
+use fengine_dialect::Pipeline;
+use url::Url;
+
+use self::snapshot::{OnlineCheck, naming_the_file, read_and_check, write_rows, write_snapshot};
+use crate::backends::Backends;
+use crate::checks::Identity;
+use crate::error::Result;
+use crate::hooks::{fail_point, pause_point};
+use crate::interrupt;
+use crate::lease::Lease;
+use crate::manifest::{GroupManifest, RunManifest, Timings};
+use crate::online_load::{LatestRows, OnlineStep, waiting};
+use crate::options::{RunOptions, snapshot_name};
+use crate::plan::{PlannedGroup, plan};
+
+/// Plans the pipeline, then computes and publishes each feature group in order. Each group
+/// is published on its own: a failing group stops the run but leaves earlier groups
+/// published.
+pub async fn run(
+    pipeline: &Pipeline,
+    options: &RunOptions,
+    backends: &Backends,
+) -> Result<RunManifest> {
+    let started = Instant::now();
+    let planned = plan(pipeline, options, backends).await?;
+    let mut groups = Vec::with_capacity(planned.groups.len());
+    for group in &planned.groups {
+        let published = match interrupt::check() {
+            Ok(()) => publish_group(&planned.context, group, options, backends).await,
+            Err(stop) => Err(stop),
+        };
+        match published {
+            Ok(published) => groups.push(published),
+            Err(error) => return Err(error.after_publishing(&groups)),
+        }
+    }
+    Ok(RunManifest {
+        pipeline: pipeline.path.display().to_string(),
+        as_of: options.as_of,
+        params: options.params.clone(),
+        warehouse: backends.warehouse.root().to_string(),
+        groups,
+        elapsed_ms: elapsed_ms(started),
+    })
+}
+
+/// Computes the group's query into its snapshot and publishes it.
+pub(crate) async fn publish_group(
+    context: &SessionContext,
+    group: &PlannedGroup,
+    options: &RunOptions,
+    backends: &Backends,
+) -> Result<GroupManifest> {
+    publish(context, group, None, options, backends).await
+}
+
+/// Publishes rows computed elsewhere (a backfill's sweep) as the group's snapshot.
+pub(crate) async fn publish_rows(
+    context: &SessionContext,
+    group: &PlannedGroup,
+    rows: RecordBatch,
+    options: &RunOptions,
+    backends: &Backends,
+) -> Result<GroupManifest> {
+    publish(context, group, Some(rows), options, backends).await
+}
+
+/// Publishes under the snapshot's lease: a second run of the same as-of waits for this one
+/// to finish, then replaces its snapshot, rather than deleting files this one still writes.
+async fn publish(
+    context: &SessionContext,
+    group: &PlannedGroup,
+    computed: Option<RecordBatch>,
+    options: &RunOptions,
+    backends: &Backends,
+) -> Result<GroupManifest> {
+    let name = group.name();
+    let version = group.definition.version;
+    let snapshot_ts = snapshot_name(options.as_of);
+    let lease = Lease::acquire(
+        &backends.warehouse,
+        &format!("{name}/v{version}/snapshot_ts={snapshot_ts}"),
+        &options.run_id,
+        &format!("writing snapshot {snapshot_ts} of {name} v{version}"),
+        backends.lease_ttl,
+        waiting,
+    )
+    .await?;
+    let step = Publishing {
+        context,
+        group,
+        options,
+        backends,
+        lease: &lease,
+        snapshot_ts: snapshot_ts.clone(),
+        snapshot_location: backends
+            .warehouse
+            .snapshot_location(&name, version, &snapshot_ts),
+    };
+    let published = step.publish(computed).await;
+    let released = lease.release().await;
+    let published = published?;
+    released?;
+    Ok(published)
+}
+
+/// One group's snapshot being published, under its lease.
+struct Publishing<'a> {
+    context: &'a SessionContext,
+    group: &'a PlannedGroup,
+    options: &'a RunOptions,
+    backends: &'a Backends,
+    lease: &'a Lease,
+    snapshot_ts: String,
+    /// The snapshot's folder; this run writes in a folder of its own under it.
+    snapshot_location: Url,
+}
+
+/// What steps 1 and 2 leave for the commit and the online load.
+struct Computed {
+    rows_written: u64,
+    latest: LatestRows,
+}
+
+impl Publishing<'_> {
+    async fn publish(&self, computed: Option<RecordBatch>) -> Result<GroupManifest> {
+        pause_point("before_compute").await;
+        let mut timings = Timings::default();
+        let run_location = self
+            .snapshot_location
+            .join(&format!("run-{}/", self.options.run_id))
+            .expect("run ids are valid URL path segments");
+        let computed = match computed {
+            None => self.compute_and_check(&run_location, &mut timings).await,
+            Some(rows) => {
+                self.check_and_write(rows, &run_location, &mut timings)
+                    .await
+            }
+        };
+        let computed = self.or_discard(computed, &run_location).await?;
+
+        fail_point("before_register");
+        let checked = self.lease.check().and_then(|()| interrupt::check());
+        self.or_discard(checked, &run_location).await?;
+        let started = Instant::now();
+        let replaced = self.commit(&run_location, computed.rows_written).await;
+        let replaced = self.or_discard(replaced, &run_location).await?;
+        timings.register = elapsed_ms(started);
+
+        let started = Instant::now();
+        let online = self
+            .load_online(computed.latest, &run_location, replaced.as_ref())
+            .await
+            .map_err(|e| e.after_registering(&self.group.name(), &self.snapshot_ts))?;
+        timings.online = elapsed_ms(started);
+
+        Ok(GroupManifest {
+            group: self.group.name(),
+            version: self.group.definition.version,
+            run_id: self.options.run_id.clone(),
+            table: format!("{}.{}", self.group.table.database, self.group.table.name),
+            rows_written: computed.rows_written,
+            snapshot_location: run_location.to_string(),
+            partition: format!("snapshot_ts={}", self.snapshot_ts),
+            replaced: replaced.is_some(),
+            online,
+            timings_ms: timings,
+        })
+    }
+
+    fn identity(&self) -> Identity {
+        let definition = &self.group.definition;
+        Identity::new(
+            self.group.name(),
+            definition.key_columns(),
+            definition.event_time_column(),
+            &self.group.schema,
+        )
+    }
+
+    /// Steps 1 and 2 for the group's query: its rows written and checked on the way, then
+    /// read back for the checks that need the whole snapshot, unless they came sorted.
+    async fn compute_and_check(
+        &self,
+        run_location: &Url,
+        timings: &mut Timings,
+    ) -> Result<Computed> {
+        let (context, group, backends) = (self.context, self.group, self.backends);
+        let identity = self.identity();
+        let started = Instant::now();
+        let online = OnlineCheck::of(group, self.options, backends);
+        let written =
+            match write_snapshot(context, group, &identity, run_location, online, backends).await {
+                Err(error) if error.to_string().contains("Parquet") => {
+                    return Err(naming_the_file(context, error).await);
+                }
+                written => written?,
+            };
+        timings.compute_and_write = elapsed_ms(started);
+
+        let started = Instant::now();
+        let latest = match written.latest {
+            Some(latest) => LatestRows::Kept(latest),
+            None => LatestRows::Of(
+                read_and_check(context, group, &identity, run_location, written.sorted).await?,
+            ),
+        };
+        timings.check = elapsed_ms(started);
+        Ok(Computed {
+            rows_written: written.rows,
+            latest,
+        })
+    }
+
+    /// Steps 1 and 2 for rows computed elsewhere: checked whole, then written.
+    async fn check_and_write(
+        &self,
+        rows: RecordBatch,
+        run_location: &Url,
+        timings: &mut Timings,
+    ) -> Result<Computed> {
+        let started = Instant::now();
+        self.identity().check_rows(&rows)?;
+        if let Some(online) = OnlineCheck::of(self.group, self.options, self.backends) {
+            online.check(&self.group.name(), &rows)?;
+        }
+        timings.check = elapsed_ms(started);
+
+        let started = Instant::now();
+        let path = run_location
+            .join("part-0.parquet")
+            .expect("a valid file name");
+        write_rows(self.context, &rows, &path, self.backends).await?;
+        timings.compute_and_write = elapsed_ms(started);
+        let rows_written = rows.num_rows() as u64;
+        let snapshot = self
+            .context
+            .read_batch(rows)
+            .map_err(|e| self.group.error_from(e))?;
+        Ok(Computed {
+            rows_written,
+            latest: LatestRows::Of(snapshot),
+        })
+    }
+
+    /// Step 3, the commit point: the snapshot registered in the catalog. Returns the
+    /// partition of an earlier run of the same as-of that it replaced.
+    async fn commit(&self, run_location: &Url, rows_written: u64) -> Result<Option<Partition>> {
+        let as_of = self.options.as_of;
+        let partition = Partition {
+            values: vec![self.snapshot_ts.clone()],
+            location: run_location.to_string(),
+            parameters: BTreeMap::from([
+                (
+                    "fengine.as_of".to_string(),
+                    as_of.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                ),
+                ("fengine.rows".to_string(), rows_written.to_string()),
+                ("fengine.run_id".to_string(), self.options.run_id.clone()),
+            ]),
+        };
+        let registered = self
+            .backends
+            .catalog
+            .register_snapshot(&self.group.table, &partition)
+            .await?;
+        Ok(registered)
+    }
+
+    /// Step 4: the online store brought to the newest registered snapshot, and the files
+    /// no registered snapshot uses handed to it for deletion.
+    async fn load_online(
+        &self,
+        latest: LatestRows,
+        run_location: &Url,
+        replaced: Option<&Partition>,
+    ) -> Result<crate::manifest::OnlineOutcome> {
+        // Those of the run this one replaced, and of runs killed holding the snapshot's
+        // lease. Only runs known to have ended: a run that took the lease from this one
+        // while it stalled is still writing its own. The online step deletes them when no
+        // load can be reading them.
+        let mut ended: Vec<Url> = self
+            .lease
+            .abandoned()
+            .iter()
+            .filter_map(|run| self.snapshot_location.join(&format!("run-{run}/")).ok())
+            .collect();
+        ended.extend(replaced.and_then(|p| Url::parse(&p.location).ok()));
+        ended.retain(|folder| folder != run_location);
+        let obsolete = self.backends.warehouse.objects_in(&ended).await?;
+        let step = OnlineStep {
+            context: self.context,
+            group: self.group,
+            options: self.options,
+            backends: self.backends,
+            mine: Some(latest),
+            obsolete,
+        };
+        step.run().await
+    }
+
+    /// On failure, deletes what the run wrote before reporting the run's own error.
+    async fn or_discard<T>(&self, result: Result<T>, run_location: &Url) -> Result<T> {
+        if result.is_err()
+            && let Err(cleanup) = self.backends.warehouse.delete_prefix(run_location).await
+        {
+            eprintln!(
+                "fengine: warning: could not delete the unpublished files at {run_location}: {cleanup}"
+            );
+        }
+        result
+    }
+}
+
+fn elapsed_ms(started: Instant) -> u64 {
+    started.elapsed().as_millis() as u64
+}
