@@ -31,7 +31,7 @@ use crate::error::Result;
 use crate::hooks::{fail_point, pause_point};
 use crate::interrupt;
 use crate::lease::Lease;
-use crate::manifest::{GroupManifest, RunManifest, Timings};
+use crate::manifest::{GroupManifest, OnlineOutcome, RunManifest, Timings};
 use crate::online_load::{LatestRows, OnlineStep, waiting};
 use crate::options::{RunOptions, snapshot_name};
 use crate::plan::{PlannedGroup, plan};
@@ -297,7 +297,7 @@ impl Publishing<'_> {
         latest: LatestRows,
         run_location: &Url,
         replaced: Option<&Partition>,
-    ) -> Result<crate::manifest::OnlineOutcome> {
+    ) -> Result<OnlineOutcome> {
         // Those of the run this one replaced, and of runs killed holding the snapshot's
         // lease. Only runs known to have ended: a run that took the lease from this one
         // while it stalled is still writing its own. The online step deletes them when no
