@@ -2,7 +2,9 @@
 
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, Float64Array, Int8Array, Int64Array, UInt64Array};
+use arrow::array::{ArrayRef, Float64Array, Int8Array, Int64Array, RecordBatch, UInt64Array};
+use arrow::compute::cast;
+use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use num_bigint::BigInt;
 use num_traits::{Signed, ToPrimitive, Zero};
 use proptest::prelude::*;
@@ -152,6 +154,33 @@ pub(crate) fn nan_above(a: &&f64, b: &&f64) -> std::cmp::Ordering {
         (false, true) => std::cmp::Ordering::Less,
         _ => a.partial_cmp(b).expect("neither is NaN"),
     }
+}
+
+/// A generated row: key, time in ticks, and a double or a whole number.
+pub(crate) type GeneratedRow = (i64, Option<i64>, Option<f64>, Option<i128>);
+
+/// The table the property tests query: `id` (each row's number), `k`, a timestamp column
+/// named `time_column` of `unit` and `zone`, and `v` of `value_type`.
+pub(crate) fn generated_table(
+    time_column: &str,
+    unit: TimeUnit,
+    zone: Option<&str>,
+    value_type: ValueType,
+    rows: &[GeneratedRow],
+) -> RecordBatch {
+    let time_type = DataType::Timestamp(unit, zone.map(Arc::from));
+    let times: ArrayRef = Arc::new(Int64Array::from_iter(rows.iter().map(|r| r.1)));
+    let times = cast(&times, &time_type).unwrap();
+    let values = value_type.column(rows.iter().map(|r| (r.2, r.3)));
+    let ids: ArrayRef = Arc::new(Int64Array::from_iter_values(0..rows.len() as i64));
+    let keys: ArrayRef = Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.0)));
+    let schema = Schema::new(vec![
+        Field::new("id", DataType::Int64, false),
+        Field::new("k", DataType::Int64, false),
+        Field::new(time_column, time_type, true),
+        Field::new("v", values.data_type().clone(), true),
+    ]);
+    RecordBatch::try_new(Arc::new(schema), vec![ids, keys, times, values]).unwrap()
 }
 
 /// Runs each partition of `plan` and checks that what its properties say holds of its

@@ -7,9 +7,9 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, Int64Array, RecordBatch};
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use arrow::compute::cast;
-use arrow::datatypes::{DataType, Field, Float64Type, Int64Type, Schema, TimeUnit, UInt64Type};
+use arrow::datatypes::{DataType, Float64Type, Int64Type, TimeUnit, UInt64Type};
 use chrono::{DateTime, Utc};
 use datafusion::prelude::SessionContext;
 use datafusion::sql::sqlparser::ast::Statement;
@@ -19,7 +19,9 @@ use proptest::prelude::*;
 
 use super::{Sweep, SweepQuery};
 use crate::functions::as_of_udf;
-use crate::test_support::{ValueType, exact_sum, float_value, nan_above};
+use crate::test_support::{
+    GeneratedRow, ValueType, exact_sum, float_value, generated_table, nan_above,
+};
 use crate::timestamps::nanos_per_tick;
 
 /// 2024-03-30T12:00:00Z: the as-ofs step across Europe/Paris's change to summer time.
@@ -134,24 +136,12 @@ const AGGREGATES: [&str; 9] = [
 impl Case {
     fn batch(&self) -> RecordBatch {
         let tick = i128::from(nanos_per_tick(self.unit));
-        let time_type = DataType::Timestamp(self.unit, self.zone.map(Arc::from));
-        let ticks = self.rows.iter().map(|r| r.time.map(|t| (t / tick) as i64));
-        let times: ArrayRef = Arc::new(Int64Array::from_iter(ticks));
-        let times = cast(&times, &time_type).unwrap();
-        let values = self
-            .value_type
-            .column(self.rows.iter().map(|r| (r.float, r.whole)));
-        let ids: ArrayRef = Arc::new(Int64Array::from_iter_values(0..self.rows.len() as i64));
-        let keys: ArrayRef = Arc::new(Int64Array::from_iter_values(
-            self.rows.iter().map(|r| r.key),
-        ));
-        let schema = Schema::new(vec![
-            Field::new("id", DataType::Int64, false),
-            Field::new("k", DataType::Int64, false),
-            Field::new("t", time_type, true),
-            Field::new("v", values.data_type().clone(), true),
-        ]);
-        RecordBatch::try_new(Arc::new(schema), vec![ids, keys, times, values]).unwrap()
+        let rows: Vec<GeneratedRow> = self
+            .rows
+            .iter()
+            .map(|r| (r.key, r.time.map(|t| (t / tick) as i64), r.float, r.whole))
+            .collect();
+        generated_table("t", self.unit, self.zone, self.value_type, &rows)
     }
 
     fn sql(&self) -> String {

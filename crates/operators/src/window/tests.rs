@@ -16,7 +16,8 @@ use proptest::prelude::*;
 
 use super::{RangeWindowExec, RangeWindowRule, WindowFilterRule, rolling_windows};
 use crate::test_support::{
-    ValueType, exact_spread, exact_sum, float_value, nan_above, outputs_as_declared,
+    GeneratedRow, ValueType, exact_spread, exact_sum, float_value, generated_table, nan_above,
+    outputs_as_declared,
 };
 use crate::timestamps::nanos_per_tick;
 
@@ -159,23 +160,12 @@ fn case() -> impl Strategy<Value = Case> {
 
 impl Case {
     fn batch(&self) -> RecordBatch {
-        let time_type = DataType::Timestamp(self.unit, self.zone.map(Arc::from));
-        let times: ArrayRef = Arc::new(Int64Array::from_iter(self.rows.iter().map(|r| r.time)));
-        let times = cast(&times, &time_type).unwrap();
-        let values = self
-            .value_type
-            .column(self.rows.iter().map(|r| (r.float, r.whole)));
-        let ids: ArrayRef = Arc::new(Int64Array::from_iter_values(0..self.rows.len() as i64));
-        let keys: ArrayRef = Arc::new(Int64Array::from_iter_values(
-            self.rows.iter().map(|r| r.key),
-        ));
-        let schema = Schema::new(vec![
-            Field::new("id", DataType::Int64, false),
-            Field::new("k", DataType::Int64, false),
-            Field::new("ts", time_type, true),
-            Field::new("v", values.data_type().clone(), true),
-        ]);
-        RecordBatch::try_new(Arc::new(schema), vec![ids, keys, times, values]).unwrap()
+        let rows: Vec<GeneratedRow> = self
+            .rows
+            .iter()
+            .map(|r| (r.key, r.time, r.float, r.whole))
+            .collect();
+        generated_table("ts", self.unit, self.zone, self.value_type, &rows)
     }
 
     fn sql(&self) -> String {
