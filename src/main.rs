@@ -45,6 +45,11 @@ enum Command {
     Plan(commands::plan::PlanArgs),
     /// Print a key's online row as one JSON object.
     Get(commands::get::GetArgs),
+    /// Find, read and retire published feature groups and models.
+    Catalog(commands::catalog::CatalogArgs),
+    /// Put the online store back to an earlier registered snapshot, in one step; newer
+    /// snapshots are set aside (kept), and the rollback recorded in the group's history.
+    Rollback(commands::rollback::RollbackArgs),
     /// Join feature values to a spine of labelled rows, each row getting the values known at
     /// its time (a point-in-time join), and write the result as Parquet.
     TrainingSet(commands::training_set::TrainingSetArgs),
@@ -146,5 +151,7 @@ async fn execute(command: Command) -> Result<()> {
         Command::Plan(args) => commands::plan::run(args).await,
         Command::TrainingSet(args) => commands::training_set::run(args).await,
         Command::Get(args) => commands::get::run(args).await,
+        Command::Catalog(args) => commands::catalog::run(args).await,
+        Command::Rollback(args) => commands::rollback::run(args).await,
     }
 }

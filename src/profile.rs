@@ -19,7 +19,9 @@ use anyhow::{Result, bail};
 use datafusion::catalog::CatalogProvider;
 use datafusion::execution::object_store::ObjectStoreRegistry;
 use fengine_catalog::{Catalog, LocalCatalog};
-use fengine_engine::{Backends, Error, PlannedPipeline, Warehouse};
+#[cfg(feature = "aws")]
+use fengine_engine::CallerIdentity;
+use fengine_engine::{Backends, Caller, Error, OsUser, PlannedPipeline, Warehouse};
 use fengine_online::{OnlineStore, SqliteOnlineStore};
 use serde::Deserialize;
 use url::Url;
@@ -248,6 +250,7 @@ impl ResolvedProfile {
                 .map_or(fengine_engine::DEFAULT_AS_OF_HORIZON, |hours| {
                     Duration::from_secs(hours * 3600)
                 }),
+            caller: aws.caller(),
         })
     }
 
@@ -398,6 +401,17 @@ impl Aws {
         })
     }
 
+    /// The AWS identity on AWS profiles, else the OS user.
+    fn caller(&self) -> Arc<dyn Caller> {
+        match &self.context {
+            Some(aws) => Arc::new(AwsCaller {
+                aws: aws.clone(),
+                arn: tokio::sync::OnceCell::new(),
+            }),
+            None => Arc::new(OsUser),
+        }
+    }
+
     fn source_catalogs(&self, profile: &Profile) -> Vec<(String, Arc<dyn CatalogProvider>)> {
         let name = profile
             .glue_catalog_name
@@ -410,6 +424,32 @@ impl Aws {
                 (name.clone(), Arc::new(catalog) as Arc<dyn CatalogProvider>)
             })
             .collect()
+    }
+}
+
+/// The caller's ARN, asked of STS once per command. A caller STS cannot name (no route
+/// to it from a private subnet) is recorded as such rather than failing the command.
+#[cfg(feature = "aws")]
+#[derive(Debug)]
+struct AwsCaller {
+    aws: fengine_aws::AwsContext,
+    arn: tokio::sync::OnceCell<String>,
+}
+
+#[cfg(feature = "aws")]
+impl Caller for AwsCaller {
+    fn identity(&self) -> CallerIdentity<'_> {
+        Box::pin(async move {
+            self.arn
+                .get_or_init(|| async {
+                    self.aws
+                        .caller_arn()
+                        .await
+                        .unwrap_or_else(|e| format!("unknown AWS caller ({e})"))
+                })
+                .await
+                .clone()
+        })
     }
 }
 
@@ -445,6 +485,10 @@ impl Aws {
 
     fn source_catalogs(&self, _profile: &Profile) -> Vec<(String, Arc<dyn CatalogProvider>)> {
         Vec::new()
+    }
+
+    fn caller(&self) -> Arc<dyn Caller> {
+        Arc::new(OsUser)
     }
 }
 
@@ -490,9 +534,15 @@ impl ResolvedProfile {
                         .groups
                         .iter()
                         .map(|g| g.table.name.clone())
+                        .chain(
+                            fengine_engine::CATALOGUE_TABLES
+                                .iter()
+                                .map(|t| t.to_string()),
+                        )
                         .collect(),
                 )
             }),
+            glue_lists_tables: !planned.models.is_empty(),
             dynamodb_tables,
             region: aws.region().unwrap_or("*").to_string(),
             account: profile

@@ -227,6 +227,7 @@ fn plan_prints_the_least_privilege_iam_policy() {
             format!("arn:aws:s3:::{bucket}/warehouse/customer_category_spend/v1/*"),
             format!("arn:aws:s3:::{bucket}/warehouse/_fengine/leases/customer_spend/v1/*"),
             format!("arn:aws:s3:::{bucket}/warehouse/_fengine/leases/customer_category_spend/v1/*"),
+            format!("arn:aws:s3:::{bucket}/warehouse/_fengine/catalogue/*"),
         ]
     );
     let glue = "arn:aws:glue:us-east-1:123456789012";
@@ -237,6 +238,9 @@ fn plan_prints_the_least_privilege_iam_policy() {
             format!("{glue}:database/{database}"),
             format!("{glue}:table/{database}/customer_spend_v1"),
             format!("{glue}:table/{database}/customer_category_spend_v1"),
+            format!("{glue}:table/{database}/fengine_history"),
+            format!("{glue}:table/{database}/fengine_lineage"),
+            format!("{glue}:table/{database}/fengine_models"),
         ]
     );
     let dynamodb = "arn:aws:dynamodb:us-east-1:123456789012:table";

@@ -151,7 +151,7 @@ fn file(path: &'static str, text: impl Into<String>) -> (&'static str, String) {
 )]
 #[case::no_feature_group(
     vec![file("bad.sql", SOURCE)], &["run", "bad.sql"],
-    EXIT_BAD_INPUT, "fengine: bad.sql defines no feature group: add a CREATE FEATURE GROUP statement\n"
+    EXIT_BAD_INPUT, "fengine: bad.sql defines no feature group or model: add a CREATE FEATURE GROUP statement\n"
 )]
 #[case::ttl_in_months(
     vec![file("bad.sql", group(GOOD_SELECT).replace("EVENT TIME event_time", "EVENT TIME event_time ONLINE (ttl = '1 month')"))],
@@ -188,7 +188,7 @@ fn file(path: &'static str, text: impl Into<String>) -> (&'static str, String) {
 )]
 #[case::get_of_an_unknown_group(
     vec![], &["get", "nothing", "1"],
-    EXIT_NOT_FOUND, "fengine: feature group 'nothing' has no published version in catalog database 'fengine': run its pipeline first\n"
+    EXIT_NOT_FOUND, "fengine: feature group 'nothing' is not published; the groups published in catalog database 'fengine' are: totals\n"
 )]
 #[case::training_set_spine_without_a_key(
     vec![file("spine.sql", "SELECT 1 AS id, TIMESTAMP '2024-03-10 00:00:00' AS t")],
@@ -203,7 +203,7 @@ fn file(path: &'static str, text: impl Into<String>) -> (&'static str, String) {
 #[case::training_set_of_an_unknown_group(
     vec![file("spine.sql", SPINE)],
     &["training-set", "--spine", "spine.sql", "--timestamp", "t", "--features", "nothing", "--out", "ts.parquet"],
-    EXIT_NOT_FOUND, "fengine: feature group 'nothing' has no published version in catalog database 'fengine': run its pipeline first\n"
+    EXIT_NOT_FOUND, "fengine: feature group 'nothing' is not published; the groups published in catalog database 'fengine' are: totals\n"
 )]
 #[case::training_set_of_an_unknown_feature(
     vec![file("spine.sql", SPINE)],

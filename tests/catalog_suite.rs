@@ -102,7 +102,7 @@ async fn registers_a_table_and_its_partitions(#[case] kind: Kind) {
     assert_eq!(backend.stored_table().await, None);
     let replaced = backend
         .catalog
-        .register_snapshot(
+        .register_partition(
             &backend.table(&COLUMNS),
             &partition("20240102T000000Z", "a"),
         )
@@ -111,7 +111,7 @@ async fn registers_a_table_and_its_partitions(#[case] kind: Kind) {
     assert_eq!(replaced, None);
     backend
         .catalog
-        .register_snapshot(
+        .register_partition(
             &backend.table(&COLUMNS),
             &partition("20240101T000000Z", "b"),
         )
@@ -136,13 +136,13 @@ async fn a_second_registration_of_a_partition_replaces_it(#[case] kind: Kind) {
     let first = partition("20240101T000000Z", "run1");
     backend
         .catalog
-        .register_snapshot(&backend.table(&COLUMNS), &first)
+        .register_partition(&backend.table(&COLUMNS), &first)
         .await
         .unwrap();
     let second = partition("20240101T000000Z", "run2");
     let replaced = backend
         .catalog
-        .register_snapshot(&backend.table(&COLUMNS), &second)
+        .register_partition(&backend.table(&COLUMNS), &second)
         .await
         .unwrap();
     assert_eq!(replaced, Some(first));
@@ -158,13 +158,13 @@ async fn a_schema_change_is_refused_and_changes_nothing(#[case] kind: Kind) {
     let first = partition("20240101T000000Z", "a");
     backend
         .catalog
-        .register_snapshot(&backend.table(&COLUMNS), &first)
+        .register_partition(&backend.table(&COLUMNS), &first)
         .await
         .unwrap();
     let changed = backend.table(&[("customer_id", "bigint"), ("spend", "decimal(12,2)")]);
     let error = backend
         .catalog
-        .register_snapshot(&changed, &partition("20240102T000000Z", "b"))
+        .register_partition(&changed, &partition("20240102T000000Z", "b"))
         .await
         .unwrap_err();
     assert!(matches!(error, Error::Conflict(_)), "{error}");
@@ -188,7 +188,7 @@ async fn comments_and_parameters_may_change(#[case] kind: Kind) {
     let backend = backend(kind).await;
     backend
         .catalog
-        .register_snapshot(
+        .register_partition(
             &backend.table(&COLUMNS),
             &partition("20240101T000000Z", "a"),
         )
@@ -202,7 +202,7 @@ async fn comments_and_parameters_may_change(#[case] kind: Kind) {
         .insert("fengine.tags".into(), "{}".into());
     backend
         .catalog
-        .register_snapshot(&updated, &partition("20240102T000000Z", "b"))
+        .register_partition(&updated, &partition("20240102T000000Z", "b"))
         .await
         .unwrap();
     assert_eq!(backend.stored_table().await, Some(updated));
@@ -230,7 +230,7 @@ async fn lists_the_tables_of_a_database_by_name(#[case] kind: Kind) {
         };
         backend
             .catalog
-            .register_snapshot(&table, &partition("20240101T000000Z", name))
+            .register_partition(&table, &partition("20240101T000000Z", name))
             .await
             .unwrap();
         tables.push(table);
@@ -260,12 +260,12 @@ async fn a_table_fengine_did_not_register_is_not_taken_over(#[case] kind: Kind) 
     };
     backend
         .catalog
-        .register_snapshot(&foreign, &partition("20240101T000000Z", "etl"))
+        .register_partition(&foreign, &partition("20240101T000000Z", "etl"))
         .await
         .unwrap();
     let error = backend
         .catalog
-        .register_snapshot(
+        .register_partition(
             &backend.table(&COLUMNS),
             &partition("20240102T000000Z", "a"),
         )
@@ -285,4 +285,84 @@ async fn a_table_fengine_did_not_register_is_not_taken_over(#[case] kind: Kind) 
         backend.partitions().await,
         [partition("20240101T000000Z", "etl")]
     );
+}
+
+/// A table without partitions (the catalogue's own) is put, and updated in place.
+#[rstest]
+#[case::embedded(Kind::Embedded)]
+#[cfg_attr(feature = "aws", case::glue(Kind::Glue))]
+#[tokio::test]
+async fn a_table_is_put_without_partitions_and_updated_in_place(#[case] kind: Kind) {
+    let backend = backend(kind).await;
+    let mut table = Table {
+        partition_keys: Vec::new(),
+        ..backend.table(&COLUMNS)
+    };
+    backend.catalog.put_table(&table).await.unwrap();
+    backend.catalog.put_table(&table).await.unwrap();
+    assert_eq!(backend.stored_table().await, Some(table.clone()));
+    table
+        .parameters
+        .insert("fengine.retired_at".into(), "2024-01-01T00:00:00Z".into());
+    backend.catalog.put_table(&table).await.unwrap();
+    assert_eq!(backend.stored_table().await, Some(table));
+    assert_eq!(backend.partitions().await, []);
+}
+
+/// Glue's limits hold on every backend, so that what registers on a laptop registers in
+/// Glue; past them the registration is refused, naming the limit, and changes nothing.
+#[rstest]
+#[case::embedded(Kind::Embedded)]
+#[cfg_attr(feature = "aws", case::glue(Kind::Glue))]
+#[tokio::test]
+async fn what_glue_cannot_hold_is_refused_on_every_backend(#[case] kind: Kind) {
+    let backend = backend(kind).await;
+    let long_description = Table {
+        description: Some("d".repeat(2049)),
+        ..backend.table(&COLUMNS)
+    };
+    let mut long_comment = backend.table(&COLUMNS);
+    long_comment.columns[1].comment = Some("c".repeat(256));
+    let mut large_parameter = backend.table(&COLUMNS);
+    large_parameter
+        .parameters
+        .insert("fengine.tags".into(), "t".repeat(512_001));
+    let cases = [
+        (
+            long_description,
+            "its description holds 2049 characters, more than Glue's 2048; shorten it",
+        ),
+        (
+            long_comment,
+            "the comment of column 'spend' holds 256 characters, more than Glue's 255; shorten it",
+        ),
+        (
+            large_parameter,
+            "parameter 'fengine.tags' holds 512001 bytes, more than Glue's 512000",
+        ),
+    ];
+    for (table, message) in cases {
+        let error = backend
+            .catalog
+            .register_partition(&table, &partition("20240101T000000Z", "a"))
+            .await
+            .unwrap_err();
+        assert!(matches!(error, Error::Invalid(_)), "{error}");
+        assert_eq!(
+            error.to_string(),
+            format!("table '{}.spend_v1': {message}", backend.database)
+        );
+    }
+    // At the limits, it registers.
+    let mut at_limits = Table {
+        description: Some("d".repeat(2048)),
+        ..backend.table(&COLUMNS)
+    };
+    at_limits.columns[1].comment = Some("é".repeat(255));
+    backend
+        .catalog
+        .register_partition(&at_limits, &partition("20240101T000000Z", "a"))
+        .await
+        .unwrap();
+    assert_eq!(backend.stored_table().await, Some(at_limits));
 }

@@ -1,11 +1,20 @@
 #!/usr/bin/env bash
-# The whole test suite: the embedded backends, and the AWS ones against a local moto server
-# (S3, Glue and DynamoDB on one port of 127.0.0.1), installed and started here.
+# The whole test suite: the embedded backends, the AWS ones against a local moto server
+# (S3, Glue and DynamoDB on one port of 127.0.0.1), and the catalogue site in headless
+# Chromium; the server, the browser and their Python clients are installed and started here.
 # Extra arguments go to `cargo test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-python3 -m pip install --quiet --disable-pip-version-check 'moto[server]>=5.1,<6'
+python3 -m pip install --quiet --disable-pip-version-check 'moto[server]>=5.1,<6' 'selenium>=4.20,<5'
+
+# The catalogue site's browser test drives Debian's Chromium through its driver.
+if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+  sudo=$([ "$(id -u)" = 0 ] || echo sudo)
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get install -y -q chromium chromium-driver >/dev/null ||
+    { $sudo apt-get update -q >/dev/null && $sudo apt-get install -y -q chromium chromium-driver >/dev/null; }
+fi
 
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 log=$(mktemp)

@@ -1,8 +1,10 @@
 //! One module per command, and the option groups they share.
 
 pub(crate) mod backfill;
+pub(crate) mod catalog;
 pub(crate) mod get;
 pub(crate) mod plan;
+pub(crate) mod rollback;
 pub(crate) mod run;
 pub(crate) mod training_set;
 

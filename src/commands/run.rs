@@ -1,23 +1,69 @@
-//! `fengine run`: plan, compute and publish each group of a pipeline once.
+//! `fengine run`: plan, compute and publish each group of one or more pipelines once,
+//! pipelines that read published groups (`features.<group>`) after those defining them.
+
+use std::path::PathBuf;
 
 use anyhow::Result;
+use chrono::{DateTime, Utc};
 use clap::Args;
+use fengine_engine::Error;
 
-use super::{Output, PipelineArgs, prepare};
+use super::{Output, PipelineArgs, parse_as_of, prepare};
 use crate::output;
 
 #[derive(Args)]
 pub(crate) struct RunArgs {
     #[command(flatten)]
     pub(crate) pipeline: PipelineArgs,
+    /// More pipeline files, run in the order their `features.` reads need.
+    #[arg(value_name = "PIPELINE")]
+    pub(crate) more: Vec<PathBuf>,
     /// Load the online store even if it holds values of a later as-of.
     #[arg(long)]
     pub(crate) force: bool,
+    /// Read this snapshot of a `features.` source (time travel) instead of the newest at or
+    /// before the as-of; repeat for more groups.
+    #[arg(long = "snapshot", value_name = "GROUP=AS-OF", value_parser = parse_snapshot)]
+    pub(crate) snapshots: Vec<(String, DateTime<Utc>)>,
 }
 
 pub(crate) async fn run(args: RunArgs) -> Result<()> {
-    let (pipeline, options) = prepare(&args.pipeline, args.force)?;
+    let (first, mut options) = prepare(&args.pipeline, args.force)?;
+    for (group, as_of) in &args.snapshots {
+        if options.snapshots.insert(group.clone(), *as_of).is_some() {
+            anyhow::bail!(Error::Config(format!(
+                "--snapshot {group} is given more than once"
+            )));
+        }
+    }
+    let mut pipelines = vec![first];
+    for path in &args.more {
+        pipelines.push(fengine_dialect::load_pipeline(path).map_err(Error::from)?);
+    }
+    let pipelines = fengine_engine::order_pipelines(pipelines)?;
     let backends = args.pipeline.profile.load().await?;
-    let manifest = fengine_engine::run(&pipeline, &options, &backends).await?;
-    output::print_manifest(&manifest, args.pipeline.output == Output::Json)
+    let as_json = args.pipeline.output == Output::Json;
+    let mut manifests = Vec::with_capacity(pipelines.len());
+    for pipeline in &pipelines {
+        let manifest = fengine_engine::run(pipeline, &options, &backends).await?;
+        if !as_json {
+            output::print_manifest(&manifest, false)?;
+        }
+        manifests.push(manifest);
+    }
+    match (as_json, manifests.as_slice()) {
+        (true, [one]) => output::print_manifest(one, true),
+        (true, many) => {
+            out!("{}", serde_json::to_string_pretty(many)?);
+            Ok(())
+        }
+        (false, _) => Ok(()),
+    }
+}
+
+fn parse_snapshot(text: &str) -> Result<(String, DateTime<Utc>)> {
+    let Some((group, as_of)) = text.split_once('=') else {
+        anyhow::bail!("'{text}' is not GROUP=AS-OF");
+    };
+    Ok((group.to_string(), parse_as_of(as_of)?))
 }

@@ -31,6 +31,10 @@ pub(crate) struct TrainingSetArgs {
     /// features and snapshots it was built from.
     #[arg(long, value_name = "TABLE")]
     pub(crate) register: Option<String>,
+    /// Record, in the catalogue, that this model (version) uses the features requested:
+    /// without a version, the newest registered if its features are the same, else the next.
+    #[arg(long, value_name = "NAME[@VERSION]", value_parser = parse_model)]
+    pub(crate) model: Option<(String, Option<u32>)>,
     #[arg(long, value_enum, default_value_t = Output::Text)]
     pub(crate) output: Output,
     #[command(flatten)]
@@ -46,7 +50,18 @@ pub(crate) async fn run(args: TrainingSetArgs) -> Result<()> {
         out: args.out,
         as_written: args.as_written,
         register: args.register,
+        model: args.model,
     };
     let manifest = fengine_engine::build_training_set(&request, &backends).await?;
     output::print_training_set(&manifest, args.output == Output::Json)
+}
+
+fn parse_model(text: &str) -> Result<(String, Option<u32>)> {
+    match text.split_once('@') {
+        None => Ok((text.to_string(), None)),
+        Some((name, version)) => match version.parse::<u32>() {
+            Ok(version) if version > 0 => Ok((name.to_string(), Some(version))),
+            _ => anyhow::bail!("'{version}' is not a model version (a positive whole number)"),
+        },
+    }
 }

@@ -104,6 +104,18 @@ pub async fn list_objects(bucket: &str, prefix: &str) -> Vec<String> {
     keys
 }
 
+/// The bytes of the objects under `prefix`, listed with object_store directly.
+pub async fn bytes_under(bucket: &str, prefix: &str) -> u64 {
+    use futures::TryStreamExt;
+    use object_store::ObjectStore;
+    bucket_store(bucket)
+        .list(Some(&object_store::path::Path::from(prefix)))
+        .map_ok(|meta| meta.size)
+        .try_fold(0, |total, size| async move { Ok(total + size) })
+        .await
+        .unwrap()
+}
+
 /// (key, ETag) of the objects under `prefix`: a multipart upload's ETag ends in `-<parts>`.
 pub async fn list_object_etags(bucket: &str, prefix: &str) -> Vec<(String, String)> {
     use futures::TryStreamExt;

@@ -44,3 +44,18 @@ impl AwsContext {
         self.config.region().map(|r| r.as_ref())
     }
 }
+
+impl AwsContext {
+    /// The ARN of the identity the credentials belong to (STS `GetCallerIdentity`, which
+    /// needs no permission), or why it could not be asked.
+    pub async fn caller_arn(&self) -> Result<String, String> {
+        let client = aws_sdk_sts::Client::new(&self.config);
+        match client.get_caller_identity().send().await {
+            Ok(identity) => identity
+                .arn()
+                .map(str::to_string)
+                .ok_or_else(|| "STS GetCallerIdentity returned no ARN".to_string()),
+            Err(e) => Err(crate::error::classify("STS", "GetCallerIdentity", &e).message),
+        }
+    }
+}

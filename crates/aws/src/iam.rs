@@ -15,6 +15,8 @@ pub struct PolicyScope {
     pub kms_key: Option<String>,
     /// The Glue database and the tables registered in it.
     pub glue: Option<(String, Vec<String>)>,
+    /// The run lists the database's tables (it resolves models' or sources' groups).
+    pub glue_lists_tables: bool,
     /// The DynamoDB tables loaded, with the metadata table.
     pub dynamodb_tables: Vec<String>,
     /// `*` when unknown.
@@ -69,7 +71,8 @@ pub fn iam_policy(scope: &PolicyScope) -> Value {
         .as_ref()
         .and_then(|w| bucket_and_prefix(w.as_str()))
     {
-        // Each group's snapshots, and its leases (see the engine's lease module).
+        // Each group's snapshots, its leases (see the engine's lease module), and the
+        // catalogue's records of its runs.
         let folders: Vec<(String, String)> = scope
             .group_folders
             .iter()
@@ -80,6 +83,10 @@ pub fn iam_policy(scope: &PolicyScope) -> Value {
                     .iter()
                     .map(|g| (bucket.clone(), format!("{root}_fengine/leases/{g}"))),
             )
+            .chain(std::iter::once((
+                bucket.clone(),
+                format!("{root}_fengine/catalogue/"),
+            )))
             .collect();
         statements.push(json!({
             "Sid": "WriteSnapshots",
@@ -113,10 +120,14 @@ pub fn iam_policy(scope: &PolicyScope) -> Value {
                 .iter()
                 .map(|t| format!("{prefix}:table/{database}/{t}")),
         );
+        let mut actions = GLUE_ACTIONS.to_vec();
+        if scope.glue_lists_tables {
+            actions.push("glue:GetTables");
+        }
         statements.push(json!({
             "Sid": "RegisterSnapshots",
             "Effect": "Allow",
-            "Action": GLUE_ACTIONS,
+            "Action": actions,
             "Resource": resources,
         }));
     }
@@ -186,6 +197,7 @@ mod tests {
             group_folders: vec!["spend/".into()],
             kms_key: Some("1234abcd".into()),
             glue: Some(("features".into(), vec!["spend_v1".into()])),
+            glue_lists_tables: false,
             dynamodb_tables: vec!["fs_spend_v1".into(), "fs_fengine_online_tables".into()],
             region: "eu-west-1".into(),
             account: "123456789012".into(),
@@ -202,11 +214,13 @@ mod tests {
                 {"Sid": "WriteSnapshots", "Effect": "Allow",
                  "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"],
                  "Resource": ["arn:aws:s3:::lake/features/spend/*",
-                              "arn:aws:s3:::lake/features/_fengine/leases/spend/*"]},
+                              "arn:aws:s3:::lake/features/_fengine/leases/spend/*",
+                              "arn:aws:s3:::lake/features/_fengine/catalogue/*"]},
                 {"Sid": "ListSnapshots", "Effect": "Allow", "Action": ["s3:ListBucket"],
                  "Resource": ["arn:aws:s3:::lake"],
                  "Condition": {"StringLike": {"s3:prefix": ["features/spend/*",
-                                                            "features/_fengine/leases/spend/*"]}}},
+                                                            "features/_fengine/leases/spend/*",
+                                                            "features/_fengine/catalogue/*"]}}},
                 {"Sid": "EncryptSnapshots", "Effect": "Allow", "Action": ["kms:GenerateDataKey", "kms:Decrypt"],
                  "Resource": ["arn:aws:kms:eu-west-1:123456789012:key/1234abcd"]},
                 {"Sid": "RegisterSnapshots", "Effect": "Allow", "Action": GLUE_ACTIONS,

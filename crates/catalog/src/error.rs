@@ -4,6 +4,9 @@ pub enum Error {
     /// The request contradicts what the catalog holds.
     #[error("{0}")]
     Conflict(String),
+    /// The request breaks a limit of the catalog's model (Glue's sizes).
+    #[error("{0}")]
+    Invalid(String),
     /// The catalog could not be read or written; retrying may help.
     #[error("catalog storage: {0}")]
     Storage(String),

@@ -28,21 +28,30 @@ pub use error::{Error, Result};
 pub use local::LocalCatalog;
 pub use model::{Column, Partition, Table};
 
-/// Where snapshots are registered. Registering a snapshot is the commit point of a run:
-/// until [`Catalog::register_snapshot`] returns, readers of the catalog see the previous state.
+/// Where snapshots are registered, with the catalogue's own tables (history, lineage,
+/// models). Registering a snapshot's partition is the commit point of a run: until
+/// [`Catalog::register_partition`] returns, readers of the catalog see the previous state.
+///
+/// Every backend holds what Glue can: a table or partition past Glue's limits
+/// ([`Table::limit_exceeded`]) is refused with [`Error::Invalid`] by the embedded catalog
+/// too, so that what runs on a laptop registers in Glue.
 #[async_trait]
 pub trait Catalog: Send + Sync + Debug {
-    /// Creates the database and the table if missing, updates the table's definition, and
-    /// puts the partition, replacing one with the same values. Returns the replaced partition,
-    /// whose files the caller may then delete.
+    /// Creates the database and the table if missing, updates the table's definition when
+    /// it changed, and puts the partition, replacing one with the same values. Returns the
+    /// replaced partition, whose files the caller may then delete.
     ///
     /// A table whose columns differ from the registered ones is refused with
     /// [`Error::Conflict`]: a schema change needs a new table.
-    async fn register_snapshot(
+    async fn register_partition(
         &self,
         table: &Table,
         partition: &Partition,
     ) -> Result<Option<Partition>>;
+
+    /// Creates the database and the table if missing, or updates the table's definition
+    /// when it changed, under the same rules as [`Catalog::register_partition`].
+    async fn put_table(&self, table: &Table) -> Result<()>;
 
     async fn get_table(&self, database: &str, name: &str) -> Result<Option<Table>>;
 

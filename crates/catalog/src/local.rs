@@ -54,37 +54,19 @@ impl LocalCatalog {
 
 #[async_trait]
 impl Catalog for LocalCatalog {
-    async fn register_snapshot(
+    async fn register_partition(
         &self,
         table: &Table,
         partition: &Partition,
     ) -> Result<Option<Partition>> {
+        if let Some(exceeded) = partition.limit_exceeded() {
+            return Err(Error::Invalid(exceeded));
+        }
         let (table, partition) = (table.clone(), partition.clone());
         self.file
             .run(move |connection| {
-                let now = chrono::Utc::now().to_rfc3339();
                 let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                tx.execute(
-                    "INSERT OR IGNORE INTO catalog_databases (name, created_at) VALUES (?1, ?2)",
-                    params![table.database, now],
-                )?;
-                if let Some(existing) = read_table(&tx, &table.database, &table.name)?
-                    && let Some(conflict) = existing.update_conflict(&table)
-                {
-                    return Err(Error::Conflict(conflict));
-                }
-                tx.execute(
-                "INSERT INTO catalog_tables (database, name, definition, created_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?4)
-                 ON CONFLICT (database, name)
-                 DO UPDATE SET definition = excluded.definition, updated_at = excluded.updated_at",
-                params![
-                    table.database,
-                    table.name,
-                    serde_json::to_string(&table)?,
-                    now
-                ],
-            )?;
+                put_table(&tx, &table)?;
                 let key_values = serde_json::to_string(&partition.values)?;
                 let replaced: Option<String> = tx
                     .query_row(
@@ -103,7 +85,7 @@ impl Catalog for LocalCatalog {
                         table.name,
                         key_values,
                         serde_json::to_string(&partition)?,
-                        now
+                        chrono::Utc::now().to_rfc3339()
                     ],
                 )?;
                 tx.commit()?;
@@ -111,6 +93,17 @@ impl Catalog for LocalCatalog {
                     .map(|d| serde_json::from_str(&d))
                     .transpose()
                     .map_err(Error::from)
+            })
+            .await
+    }
+
+    async fn put_table(&self, table: &Table) -> Result<()> {
+        let table = table.clone();
+        self.file
+            .run(move |connection| {
+                let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                put_table(&tx, &table)?;
+                tx.commit().map_err(Error::from)
             })
             .await
     }
@@ -148,6 +141,40 @@ impl Catalog for LocalCatalog {
             })
             .await
     }
+}
+
+/// Creates the database and the table, or updates the table's definition if it changed.
+fn put_table(tx: &Connection, table: &Table) -> Result<()> {
+    if let Some(exceeded) = table.limit_exceeded() {
+        return Err(Error::Invalid(exceeded));
+    }
+    let now = chrono::Utc::now().to_rfc3339();
+    tx.execute(
+        "INSERT OR IGNORE INTO catalog_databases (name, created_at) VALUES (?1, ?2)",
+        params![table.database, now],
+    )?;
+    match read_table(tx, &table.database, &table.name)? {
+        Some(existing) if existing == *table => return Ok(()),
+        Some(existing) => {
+            if let Some(conflict) = existing.update_conflict(table) {
+                return Err(Error::Conflict(conflict));
+            }
+        }
+        None => {}
+    }
+    tx.execute(
+        "INSERT INTO catalog_tables (database, name, definition, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?4)
+         ON CONFLICT (database, name)
+         DO UPDATE SET definition = excluded.definition, updated_at = excluded.updated_at",
+        params![
+            table.database,
+            table.name,
+            serde_json::to_string(table)?,
+            now
+        ],
+    )?;
+    Ok(())
 }
 
 /// The JSON definitions a query selects, decoded.

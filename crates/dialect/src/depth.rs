@@ -18,7 +18,7 @@ pub const MAX_EXPRESSION_DEPTH: usize = 1000;
 /// it starts is not asked of it: a span is the union of its children's, found recursively.)
 pub(crate) fn too_deep(statement: &Statement) -> bool {
     match statement {
-        Statement::Include(_) => false,
+        Statement::Include(_) | Statement::CreateModel(_) => false,
         Statement::CreateFeatureGroup(group) => group.query.visit(&mut Depth::default()).is_break(),
         Statement::Sql(sql) => sql_too_deep(sql),
     }

@@ -1,5 +1,5 @@
 //! The fengine pipeline dialect: every statement DataFusion's SQL accepts, plus
-//! `INCLUDE '<file>'` and `CREATE FEATURE GROUP`.
+//! `INCLUDE '<file>'`, `CREATE FEATURE GROUP` and `CREATE MODEL`.
 //!
 //! ```no_run
 //! use std::path::Path;
@@ -23,5 +23,6 @@ pub use error::{ParseError, Result, SourceLocation};
 pub use parser::{LocatedStatement, parse_sql};
 pub use pipeline::{MAX_FILE_BYTES, Pipeline, PipelineStatement, load_pipeline};
 pub use statement::{
-    CreateFeatureGroup, FeatureComment, Include, OnlineOptions, Statement, normalize_ident,
+    CreateFeatureGroup, CreateModel, FeatureComment, FeatureUse, Include, OnlineOptions, Statement,
+    normalize_ident,
 };

@@ -11,7 +11,9 @@ use datafusion_sql::sqlparser::tokenizer::{Location, Token};
 
 use crate::depth::{self, MAX_EXPRESSION_DEPTH};
 use crate::error::{ParseError, Result};
-use crate::statement::{CreateFeatureGroup, FeatureComment, Include, OnlineOptions, Statement};
+use crate::statement::{
+    CreateFeatureGroup, CreateModel, FeatureComment, FeatureUse, Include, OnlineOptions, Statement,
+};
 
 /// A parsed statement and where it starts.
 #[derive(Debug, Clone, PartialEq)]
@@ -93,6 +95,12 @@ impl PipelineParser<'_> {
                 self.parse_create_feature_group()?,
             )));
         }
+        if self.peek_words(&["CREATE", "MODEL"]) {
+            for _ in 0..2 {
+                self.inner.parser.next_token();
+            }
+            return Ok(Statement::CreateModel(self.parse_create_model(start)?));
+        }
         if self.peek_words(&["CREATE", "FEATURE"]) {
             let at = self.inner.parser.peek_nth_token(2);
             return Err(self.error_at(
@@ -114,11 +122,9 @@ impl PipelineParser<'_> {
 
     fn parse_create_feature_group(&mut self) -> Result<CreateFeatureGroup> {
         let name = self.expect_ident("the feature group's name")?;
-        let mut version = None;
+        let mut shared = SharedClauses::default();
         let mut key = None;
         let mut event_time = None;
-        let mut description = None;
-        let mut tags = None;
         let mut features = None;
         let mut online = None;
         let as_location;
@@ -128,21 +134,13 @@ impl PipelineParser<'_> {
             if self.consume_words(&["AS"]) {
                 as_location = at;
                 break;
-            } else if self.consume_words(&["VERSION"]) {
-                let value = self.expect_version()?;
-                set_once(&mut version, value, "VERSION", at, self)?;
+            } else if self.parse_shared_clause(&mut shared, at)? {
             } else if self.consume_words(&["KEY"]) {
                 let columns = self.parse_parenthesized(|p| p.expect_ident("a key column"))?;
                 set_once(&mut key, columns, "KEY", at, self)?;
             } else if self.consume_words(&["EVENT", "TIME"]) {
                 let column = self.expect_ident("the event-time column after EVENT TIME")?;
                 set_once(&mut event_time, column, "EVENT TIME", at, self)?;
-            } else if self.consume_words(&["DESCRIPTION"]) {
-                let text = self.expect_string("a quoted description after DESCRIPTION")?;
-                set_once(&mut description, text, "DESCRIPTION", at, self)?;
-            } else if self.consume_words(&["TAGS"]) {
-                let pairs = self.parse_parenthesized(|p| p.parse_tag())?;
-                set_once(&mut tags, pairs, "TAGS", at, self)?;
             } else if self.consume_words(&["FEATURES"]) {
                 let comments = self.parse_parenthesized(|p| p.parse_feature_comment())?;
                 set_once(&mut features, comments, "FEATURES", at, self)?;
@@ -184,14 +182,108 @@ impl PipelineParser<'_> {
         })?;
         Ok(CreateFeatureGroup {
             name,
-            version: version.unwrap_or(1),
+            version: shared.version.unwrap_or(1),
             key,
             event_time,
-            description,
-            tags: tags.unwrap_or_default(),
+            description: shared.description,
+            tags: shared.tags.unwrap_or_default(),
             features: features.unwrap_or_default(),
             online: online.unwrap_or_default(),
             query,
+        })
+    }
+
+    fn parse_create_model(&mut self, start: Location) -> Result<CreateModel> {
+        let name = self.expect_ident("the model's name")?;
+        let mut shared = SharedClauses::default();
+        let mut uses = None;
+        loop {
+            let clause = self.inner.parser.peek_token();
+            let at = clause.span.start;
+            if matches!(clause.token, Token::SemiColon | Token::EOF) {
+                break;
+            } else if self.parse_shared_clause(&mut shared, at)? {
+            } else if self.consume_words(&["USES"]) {
+                let features = self.parse_parenthesized(|p| p.parse_feature_use())?;
+                set_once(&mut uses, features, "USES", at, self)?;
+            } else {
+                return Err(self.error_at(
+                    at,
+                    format!(
+                        "expected a clause of CREATE MODEL (VERSION, USES, DESCRIPTION, TAGS), \
+                         found {}",
+                        clause.token
+                    ),
+                ));
+            }
+        }
+        let uses = uses.ok_or_else(|| {
+            self.error_at(
+                start,
+                format!(
+                    "model '{}' needs a USES (<group>.<feature>, ...) clause",
+                    name.value
+                ),
+            )
+        })?;
+        Ok(CreateModel {
+            name,
+            version: shared.version.unwrap_or(1),
+            uses,
+            description: shared.description,
+            tags: shared.tags.unwrap_or_default(),
+        })
+    }
+
+    /// A clause groups and models share (VERSION, DESCRIPTION, TAGS), if one comes next.
+    fn parse_shared_clause(&mut self, shared: &mut SharedClauses, at: Location) -> Result<bool> {
+        if self.consume_words(&["VERSION"]) {
+            let value = self.expect_version()?;
+            set_once(&mut shared.version, value, "VERSION", at, self)?;
+        } else if self.consume_words(&["DESCRIPTION"]) {
+            let text = self.expect_string("a quoted description after DESCRIPTION")?;
+            set_once(&mut shared.description, text, "DESCRIPTION", at, self)?;
+        } else if self.consume_words(&["TAGS"]) {
+            let pairs = self.parse_parenthesized(|p| p.parse_tag())?;
+            set_once(&mut shared.tags, pairs, "TAGS", at, self)?;
+        } else {
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    /// `<group>[@<version>].<feature>`
+    fn parse_feature_use(&mut self) -> Result<FeatureUse> {
+        let mut group =
+            self.expect_ident("a feature group in USES, as <group>[@<version>].<feature>")?;
+        let mut version = None;
+        // The tokenizer reads `spend@2` as one word.
+        if group.quote_style.is_none()
+            && let Some((name, number)) = group.value.clone().rsplit_once('@')
+        {
+            let mut at = group.span.start;
+            at.column += name.chars().count() as u64 + 1;
+            version =
+                Some(
+                    number
+                        .parse::<u32>()
+                        .ok()
+                        .filter(|v| *v > 0)
+                        .ok_or_else(|| {
+                            self.error_at(
+                    at,
+                    format!("expected a positive whole version after '{name}@', found {number}"),
+                )
+                        })?,
+                );
+            group.value = name.to_string();
+        }
+        self.expect_token(&Token::Period, "'.' and a feature after the group")?;
+        let feature = self.expect_ident("a feature name after the group")?;
+        Ok(FeatureUse {
+            group,
+            version,
+            feature,
         })
     }
 
@@ -341,6 +433,14 @@ impl PipelineParser<'_> {
         let at = or_end_of_text(self.sql, at);
         ParseError::new(self.file, self.sql, at.line, at.column, message)
     }
+}
+
+/// The clauses feature groups and models share, as parsed so far.
+#[derive(Default)]
+struct SharedClauses {
+    version: Option<u32>,
+    description: Option<String>,
+    tags: Option<Vec<(Ident, String)>>,
 }
 
 fn set_once<T>(

@@ -12,6 +12,8 @@ pub enum Statement {
     Include(Include),
     /// `CREATE FEATURE GROUP ... AS <query>`
     CreateFeatureGroup(Box<CreateFeatureGroup>),
+    /// `CREATE MODEL ... USES (...)`
+    CreateModel(CreateModel),
     /// Any statement DataFusion parses: `CREATE EXTERNAL TABLE`, `CREATE VIEW`, `SET`, ...
     Sql(Box<DataFusionStatement>),
 }
@@ -21,6 +23,7 @@ impl fmt::Display for Statement {
         match self {
             Statement::Include(include) => include.fmt(f),
             Statement::CreateFeatureGroup(group) => group.fmt(f),
+            Statement::CreateModel(model) => model.fmt(f),
             Statement::Sql(statement) => statement.fmt(f),
         }
     }
@@ -96,12 +99,7 @@ impl fmt::Display for CreateFeatureGroup {
             write!(f, " DESCRIPTION {}", quoted(description))?;
         }
         if !self.tags.is_empty() {
-            let tags: Vec<String> = self
-                .tags
-                .iter()
-                .map(|(key, value)| format!("{key} = {}", quoted(value)))
-                .collect();
-            write!(f, " TAGS ({})", tags.join(", "))?;
+            write!(f, " TAGS ({})", tags(&self.tags))?;
         }
         if !self.features.is_empty() {
             write!(f, " FEATURES ({})", comma_separated(&self.features))?;
@@ -110,6 +108,72 @@ impl fmt::Display for CreateFeatureGroup {
             write!(f, " ONLINE (ttl = {})", quoted(ttl))?;
         }
         write!(f, " AS {}", self.query)
+    }
+}
+
+/// A model and the features it uses, for the catalogue's lineage.
+///
+/// ```text
+/// CREATE MODEL <name>
+///   [VERSION <n>]                                 -- default 1
+///   USES (<group>[@<version>].<feature> [, ...])  -- the group's newest version if none
+///   [DESCRIPTION '<text>']
+///   [TAGS (<k> = '<v>' [, ...])]
+/// ```
+/// The clauses may come in any order after the name, each at most once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreateModel {
+    pub name: Ident,
+    pub version: u32,
+    pub uses: Vec<FeatureUse>,
+    pub description: Option<String>,
+    pub tags: Vec<(Ident, String)>,
+}
+
+impl CreateModel {
+    pub fn name(&self) -> String {
+        normalize_ident(&self.name)
+    }
+}
+
+impl fmt::Display for CreateModel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "CREATE MODEL {} VERSION {}", self.name, self.version)?;
+        write!(f, " USES ({})", comma_separated(&self.uses))?;
+        if let Some(description) = &self.description {
+            write!(f, " DESCRIPTION {}", quoted(description))?;
+        }
+        if !self.tags.is_empty() {
+            write!(f, " TAGS ({})", tags(&self.tags))?;
+        }
+        Ok(())
+    }
+}
+
+/// `<group>[@<version>].<feature>` in a USES clause.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeatureUse {
+    pub group: Ident,
+    pub version: Option<u32>,
+    pub feature: Ident,
+}
+
+impl FeatureUse {
+    pub fn group_name(&self) -> String {
+        normalize_ident(&self.group)
+    }
+
+    pub fn feature_name(&self) -> String {
+        normalize_ident(&self.feature)
+    }
+}
+
+impl fmt::Display for FeatureUse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.version {
+            Some(version) => write!(f, "{}@{version}.{}", self.group, self.feature),
+            None => write!(f, "{}.{}", self.group, self.feature),
+        }
     }
 }
 
@@ -149,6 +213,13 @@ pub fn normalize_ident(ident: &Ident) -> String {
 
 fn quoted(text: &str) -> String {
     Value::SingleQuotedString(text.to_string()).to_string()
+}
+
+fn tags(tags: &[(Ident, String)]) -> String {
+    tags.iter()
+        .map(|(key, value)| format!("{key} = {}", quoted(value)))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn comma_separated<T: fmt::Display>(items: &[T]) -> String {

@@ -126,6 +126,10 @@ fn quoted_identifiers_keep_their_case() {
 #[case::external_table("CREATE EXTERNAL TABLE t STORED AS PARQUET LOCATION 'data/transactions/'")]
 #[case::view("CREATE VIEW v AS SELECT a, param('region') AS r FROM t WHERE a > 1")]
 #[case::set("SET datafusion.execution.batch_size = 4096")]
+#[case::model(
+    "CREATE MODEL churn VERSION 2 USES (spend@3.spend_7d, spend.n, \"Risk\".score) \
+     DESCRIPTION 'churn in 30 days' TAGS (team = 'risk')"
+)]
 fn parse_print_parse_round_trips(#[case] sql: &str) {
     let first = parse(sql);
     let printed: Vec<String> = first.iter().map(ToString::to_string).collect();
@@ -151,17 +155,19 @@ fn statements_of_all_kinds_follow_each_other() {
         "INCLUDE 'a.sql';\n\
          CREATE EXTERNAL TABLE t STORED AS PARQUET LOCATION 'x/';;\n\
          CREATE FEATURE GROUP g KEY (a) EVENT TIME t AS SELECT a, t FROM t;\n\
-         CREATE VIEW v AS SELECT 1;",
+         CREATE VIEW v AS SELECT 1;\n\
+         CREATE MODEL m USES (g.a);",
     );
     let kinds: Vec<&str> = statements
         .iter()
         .map(|s| match s {
             Statement::Include(_) => "include",
             Statement::CreateFeatureGroup(_) => "group",
+            Statement::CreateModel(_) => "model",
             Statement::Sql(_) => "sql",
         })
         .collect();
-    assert_eq!(kinds, ["include", "sql", "group", "sql"]);
+    assert_eq!(kinds, ["include", "sql", "group", "sql", "model"]);
 }
 
 /// Each malformed form: the message, and the line and column it points at.
@@ -279,6 +285,42 @@ fn statements_of_all_kinds_follow_each_other() {
     1,
     42,
     "Missing LOCATION clause in CREATE EXTERNAL TABLE statement"
+)]
+#[case::no_uses(
+    "CREATE MODEL m DESCRIPTION 'x'",
+    1,
+    1,
+    "model 'm' needs a USES (<group>.<feature>, ...) clause"
+)]
+#[case::no_feature(
+    "CREATE MODEL m USES (spend)",
+    1,
+    27,
+    "expected '.' and a feature after the group, found )"
+)]
+#[case::bad_version(
+    "CREATE MODEL m USES (spend@x.a)",
+    1,
+    28,
+    "expected a positive whole version after 'spend@', found x"
+)]
+#[case::zero_version(
+    "CREATE MODEL m USES (spend@0.a)",
+    1,
+    28,
+    "expected a positive whole version after 'spend@', found 0"
+)]
+#[case::unknown_clause(
+    "CREATE MODEL m USES (g.a) AS SELECT 1",
+    1,
+    27,
+    "expected a clause of CREATE MODEL (VERSION, USES, DESCRIPTION, TAGS), found AS"
+)]
+#[case::twice(
+    "CREATE MODEL m USES (g.a) USES (g.b)",
+    1,
+    27,
+    "USES is given more than once"
 )]
 fn malformed_statements_are_located(
     #[case] sql: &str,
@@ -545,4 +587,36 @@ mod includes {
                 .starts_with("/nonexistent/p.sql: cannot read pipeline file")
         );
     }
+}
+
+#[test]
+fn a_model_names_the_features_it_uses() {
+    let statements = parse(
+        "CREATE MODEL Churn TAGS (team = 'risk') USES (customer_spend@2.spend_7d, \
+         customer_spend . txn_count, \"Risk\".\"Score\") DESCRIPTION 'churn in 30 days';",
+    );
+    let [Statement::CreateModel(model)] = statements.as_slice() else {
+        panic!("expected one model, got {statements:?}");
+    };
+    assert_eq!(model.name(), "churn");
+    assert_eq!(model.version, 1);
+    assert_eq!(model.description.as_deref(), Some("churn in 30 days"));
+    assert_eq!(model.tags.len(), 1);
+    let uses: Vec<(String, Option<u32>, String)> = model
+        .uses
+        .iter()
+        .map(|u| (u.group_name(), u.version, u.feature_name()))
+        .collect();
+    assert_eq!(
+        uses,
+        [
+            (
+                "customer_spend".to_string(),
+                Some(2),
+                "spend_7d".to_string()
+            ),
+            ("customer_spend".to_string(), None, "txn_count".to_string()),
+            ("Risk".to_string(), None, "Score".to_string()),
+        ]
+    );
 }

@@ -13,6 +13,7 @@ use fengine_catalog::Catalog;
 use fengine_online::OnlineStore;
 use fengine_operators::window::{RangeWindowRule, WindowFilterRule};
 
+use crate::caller::Caller;
 use crate::error::{Error, Result};
 use crate::warehouse::Warehouse;
 
@@ -37,6 +38,8 @@ pub struct Backends {
     pub lease_ttl: std::time::Duration,
     /// How far ahead of now an as-of may be without `--force`.
     pub as_of_horizon: std::time::Duration,
+    /// Who runs the command, as the catalogue's history records it.
+    pub caller: Arc<dyn Caller>,
 }
 
 impl Backends {

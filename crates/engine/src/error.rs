@@ -115,6 +115,18 @@ impl Error {
         })
     }
 
+    /// Says, of a failure to record a registered snapshot in the catalogue's history, that the
+    /// snapshot is published all the same.
+    pub(crate) fn after_registering_unrecorded(self, group: &str, snapshot: &str) -> Self {
+        self.with_message(|message| {
+            format!(
+                "feature group '{group}': snapshot {snapshot} is registered, but the catalogue \
+                 could not record it in the group's history and lineage: {message}. The online \
+                 store serves the snapshot it held before; the next run of this group loads it"
+            )
+        })
+    }
+
     /// The same error, its message rewritten (a parse error keeps its own: it quotes the
     /// line).
     fn with_message(self, rewrite: impl FnOnce(String) -> String) -> Self {
@@ -266,7 +278,8 @@ fn describe_datafusion_error(error: &DataFusionError) -> String {
 impl From<fengine_catalog::Error> for Error {
     fn from(error: fengine_catalog::Error) -> Self {
         match error {
-            fengine_catalog::Error::Conflict(message) => Error::Config(message),
+            fengine_catalog::Error::Conflict(message)
+            | fengine_catalog::Error::Invalid(message) => Error::Config(message),
             fengine_catalog::Error::Storage(message) => Error::Infrastructure(message),
             fengine_catalog::Error::Refused(message) => Error::PermanentFault(message),
         }

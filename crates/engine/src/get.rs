@@ -5,7 +5,7 @@ use fengine_online::OnlineRow;
 
 use crate::backends::Backends;
 use crate::error::{Error, Result};
-use crate::versions;
+use crate::published;
 
 /// The online row of `key`, unless missing or past its time to live.
 pub async fn get(
@@ -22,7 +22,7 @@ pub async fn get(
     };
     let version = match version {
         Some(version) => version,
-        None => versions::newest_version(backends, group).await?.0,
+        None => published::newest_version(backends, group).await?.0,
     };
     match backends.online.get(group, Some(version), key).await? {
         Some(row) if row.is_expired(Utc::now()) => Err(Error::NotFound(format!(

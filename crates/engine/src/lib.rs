@@ -26,6 +26,7 @@
 //!     memory_limit: Some(4 << 30),
 //!     lease_ttl: fengine_engine::DEFAULT_LEASE_TTL,
 //!     as_of_horizon: fengine_engine::DEFAULT_AS_OF_HORIZON,
+//!     caller: Arc::new(fengine_engine::OsUser),
 //! };
 //! let pipeline = fengine_dialect::load_pipeline(Path::new("pipelines/customer_spend.sql"))?;
 //! let manifest = fengine_engine::run(&pipeline, &RunOptions::now(), &backends).await?;
@@ -36,6 +37,8 @@
 
 mod backends;
 mod backfill;
+mod caller;
+mod catalogue;
 mod checks;
 mod error;
 mod get;
@@ -48,17 +51,26 @@ mod online_load;
 mod options;
 mod parquet_file;
 mod plan;
+mod published;
+mod retire;
+mod rollback;
 mod run;
 mod source_cache;
 mod source_files;
 mod training_set;
-mod versions;
 mod warehouse;
 
 pub use backends::Backends;
 pub use backfill::{
     AsOfOutcome, BackfillManifest, BackfillOptions, BackfillProgress, backfill, parse_every,
     swept_groups,
+};
+pub use caller::{Caller, CallerIdentity, OsUser};
+pub use catalogue::{
+    CATALOGUE_TABLES, Catalogue, EventKind, Feature, GroupDetail, GroupFilter, GroupPage, GroupRef,
+    GroupSummary, HistoryEvent, ModelDefinition, ModelDetail, ModelUse, OnlineState, UsedFeature,
+    VersionSummary, describe_catalogue, group_history, list_groups, published_group_names,
+    show_group, show_model,
 };
 pub use error::{Error, ErrorKind, Result};
 pub use fengine_operators::functions::param_type_name;
@@ -67,8 +79,11 @@ pub use interrupt::interrupt;
 pub use lease::DEFAULT_LEASE_TTL;
 pub use manifest::{GroupManifest, OnlineOutcome, RunManifest, Timings};
 pub use options::{DEFAULT_AS_OF_HORIZON, RunOptions, snapshot_name};
-pub use plan::{PlannedGroup, PlannedPipeline, plan};
-pub use run::run;
+pub use plan::{PlannedGroup, PlannedModel, PlannedPipeline, plan};
+pub use published::{Retired, Snapshot};
+pub use retire::{RetireOutcome, retire};
+pub use rollback::{RollbackOutcome, RollbackRequest, rollback};
+pub use run::{order_pipelines, run};
 pub use training_set::{
     FeatureRequest, SpineSource, TrainingSetGroup, TrainingSetManifest, TrainingSetRequest,
     build_training_set,

@@ -13,6 +13,8 @@ pub struct RunManifest {
     pub params: BTreeMap<String, String>,
     pub warehouse: String,
     pub groups: Vec<GroupManifest>,
+    /// The models registered, as `<model> v<n>`.
+    pub models: Vec<String>,
     pub elapsed_ms: u64,
 }
 

@@ -10,8 +10,11 @@ use datafusion::execution::context::SessionContext;
 use datafusion::functions_window::expr_fn::row_number;
 use datafusion::logical_expr::{ExprFunctionExt, ident, lit};
 use datafusion::prelude::ParquetReadOptions;
-use fengine_catalog::Partition;
-use fengine_online::{LoadState, SnapshotId};
+use std::sync::Arc;
+
+use datafusion::error::DataFusionError;
+use fengine_catalog::{Partition, Table};
+use fengine_online::{LoadState, OnlineTable, SnapshotId};
 use futures::StreamExt;
 use object_store::path::Path as ObjectPath;
 
@@ -21,8 +24,9 @@ use crate::hooks::{fail_point, pause_point};
 use crate::interrupt;
 use crate::lease::Lease;
 use crate::manifest::OnlineOutcome;
-use crate::options::{RunOptions, snapshot_name};
+use crate::options::RunOptions;
 use crate::plan::PlannedGroup;
+use crate::published::Snapshot;
 
 const ROW_NUMBER: &str = "__fengine_row_number";
 
@@ -34,10 +38,30 @@ pub(crate) enum LatestRows {
     Of(DataFrame),
 }
 
+/// The group version an online load fills: what the load needs of it, from a planned group
+/// or from the catalog (a rollback plans no pipeline).
+pub(crate) struct LoadTarget {
+    pub online: OnlineTable,
+    /// The catalog table its snapshots are registered in.
+    pub catalog_table: Table,
+    /// How DataFusion's errors met reading its snapshots are reported.
+    pub errors: Arc<dyn Fn(DataFusionError) -> Error + Send + Sync>,
+}
+
+impl PlannedGroup {
+    pub(crate) fn load_target(&self) -> LoadTarget {
+        LoadTarget {
+            online: self.online_table(),
+            catalog_table: self.table.clone(),
+            errors: Arc::new(self.datafusion_errors()),
+        }
+    }
+}
+
 /// What the online step of a run is given.
 pub(crate) struct OnlineStep<'a> {
     pub context: &'a SessionContext,
-    pub group: &'a PlannedGroup,
+    pub target: LoadTarget,
     pub options: &'a RunOptions,
     pub backends: &'a Backends,
     /// This run's registered snapshot; `None` when it registered none (a resumed backfill).
@@ -58,22 +82,49 @@ impl OnlineStep<'_> {
         if !self.options.load_online && self.obsolete.is_empty() {
             return Ok(OnlineOutcome::NotNewestOfBackfill);
         }
-        let name = self.group.name();
-        let version = self.group.definition.version;
-        let lease = Lease::acquire(
-            &self.backends.warehouse,
-            &online_lease_name(&name, version),
-            &self.options.run_id,
-            &format!("loading {name} v{version} online"),
-            self.backends.lease_ttl,
-            waiting,
-        )
-        .await?;
+        let lease = self.acquire_lease().await?;
         let outcome = self.run_holding(&lease).await;
         let released = lease.release().await;
         let outcome = outcome?;
         released?;
         Ok(outcome)
+    }
+
+    /// Loads this registered snapshot, whatever the store holds: a rollback's load, which
+    /// sets the newer-wins guard aside for this load only.
+    pub(crate) async fn restore(
+        &self,
+        snapshot: SnapshotId,
+        partition: &Partition,
+    ) -> Result<OnlineOutcome> {
+        let lease = self.acquire_lease().await?;
+        let restored = async {
+            let state = self
+                .backends
+                .online
+                .load_state(&self.target.online.group, self.target.online.version)
+                .await?;
+            let rows = self.read_registered(partition).await?;
+            self.write(&lease, &state, snapshot, rows).await
+        }
+        .await;
+        let released = lease.release().await;
+        let restored = restored?;
+        released?;
+        Ok(restored)
+    }
+
+    async fn acquire_lease(&self) -> Result<Lease> {
+        let (name, version) = (&self.target.online.group, self.target.online.version);
+        Lease::acquire(
+            &self.backends.warehouse,
+            &online_lease_name(name, version),
+            &self.options.run_id,
+            &format!("loading {name} v{version} online"),
+            self.backends.lease_ttl,
+            waiting,
+        )
+        .await
     }
 
     async fn run_holding(self, lease: &Lease) -> Result<OnlineOutcome> {
@@ -90,17 +141,16 @@ impl OnlineStep<'_> {
     }
 
     async fn load(&self, lease: &Lease) -> Result<OnlineOutcome> {
-        let (group, backends) = (self.group, self.backends);
-        let name = group.name();
-        let version = group.definition.version;
-        let state = backends.online.load_state(&name, version).await?;
+        let backends = self.backends;
+        let (name, version) = (&self.target.online.group, self.target.online.version);
+        let state = backends.online.load_state(name, version).await?;
         let mine = SnapshotId {
             as_of: self.options.as_of,
             run_id: self.options.run_id.clone(),
         };
         let (target, rows) = match (self.options.force, &self.mine) {
             (true, Some(_)) => (mine, None),
-            _ => match newest_registered(group, backends).await? {
+            _ => match newest_registered(&self.target.catalog_table, backends).await? {
                 None => {
                     return Err(Error::Infrastructure(format!(
                         "feature group '{name}' v{version} has no registered snapshot to load online"
@@ -137,9 +187,9 @@ impl OnlineStep<'_> {
         snapshot: SnapshotId,
         mut rows: futures::stream::BoxStream<'static, Result<arrow::array::RecordBatch>>,
     ) -> Result<OnlineOutcome> {
-        let table = self.group.online_table();
+        let table = &self.target.online;
         lease.check()?;
-        let mut load = self.backends.online.begin_load(&table, &snapshot).await?;
+        let mut load = self.backends.online.begin_load(table, &snapshot).await?;
         loop {
             // Stopped half-way, the load stays recorded as unfinished: the next run
             // completes it.
@@ -175,10 +225,10 @@ impl OnlineStep<'_> {
         let snapshot = with_default_batch_size(self.context)
             .read_parquet(
                 partition.location.as_str(),
-                ParquetReadOptions::default().schema(&self.group.schema),
+                ParquetReadOptions::default().schema(&self.target.online.schema),
             )
             .await
-            .map_err(|e| self.group.error_from(e))?;
+            .map_err(|e| (self.target.errors)(e))?;
         self.latest_per_key(snapshot).await
     }
 
@@ -187,24 +237,22 @@ impl OnlineStep<'_> {
         &self,
         rows: DataFrame,
     ) -> Result<futures::stream::BoxStream<'static, Result<arrow::array::RecordBatch>>> {
-        let group = self.group;
-        let keys = group.definition.key_columns();
+        let table = &self.target.online;
+        let errors = &self.target.errors;
         let latest_first = row_number()
-            .partition_by(keys.iter().map(ident).collect())
-            .order_by(vec![
-                ident(group.definition.event_time_column()).sort(false, true),
-            ])
+            .partition_by(table.key_columns.iter().map(ident).collect())
+            .order_by(vec![ident(&table.event_time_column).sort(false, true)])
             .build()
             .and_then(|n| rows.window(vec![n.alias(ROW_NUMBER)]))
             .and_then(|f| f.filter(ident(ROW_NUMBER).eq(lit(1u64))))
             .and_then(|f| f.drop_columns(&[ROW_NUMBER]))
-            .map_err(|e| group.error_from(e))?;
-        let stream: SendableRecordBatchStream = latest_first
-            .execute_stream()
-            .await
-            .map_err(|e| group.error_from(e))?;
-        let failed = group.datafusion_errors();
-        Ok(stream.map(move |batch| batch.map_err(&failed)).boxed())
+            .map_err(|e| errors(e))?;
+        let stream: SendableRecordBatchStream =
+            latest_first.execute_stream().await.map_err(|e| errors(e))?;
+        let failed = errors.clone();
+        Ok(stream
+            .map(move |batch| batch.map_err(|e| failed(e)))
+            .boxed())
     }
 }
 
@@ -227,40 +275,36 @@ fn held_already(held: SnapshotId, mine: &SnapshotId, registered_mine: bool) -> O
     }
 }
 
-/// The group version's newest registered snapshot, and its partition.
+/// The group version's newest registered snapshot that no rollback set aside, and its
+/// partition.
 async fn newest_registered(
-    group: &PlannedGroup,
+    table: &Table,
     backends: &Backends,
 ) -> Result<Option<(SnapshotId, Partition)>> {
     let partitions = backends
         .catalog
-        .list_partitions(&group.table.database, &group.table.name)
+        .list_partitions(&table.database, &table.name)
         .await?;
-    let Some(newest) = partitions
-        .into_iter()
-        .max_by(|a, b| a.values.cmp(&b.values))
-    else {
-        return Ok(None);
-    };
-    let as_of = newest
-        .parameters
-        .get("fengine.as_of")
-        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
-        .map(|t| t.with_timezone(&chrono::Utc));
-    let Some(as_of) = as_of.filter(|a| Some(&snapshot_name(*a)) == newest.values.first()) else {
-        return Err(Error::Infrastructure(format!(
-            "the newest partition of '{}.{}' ({}) has no valid fengine.as_of parameter",
-            group.table.database,
-            group.table.name,
-            newest.values.join(", ")
-        )));
-    };
-    let run_id = newest
-        .parameters
-        .get("fengine.run_id")
-        .cloned()
-        .unwrap_or_default();
-    Ok(Some((SnapshotId { as_of, run_id }, newest)))
+    let mut newest = None;
+    for partition in partitions {
+        let snapshot = Snapshot::of(table, &partition)?;
+        if snapshot.set_aside.is_none()
+            && newest
+                .as_ref()
+                .is_none_or(|(n, _): &(Snapshot, _)| n.as_of < snapshot.as_of)
+        {
+            newest = Some((snapshot, partition));
+        }
+    }
+    Ok(newest.map(|(snapshot, partition)| {
+        (
+            SnapshotId {
+                as_of: snapshot.as_of,
+                run_id: snapshot.run_id,
+            },
+            partition,
+        )
+    }))
 }
 
 /// Tells the person watching why the run pauses.

@@ -20,6 +20,9 @@ pub struct RunOptions {
     pub run_id: String,
     /// Load the online store; a backfill loads only its newest as-of.
     pub load_online: bool,
+    /// The snapshot to read of a `features.` source, by group (`--snapshot <group>=<as-of>`);
+    /// others read the newest at or before the as-of.
+    pub snapshots: BTreeMap<String, DateTime<Utc>>,
 }
 
 impl RunOptions {
@@ -29,6 +32,7 @@ impl RunOptions {
             params: BTreeMap::new(),
             force: false,
             load_online: true,
+            snapshots: BTreeMap::new(),
             run_id: uuid::Uuid::new_v4().simple().to_string()[..12].to_string(),
         }
     }

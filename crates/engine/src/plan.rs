@@ -8,14 +8,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arrow::datatypes::{DataType, SchemaRef};
-use datafusion::common::ScalarValue;
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+use datafusion::common::{ScalarValue, TableReference};
 use datafusion::dataframe::DataFrame;
 use datafusion::error::DataFusionError;
 use datafusion::execution::context::SessionContext;
+use datafusion::logical_expr::LogicalPlan;
 use datafusion::sql::sqlparser::ast::Statement as SqlStatement;
 use fengine_catalog::{Column, Table};
 use fengine_dialect::{
-    CreateFeatureGroup, DataFusionStatement, Pipeline, SourceLocation, Statement,
+    CreateFeatureGroup, CreateModel, DataFusionStatement, Pipeline, SourceLocation, Statement,
 };
 use fengine_online::{KeyKind, OnlineTable};
 use fengine_operators::functions::{as_of_udf, param_udf, parse_param_value};
@@ -23,9 +25,13 @@ use fengine_operators::timestamps::{NotAFixedLength, fixed_length};
 use fengine_operators::window::rolling_windows;
 
 use crate::backends::Backends;
+use crate::catalogue::{
+    self, FEATURES_SCHEMA, FeatureSource, ModelDefinition, UpstreamKind, UsedFeature,
+};
 use crate::error::{Error, Result};
 use crate::hive::hive_type;
 use crate::options::{RunOptions, check_horizon, check_whole_seconds};
+use crate::published;
 use crate::source_cache::SourceCache;
 use crate::source_files;
 
@@ -36,6 +42,15 @@ pub struct PlannedPipeline {
     pub params: BTreeMap<String, ScalarValue>,
     /// The locations of the sources the pipeline defines, relative ones made absolute.
     pub sources: Vec<String>,
+    /// The models it declares, registered once its groups are published.
+    pub models: Vec<PlannedModel>,
+}
+
+/// A model whose features exist: published, or about to be by the pipeline's groups.
+#[derive(Debug, Clone)]
+pub struct PlannedModel {
+    pub definition: ModelDefinition,
+    pub uses: Vec<UsedFeature>,
 }
 
 /// A feature group whose query planned and whose output fits its declaration.
@@ -51,6 +66,27 @@ pub struct PlannedGroup {
     /// The windows fengine's rolling-window operator computes, as `sum over 7 days`
     /// (DataFusion computes the group's others).
     pub rolling_windows: Vec<String>,
+    /// The table as the catalog held it when planned; `None` for a version's first run.
+    pub published: Option<Table>,
+    /// What its query scans: sources, source tables, published groups.
+    pub upstream: Vec<Upstream>,
+}
+
+/// A source a pipeline defines (`CREATE EXTERNAL TABLE`): its name and locations.
+#[derive(Debug, Clone)]
+pub(crate) struct DefinedSource {
+    pub name: TableReference,
+    pub locations: Vec<String>,
+}
+
+/// Something a group's query scans.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Upstream {
+    pub kind: UpstreamKind,
+    /// A location, a table's name, or a group's.
+    pub name: String,
+    /// The version read, of a group.
+    pub version: Option<u32>,
 }
 
 impl PlannedGroup {
@@ -115,13 +151,24 @@ pub(crate) async fn plan_pipeline(
     context.register_udf(as_of_udf(options.as_of));
     context.register_udf(param_udf(params.clone()));
 
+    let defined_groups: Vec<String> = pipeline.feature_groups().map(|(g, _)| g.name()).collect();
+    let feature_sources = catalogue::register_feature_sources(
+        &context,
+        pipeline,
+        &defined_groups,
+        options.as_of,
+        &options.snapshots,
+        backends,
+    )
+    .await?;
     let mut groups: Vec<PlannedGroup> = Vec::new();
-    let mut locations = Vec::new();
+    let mut models = Vec::new();
+    let mut defined = Vec::new();
     for statement in &pipeline.statements {
         let location = &statement.location;
         match &statement.statement {
             Statement::Sql(sql) => {
-                locations.extend(run_definition(&context, sql, location, sources).await?)
+                defined.extend(run_definition(&context, sql, location, sources).await?)
             }
             Statement::CreateFeatureGroup(group) => {
                 if let Some(first) = groups.iter().find(|g| g.name() == group.name()) {
@@ -134,49 +181,59 @@ pub(crate) async fn plan_pipeline(
                         ),
                     ));
                 }
-                groups.push(plan_group(&context, group, location, backends).await?);
+                let sources = Sources {
+                    defined: &defined,
+                    features: &feature_sources,
+                };
+                groups.push(plan_group(&context, group, location, sources, backends).await?);
             }
+            Statement::CreateModel(model) => models.push((model, location)),
             Statement::Include(_) => unreachable!("load_pipeline resolves includes"),
         }
     }
-    if groups.is_empty() {
+    if groups.is_empty() && models.is_empty() {
         return Err(Error::Plan {
             location: None,
             message: format!(
-                "{} defines no feature group: add a CREATE FEATURE GROUP statement",
+                "{} defines no feature group or model: add a CREATE FEATURE GROUP statement",
                 pipeline.path.display()
             ),
         });
     }
+    let models = plan_models(pipeline, &models, &groups, backends).await?;
     Ok(PlannedPipeline {
         context,
         groups,
         params,
-        sources: locations,
+        sources: defined.into_iter().flat_map(|s| s.locations).collect(),
+        models,
     })
 }
 
-/// Runs a statement that defines sources, views or settings; returns the locations of the
-/// sources it defines. Queries and statements that write are refused: a pipeline's output
-/// is its feature groups.
+/// Runs a statement that defines sources, views or settings; returns the source it
+/// defines, if it defines one. Queries and statements that write are refused: a pipeline's
+/// output is its feature groups.
 pub(crate) async fn run_definition(
     context: &SessionContext,
     statement: &DataFusionStatement,
     location: &SourceLocation,
     cache: Option<&SourceCache>,
-) -> Result<Vec<String>> {
+) -> Result<Option<DefinedSource>> {
     let mut statement = statement.clone();
     let mut source = None;
     let mut cached_as = None;
     let mut declares_columns = false;
-    let mut locations = Vec::new();
+    let mut defined = None;
     match &mut statement {
         DataFusionStatement::CreateExternalTable(table) => {
             let folder = location.file.parent().unwrap_or_else(|| Path::new(""));
             for path in &mut table.locations {
                 *path = resolve_relative_location(folder, path);
             }
-            locations.clone_from(&table.locations);
+            defined = Some(DefinedSource {
+                name: TableReference::parse_str(&table.name.to_string()),
+                locations: table.locations.clone(),
+            });
             cached_as = Some((table.name.to_string(), table.locations.join(",")));
             declares_columns = !table.columns.is_empty();
             source = Some(format!(
@@ -207,7 +264,7 @@ pub(crate) async fn run_definition(
         // Defined and read by an earlier as-of: no need to list and infer it again.
         return context
             .register_table(name.as_str(), table)
-            .map(|_| locations)
+            .map(|_| defined)
             .map_err(|e| Error::from_datafusion(Some(location), e));
     }
     let described = |e| {
@@ -225,8 +282,8 @@ pub(crate) async fn run_definition(
         .statement_to_plan(statement)
         .await
         .map_err(described)?;
-    let defined = async { context.execute_logical_plan(plan).await?.collect().await };
-    defined.await.map_err(described)?;
+    let execute = async { context.execute_logical_plan(plan).await?.collect().await };
+    execute.await.map_err(described)?;
     if let Some((name, at)) = &cached_as {
         source_files::check_source_files(context, name, declares_columns)
             .await
@@ -241,7 +298,7 @@ pub(crate) async fn run_definition(
                 .map_err(described)?;
         }
     }
-    Ok(locations)
+    Ok(defined)
 }
 
 fn is_definition(statement: &SqlStatement) -> bool {
@@ -275,10 +332,19 @@ fn resolve_relative_location(folder: &Path, location: &str) -> String {
     text
 }
 
+/// What a group's query may read, besides views: the pipeline's sources defined before it,
+/// and published groups.
+#[derive(Clone, Copy)]
+struct Sources<'a> {
+    defined: &'a [DefinedSource],
+    features: &'a [FeatureSource],
+}
+
 async fn plan_group(
     context: &SessionContext,
     group: &CreateFeatureGroup,
     location: &SourceLocation,
+    sources: Sources<'_>,
     backends: &Backends,
 ) -> Result<PlannedGroup> {
     let name = group.name();
@@ -314,7 +380,14 @@ async fn plan_group(
                 .map_err(|m| Error::plan(location, format!("feature group '{name}': {m}")))
         })
         .transpose()?;
+    let upstream = upstream(frame.logical_plan(), sources);
     let table = catalog_table(group, &schema, backends, location)?;
+    if let Some(exceeded) = table.limit_exceeded() {
+        return Err(Error::plan(
+            location,
+            format!("feature group '{name}': {exceeded}"),
+        ));
+    }
     let registered = backends
         .catalog
         .get_table(&table.database, &table.name)
@@ -332,7 +405,20 @@ async fn plan_group(
             ),
         ));
     }
-    if let Some(registered) = registered
+    if let Some(retired) = registered
+        .as_ref()
+        .and_then(|t| t.parameters.get(published::RETIRED_AT))
+    {
+        return Err(Error::plan(
+            location,
+            format!(
+                "feature group '{name}' version {} was retired at {retired}: its snapshots stay \
+                 readable, but it takes no new ones. Bump VERSION to publish again",
+                group.version
+            ),
+        ));
+    }
+    if let Some(registered) = &registered
         && let Some(conflict) = registered.schema_conflict(&table)
     {
         return Err(Error::plan(
@@ -352,6 +438,8 @@ async fn plan_group(
         ttl,
         table,
         rolling_windows,
+        published: registered,
+        upstream,
     };
     // A store table of the same name keyed otherwise would be found only after the
     // snapshot is registered.
@@ -364,6 +452,115 @@ async fn plan_group(
         });
     }
     Ok(planned)
+}
+
+/// Resolves the features each declared model uses, against the published groups and those
+/// the pipeline is about to publish.
+async fn plan_models(
+    pipeline: &Pipeline,
+    declared: &[(&CreateModel, &SourceLocation)],
+    groups: &[PlannedGroup],
+    backends: &Backends,
+) -> Result<Vec<PlannedModel>> {
+    if declared.is_empty() {
+        return Ok(Vec::new());
+    }
+    let published = published::all_groups(backends).await?;
+    let pending: Vec<published::GroupVersion> = groups
+        .iter()
+        .filter_map(|g| published::GroupVersion::of(g.table.clone()))
+        .collect();
+    let mut planned: Vec<PlannedModel> = Vec::new();
+    for (model, location) in declared {
+        let definition = ModelDefinition {
+            name: model.name(),
+            version: model.version,
+            uses: model
+                .uses
+                .iter()
+                .map(|u| catalogue::FeatureUse {
+                    group: u.group_name(),
+                    version: u.version,
+                    feature: u.feature_name(),
+                })
+                .collect(),
+            description: model.description.clone(),
+            tags: model
+                .tags
+                .iter()
+                .map(|(k, v)| (k.value.clone(), v.clone()))
+                .collect(),
+            origin: format!("pipeline {}", pipeline.path.display()),
+        };
+        if !is_portable_name(&definition.name) {
+            return Err(Error::plan(
+                location,
+                format!(
+                    "model name '{}' must start with a lower-case letter and hold only \
+                     lower-case letters, digits and underscores",
+                    definition.name
+                ),
+            ));
+        }
+        if planned.iter().any(|p| {
+            p.definition.name == definition.name && p.definition.version == definition.version
+        }) {
+            return Err(Error::plan(
+                location,
+                format!(
+                    "model '{}' version {} is declared twice",
+                    definition.name, definition.version
+                ),
+            ));
+        }
+        let uses = catalogue::resolve_uses(&definition, &published, &pending)
+            .map_err(|e| Error::plan(location, e.to_string()))?;
+        planned.push(PlannedModel { definition, uses });
+    }
+    Ok(planned)
+}
+
+/// What a group's plan scans: the pipeline's sources by their locations, published groups
+/// (`features.<group>`), and other tables by name.
+fn upstream(plan: &LogicalPlan, sources: Sources<'_>) -> Vec<Upstream> {
+    let mut found = Vec::new();
+    plan.apply(|node| {
+        if let LogicalPlan::TableScan(scan) = node {
+            let feature = sources.features.iter().find(|f| {
+                scan.table_name == TableReference::partial(FEATURES_SCHEMA, f.table.as_str())
+            });
+            if let Some(feature) = feature {
+                found.push(Upstream {
+                    kind: UpstreamKind::Group,
+                    name: feature.group.clone(),
+                    version: Some(feature.version),
+                });
+                return Ok(TreeNodeRecursion::Continue);
+            }
+            match sources
+                .defined
+                .iter()
+                .rev()
+                .find(|s| s.name == scan.table_name)
+            {
+                Some(source) => found.extend(source.locations.iter().map(|l| Upstream {
+                    kind: UpstreamKind::Source,
+                    name: l.clone(),
+                    version: None,
+                })),
+                None => found.push(Upstream {
+                    kind: UpstreamKind::Table,
+                    name: scan.table_name.to_string(),
+                    version: None,
+                }),
+            }
+        }
+        Ok(TreeNodeRecursion::Continue)
+    })
+    .expect("the visitor does not fail");
+    found.sort();
+    found.dedup();
+    found
 }
 
 /// Group names become table, folder and online table names: lower-case letters, digits and

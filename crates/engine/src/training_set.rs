@@ -32,12 +32,12 @@ use serde::Serialize;
 use url::Url;
 
 use crate::backends::{Backends, session_config};
+use crate::catalogue::{self, UsedFeature};
 use crate::error::{Error, Result};
 use crate::hive::hive_type;
 use crate::options::snapshot_name;
 use crate::parquet_file::{self, ParquetFile};
 use crate::plan::{is_portable_name, parse_ttl, run_definition};
-use crate::versions;
 
 const ROW: &str = "__fengine_spine_row";
 const TIME: &str = "__fengine_spine_time";
@@ -59,6 +59,8 @@ pub struct TrainingSetRequest {
     pub as_written: bool,
     /// Registers the training set in the catalog under this table name.
     pub register: Option<String>,
+    /// Records the model it is built for, `(name, version)`, as using the requested features.
+    pub model: Option<(String, Option<u32>)>,
 }
 
 /// Where the spine's rows come from.
@@ -155,6 +157,8 @@ pub struct TrainingSetManifest {
     pub spilled_bytes: u64,
     /// `<database>.<table>` when registered.
     pub registered: Option<String>,
+    /// `<model> v<n>`, when recorded for a model.
+    pub model: Option<String>,
     pub elapsed_ms: u64,
 }
 
@@ -196,6 +200,14 @@ pub async fn build_training_set(
         ));
     }
     let out = OutputLocation::parse(&request.out)?;
+    if let Some((model, _)) = &request.model
+        && !is_portable_name(model)
+    {
+        return Err(Error::Config(format!(
+            "model name '{model}' must start with a lower-case letter and hold only lower-case \
+             letters, digits and underscores"
+        )));
+    }
     if let Some(name) = &request.register {
         check_table_name(name)?;
         if !out.is_folder {
@@ -325,11 +337,29 @@ pub async fn build_training_set(
         groups,
         spilled_bytes: spilled_bytes(plan.as_ref()),
         registered: None,
+        model: None,
         elapsed_ms: 0,
     };
     if let Some(name) = &request.register {
         manifest.registered =
             Some(register(name, &out, &plan.schema(), &manifest, backends).await?);
+    }
+    if let Some((model, version)) = &request.model {
+        let used = manifest
+            .groups
+            .iter()
+            .flat_map(|g| {
+                g.features.iter().map(|(feature, _)| UsedFeature {
+                    group: g.group.clone(),
+                    version: g.version,
+                    feature: feature.clone(),
+                })
+            })
+            .collect();
+        let origin = format!("training set {}", manifest.out);
+        let recorded =
+            catalogue::record_training_set_model(backends, model, *version, used, origin).await?;
+        manifest.model = Some(format!("{} v{}", recorded.model, recorded.version));
     }
     manifest.elapsed_ms = started.elapsed().as_millis() as u64;
     Ok(manifest)
@@ -423,7 +453,7 @@ async fn resolve_group(request: &FeatureRequest, backends: &Backends) -> Result<
                     table_name(version)
                 ))
             })?,
-        None => versions::newest_version(backends, group).await?.1,
+        None => crate::published::newest_version(backends, group).await?.1,
     };
     let parameter = |name: &str| {
         table.parameters.get(name).cloned().ok_or_else(|| {
@@ -888,7 +918,7 @@ async fn register(
     };
     backends
         .catalog
-        .register_snapshot(&table, &partition)
+        .register_partition(&table, &partition)
         .await?;
     Ok(format!("{}.{}", table.database, table.name))
 }

@@ -94,6 +94,16 @@ impl Warehouse {
         self.delete_objects(&doomed).await
     }
 
+    /// The bytes of the objects under `prefix`.
+    pub(crate) async fn bytes_under(&self, prefix: &Url) -> Result<u64> {
+        let prefix_path = object_path(prefix)?;
+        self.store
+            .list(Some(&prefix_path))
+            .try_fold(0, |total, meta| async move { Ok(total + meta.size) })
+            .await
+            .map_err(|e| Error::object_store(format!("cannot list '{prefix}'"), &e))
+    }
+
     /// The objects under these folders.
     pub(crate) async fn objects_in(&self, folders: &[Url]) -> Result<Vec<ObjectPath>> {
         let mut objects = Vec::new();
@@ -130,7 +140,7 @@ impl Warehouse {
     }
 }
 
-fn object_path(url: &Url) -> Result<ObjectPath> {
+pub(crate) fn object_path(url: &Url) -> Result<ObjectPath> {
     ObjectPath::from_url_path(url.path())
         .map_err(|e| Error::Infrastructure(format!("'{url}' is not an object store path: {e}")))
 }

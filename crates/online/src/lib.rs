@@ -131,6 +131,9 @@ pub struct LoadCounts {
 
 #[async_trait]
 pub trait OnlineStore: Send + Sync + Debug {
+    /// The store's name for the table of a group version, as its operators see it.
+    fn table_name(&self, group: &str, version: u32) -> String;
+
     /// The snapshots loaded into this feature group version, completely or not.
     async fn load_state(&self, group: &str, version: u32) -> Result<LoadState>;
 
@@ -152,6 +155,11 @@ pub trait OnlineStore: Send + Sync + Debug {
         table: &OnlineTable,
         snapshot: &SnapshotId,
     ) -> Result<Box<dyn OnlineLoad>>;
+
+    /// Drops the group version's table and forgets its loads (a retired version serves
+    /// nothing); `false` when the store held no table of it. The caller holds the version's
+    /// online lease.
+    async fn drop_table(&self, group: &str, version: u32) -> Result<bool>;
 
     /// The stored row of `key` (values in KEY order, as text) in `version`, or in the newest
     /// loaded version of the group when `None`.

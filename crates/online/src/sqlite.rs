@@ -20,7 +20,7 @@ use arrow::json::writer::LineDelimited;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use fengine_sqlite::SqliteFile;
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -96,6 +96,14 @@ fn quote(column: &str) -> String {
 
 #[async_trait]
 impl OnlineStore for SqliteOnlineStore {
+    fn table_name(&self, group: &str, version: u32) -> String {
+        format!(
+            "{}:{}",
+            self.file.path().display(),
+            data_table_name(group, version)
+        )
+    }
+
     async fn load_state(&self, group: &str, version: u32) -> Result<LoadState> {
         let group = group.to_string();
         self.file
@@ -223,6 +231,25 @@ impl OnlineStore for SqliteOnlineStore {
             snapshot.clone(),
             insert,
         )))
+    }
+
+    async fn drop_table(&self, group: &str, version: u32) -> Result<bool> {
+        let group = group.to_string();
+        self.file
+            .run(move |connection| {
+                let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let forgotten = tx.execute(
+                    "DELETE FROM online_tables WHERE group_name = ?1 AND version = ?2",
+                    params![group, version],
+                )?;
+                tx.execute(
+                    &format!("DROP TABLE IF EXISTS {}", data_table(&group, version)),
+                    [],
+                )?;
+                tx.commit()?;
+                Ok(forgotten > 0)
+            })
+            .await
     }
 
     async fn get(

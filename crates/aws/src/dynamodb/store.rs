@@ -69,10 +69,6 @@ impl DynamoDbOnlineStore {
         names
     }
 
-    fn table_name(&self, group: &str, version: u32) -> String {
-        format!("{}{group}_v{version}", self.prefix)
-    }
-
     fn metadata_table(&self) -> String {
         format!("{}{METADATA_TABLE}", self.prefix)
     }
@@ -318,6 +314,10 @@ fn string_list(values: &[String]) -> AttributeValue {
 
 #[async_trait]
 impl OnlineStore for DynamoDbOnlineStore {
+    fn table_name(&self, group: &str, version: u32) -> String {
+        format!("{}{group}_v{version}", self.prefix)
+    }
+
     async fn load_state(&self, group: &str, version: u32) -> Result<LoadState> {
         let Some(item) = self.metadata(&self.table_name(group, version)).await? else {
             return Ok(LoadState::default());
@@ -467,6 +467,31 @@ impl OnlineStore for DynamoDbOnlineStore {
             name,
             ttl_seconds,
         }))
+    }
+
+    async fn drop_table(&self, group: &str, version: u32) -> Result<bool> {
+        let name = self.table_name(group, version);
+        let dropped = match self.client.delete_table().table_name(&name).send().await {
+            Ok(_) => true,
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_resource_not_found_exception()) =>
+            {
+                false
+            }
+            Err(e) => return Err(storage("DeleteTable", &e)),
+        };
+        let recorded = self.metadata_if_recorded(&name).await?.is_some();
+        if recorded {
+            self.client
+                .delete_item()
+                .table_name(self.metadata_table())
+                .key("table_name", AttributeValue::S(name))
+                .send()
+                .await
+                .map_err(|e| storage("DeleteItem", &e))?;
+        }
+        Ok(dropped || recorded)
     }
 
     async fn get(

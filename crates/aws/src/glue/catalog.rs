@@ -94,36 +94,15 @@ where
 
 #[async_trait]
 impl Catalog for GlueCatalog {
-    async fn register_snapshot(
+    async fn register_partition(
         &self,
         table: &Table,
         partition: &Partition,
     ) -> Result<Option<Partition>> {
-        self.ensure_database(&table.database).await?;
-        let input = table_input(table)?;
-        match self.get_table(&table.database, &table.name).await? {
-            Some(existing) => {
-                if let Some(conflict) = existing.update_conflict(table) {
-                    return Err(Error::Conflict(conflict));
-                }
-                self.client
-                    .update_table()
-                    .database_name(&table.database)
-                    .table_input(input)
-                    .send()
-                    .await
-                    .map_err(|e| storage("UpdateTable", &e))?;
-            }
-            None => {
-                self.client
-                    .create_table()
-                    .database_name(&table.database)
-                    .table_input(input)
-                    .send()
-                    .await
-                    .map_err(|e| storage("CreateTable", &e))?;
-            }
+        if let Some(exceeded) = partition.limit_exceeded() {
+            return Err(Error::Invalid(exceeded));
         }
+        self.put_table(table).await?;
         // The partition is the commit point: until it exists or points at the new folder,
         // readers see the previous snapshot.
         let replaced = self.get_partition(table, &partition.values).await?;
@@ -149,6 +128,42 @@ impl Catalog for GlueCatalog {
                 .map_err(|e| storage("CreatePartition", &e))?;
         }
         Ok(replaced)
+    }
+
+    async fn put_table(&self, table: &Table) -> Result<()> {
+        if let Some(exceeded) = table.limit_exceeded() {
+            return Err(Error::Invalid(exceeded));
+        }
+        self.ensure_database(&table.database).await?;
+        let input = table_input(table)?;
+        match self.get_table(&table.database, &table.name).await? {
+            // Each UpdateTable archives a table version, of which Glue keeps a limited
+            // number: a run that changes nothing updates nothing.
+            Some(existing) if existing == *table => Ok(()),
+            Some(existing) => {
+                if let Some(conflict) = existing.update_conflict(table) {
+                    return Err(Error::Conflict(conflict));
+                }
+                self.client
+                    .update_table()
+                    .database_name(&table.database)
+                    .table_input(input)
+                    .send()
+                    .await
+                    .map_err(|e| storage("UpdateTable", &e))?;
+                Ok(())
+            }
+            None => {
+                self.client
+                    .create_table()
+                    .database_name(&table.database)
+                    .table_input(input)
+                    .send()
+                    .await
+                    .map_err(|e| storage("CreateTable", &e))?;
+                Ok(())
+            }
+        }
     }
 
     async fn get_table(&self, database: &str, name: &str) -> Result<Option<Table>> {

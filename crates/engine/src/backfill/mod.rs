@@ -232,7 +232,7 @@ pub async fn backfill(
         }
         let step = OnlineStep {
             context: &first.context,
-            group,
+            target: group.load_target(),
             options: &run_at(newest),
             backends,
             mine: None,

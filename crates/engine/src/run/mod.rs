@@ -13,7 +13,11 @@
 //! A backfill publishes through the same steps, with rows its sweep computed in place of
 //! step 1's query.
 
+mod order;
+mod publication;
 mod snapshot;
+
+pub use order::order_pipelines;
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -24,8 +28,10 @@ use fengine_catalog::Partition;
 use fengine_dialect::Pipeline;
 use url::Url;
 
+use self::publication::{Registered, record_publication};
 use self::snapshot::{OnlineCheck, naming_the_file, read_and_check, write_rows, write_snapshot};
 use crate::backends::Backends;
+use crate::catalogue::write_model;
 use crate::checks::Identity;
 use crate::error::Result;
 use crate::hooks::{fail_point, pause_point};
@@ -35,6 +41,7 @@ use crate::manifest::{GroupManifest, OnlineOutcome, RunManifest, Timings};
 use crate::online_load::{LatestRows, OnlineStep, waiting};
 use crate::options::{RunOptions, snapshot_name};
 use crate::plan::{PlannedGroup, plan};
+use crate::published;
 
 /// Plans the pipeline, then computes and publishes each feature group in order. Each group
 /// is published on its own: a failing group stops the run but leaves earlier groups
@@ -57,12 +64,20 @@ pub async fn run(
             Err(error) => return Err(error.after_publishing(&groups)),
         }
     }
+    let mut models = Vec::with_capacity(planned.models.len());
+    for model in &planned.models {
+        let registered = write_model(backends, &model.definition, model.uses.clone())
+            .await
+            .map_err(|e| e.after_publishing(&groups))?;
+        models.push(format!("{} v{}", registered.model, registered.version));
+    }
     Ok(RunManifest {
         pipeline: pipeline.path.display().to_string(),
         as_of: options.as_of,
         params: options.params.clone(),
         warehouse: backends.warehouse.root().to_string(),
         groups,
+        models,
         elapsed_ms: elapsed_ms(started),
     })
 }
@@ -102,7 +117,7 @@ async fn publish(
     let snapshot_ts = snapshot_name(options.as_of);
     let lease = Lease::acquire(
         &backends.warehouse,
-        &format!("{name}/v{version}/snapshot_ts={snapshot_ts}"),
+        &snapshot_lease_name(&name, version, &snapshot_ts),
         &options.run_id,
         &format!("writing snapshot {snapshot_ts} of {name} v{version}"),
         backends.lease_ttl,
@@ -125,6 +140,11 @@ async fn publish(
     let published = published?;
     released?;
     Ok(published)
+}
+
+/// The name of the lease that every writer of one snapshot holds.
+pub(crate) fn snapshot_lease_name(group: &str, version: u32, snapshot_ts: &str) -> String {
+    format!("{group}/v{version}/snapshot_ts={snapshot_ts}")
 }
 
 /// One group's snapshot being published, under its lease.
@@ -168,6 +188,15 @@ impl Publishing<'_> {
         let started = Instant::now();
         let replaced = self.commit(&run_location, computed.rows_written).await;
         let replaced = self.or_discard(replaced, &run_location).await?;
+        let registered = Registered {
+            run_id: &self.options.run_id,
+            as_of: self.options.as_of,
+            rows: computed.rows_written,
+            replaced: replaced.is_some(),
+        };
+        record_publication(self.backends, self.group, &registered)
+            .await
+            .map_err(|e| e.after_registering_unrecorded(&self.group.name(), &self.snapshot_ts))?;
         timings.register = elapsed_ms(started);
 
         let started = Instant::now();
@@ -270,22 +299,25 @@ impl Publishing<'_> {
     /// partition of an earlier run of the same as-of that it replaced.
     async fn commit(&self, run_location: &Url, rows_written: u64) -> Result<Option<Partition>> {
         let as_of = self.options.as_of;
+        let bytes = self.backends.warehouse.bytes_under(run_location).await?;
         let partition = Partition {
             values: vec![self.snapshot_ts.clone()],
             location: run_location.to_string(),
             parameters: BTreeMap::from([
+                (published::AS_OF.to_string(), published::format_time(as_of)),
+                (published::ROWS.to_string(), rows_written.to_string()),
+                (published::BYTES.to_string(), bytes.to_string()),
+                (published::RUN_ID.to_string(), self.options.run_id.clone()),
                 (
-                    "fengine.as_of".to_string(),
-                    as_of.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                    published::WRITTEN_AT.to_string(),
+                    published::format_time(chrono::Utc::now()),
                 ),
-                ("fengine.rows".to_string(), rows_written.to_string()),
-                ("fengine.run_id".to_string(), self.options.run_id.clone()),
             ]),
         };
         let registered = self
             .backends
             .catalog
-            .register_snapshot(&self.group.table, &partition)
+            .register_partition(&self.group.table, &partition)
             .await?;
         Ok(registered)
     }
@@ -313,7 +345,7 @@ impl Publishing<'_> {
         let obsolete = self.backends.warehouse.objects_in(&ended).await?;
         let step = OnlineStep {
             context: self.context,
-            group: self.group,
+            target: self.group.load_target(),
             options: self.options,
             backends: self.backends,
             mine: Some(latest),

@@ -37,6 +37,9 @@ pub fn print_manifest(manifest: &RunManifest, as_json: bool) -> Result<()> {
         return Ok(());
     }
     print_groups(&manifest.groups);
+    for model in &manifest.models {
+        out!("model {model} registered");
+    }
     Ok(())
 }
 
@@ -206,6 +209,9 @@ pub fn print_training_set(manifest: &TrainingSetManifest, as_json: bool) -> Resu
     if let Some(table) = &manifest.registered {
         out!("  registered as {table}");
     }
+    if let Some(model) = &manifest.model {
+        out!("  recorded as the features of model {model}");
+    }
     Ok(())
 }
 
@@ -345,3 +351,6 @@ pub fn print_plan(
     }
     Ok(())
 }
+
+pub mod catalogue;
+pub mod site;

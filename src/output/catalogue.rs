@@ -1,0 +1,301 @@
+//! What the catalogue commands print: aligned text for people, JSON for tools.
+
+use anyhow::Result;
+use chrono::{DateTime, SecondsFormat, Utc};
+use fengine_engine::{
+    GroupDetail, GroupSummary, HistoryEvent, ModelDetail, RetireOutcome, RollbackOutcome,
+};
+use serde::Serialize;
+
+fn time(time: DateTime<Utc>) -> String {
+    time.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+fn optional_time(value: Option<DateTime<Utc>>) -> String {
+    value.map_or_else(|| "-".to_string(), time)
+}
+
+fn json(value: &impl Serialize) -> Result<()> {
+    out!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+fn tags(tags: &std::collections::BTreeMap<String, String>) -> String {
+    tags.iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+pub fn print_group_list(groups: &[GroupSummary], as_json: bool) -> Result<()> {
+    if as_json {
+        return json(&groups);
+    }
+    if groups.is_empty() {
+        out!("no feature group matches");
+        return Ok(());
+    }
+    out!(
+        "{:<28} {:>4} {:>8} {:<20} {:>12} {:<20} {:<24} DESCRIPTION",
+        "GROUP",
+        "VER",
+        "FEATURES",
+        "LATEST SNAPSHOT",
+        "ROWS",
+        "ONLINE AS-OF",
+        "TAGS"
+    );
+    for group in groups {
+        let version = match group.retired {
+            true => format!("{}r", group.version),
+            false => group.version.to_string(),
+        };
+        out!(
+            "{:<28} {:>4} {:>8} {:<20} {:>12} {:<20} {:<24} {}",
+            group.group,
+            version,
+            group.features,
+            optional_time(group.latest_snapshot),
+            group
+                .latest_rows
+                .map_or_else(|| "-".to_string(), |r| r.to_string()),
+            optional_time(group.online_as_of),
+            tags(&group.tags),
+            group.description.as_deref().unwrap_or("")
+        );
+    }
+    Ok(())
+}
+
+pub fn print_group_detail(group: &GroupDetail, as_json: bool) -> Result<()> {
+    if as_json {
+        return json(group);
+    }
+    out!(
+        "feature group {} v{}  ({})",
+        group.group,
+        group.version,
+        group.table
+    );
+    if let Some(description) = &group.description {
+        out!("  {description}");
+    }
+    out!("  key:         {}", group.key.join(", "));
+    out!(
+        "  event time:  {}",
+        group.event_time.as_deref().unwrap_or("-")
+    );
+    if !group.tags.is_empty() {
+        out!("  tags:        {}", tags(&group.tags));
+    }
+    if let Some(ttl) = &group.online_ttl {
+        out!("  online ttl:  {ttl}");
+    }
+    if let Some(pipeline) = &group.pipeline {
+        out!("  pipeline:    {pipeline}");
+    }
+    out!("features:");
+    for feature in &group.features {
+        let comment = feature
+            .comment
+            .as_deref()
+            .map(|c| format!("  -- {c}"))
+            .unwrap_or_default();
+        out!("  {:<28} {:<16}{comment}", feature.name, feature.data_type);
+    }
+    out!("versions:");
+    for version in &group.versions {
+        let state = match &version.retired {
+            Some(retired) => format!("retired at {} by {}", retired.at, retired.by),
+            None => "active".to_string(),
+        };
+        out!("  v{:<4} {:<40} {state}", version.version, version.table);
+    }
+    out!("snapshots ({}):", group.snapshots.len());
+    out!(
+        "  {:<20} {:>12} {:>12} {:<20} {:<14}",
+        "AS-OF",
+        "ROWS",
+        "BYTES",
+        "WRITTEN AT",
+        "RUN"
+    );
+    for snapshot in group.snapshots.iter().rev() {
+        let aside = snapshot
+            .set_aside
+            .as_deref()
+            .map(|why| format!("  ({why})"))
+            .unwrap_or_default();
+        out!(
+            "  {:<20} {:>12} {:>12} {:<20} {:<14}{aside}",
+            time(snapshot.as_of),
+            snapshot
+                .rows
+                .map_or_else(|| "-".to_string(), |r| r.to_string()),
+            snapshot
+                .bytes
+                .map_or_else(|| "-".to_string(), |b| b.to_string()),
+            optional_time(snapshot.written_at),
+            snapshot.run_id
+        );
+    }
+    let online = match &group.online.loaded {
+        Some(loaded) => format!("holds {} (run {})", time(loaded.as_of), loaded.run_id),
+        None => "holds nothing".to_string(),
+    };
+    out!("online: {} {online}", group.online.table);
+    if let Some(unfinished) = &group.online.unfinished {
+        out!(
+            "  a load of {} (run {}) began and did not complete",
+            time(unfinished.as_of),
+            unfinished.run_id
+        );
+    }
+    let none = || vec!["-".to_string()];
+    let or_none = |items: Vec<String>| if items.is_empty() { none() } else { items };
+    out!("sources:  {}", or_none(group.sources.clone()).join(", "));
+    let refs = |refs: &[fengine_engine::GroupRef]| {
+        or_none(
+            refs.iter()
+                .map(|r| match r.version {
+                    Some(v) => format!("{} v{v}", r.group),
+                    None => r.group.clone(),
+                })
+                .collect(),
+        )
+        .join(", ")
+    };
+    out!("reads:    {}", refs(&group.reads));
+    out!("read by:  {}", refs(&group.read_by));
+    out!(
+        "models:   {}",
+        or_none(
+            group
+                .models
+                .iter()
+                .map(|m| format!("{} v{} ({})", m.model, m.version, m.features.join(", ")))
+                .collect()
+        )
+        .join(", ")
+    );
+    Ok(())
+}
+
+pub fn print_model_detail(model: &ModelDetail, as_json: bool) -> Result<()> {
+    if as_json {
+        return json(model);
+    }
+    out!("model {} v{}", model.model, model.version);
+    if let Some(description) = &model.description {
+        out!("  {description}");
+    }
+    if !model.tags.is_empty() {
+        out!("  tags:        {}", tags(&model.tags));
+    }
+    out!(
+        "  versions:    {}",
+        model
+            .versions
+            .iter()
+            .map(u32::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    out!(
+        "  registered:  {} by {}, from {}",
+        time(model.registered_at),
+        model.registered_by,
+        model.origin
+    );
+    out!("uses:");
+    for feature in &model.features {
+        out!(
+            "  {} v{}: {}",
+            feature.group,
+            feature.version,
+            feature.feature
+        );
+    }
+    Ok(())
+}
+
+pub fn print_history(events: &[HistoryEvent], as_json: bool) -> Result<()> {
+    if as_json {
+        return json(&events);
+    }
+    for event in events {
+        let kind = serde_json::to_value(event.kind)?;
+        let reason = event
+            .reason
+            .as_deref()
+            .map(|r| format!(" (reason: {r})"))
+            .unwrap_or_default();
+        out!(
+            "{}  v{:<3} {:<10} {:<24} {}{reason}",
+            time(event.at),
+            event.version,
+            kind.as_str().unwrap_or_default(),
+            event.actor,
+            event.detail
+        );
+    }
+    Ok(())
+}
+
+pub fn print_retire(outcome: &RetireOutcome, as_json: bool) -> Result<()> {
+    if as_json {
+        return json(outcome);
+    }
+    if outcome.already_retired {
+        out!(
+            "{} v{} was retired already; nothing changed",
+            outcome.group,
+            outcome.version
+        );
+        return Ok(());
+    }
+    let online = match &outcome.dropped_online_table {
+        Some(table) => format!("online table {table} dropped"),
+        None => "it had no online table".to_string(),
+    };
+    out!(
+        "{} v{} retired: {online}; {} snapshots kept",
+        outcome.group,
+        outcome.version,
+        outcome.snapshots_kept
+    );
+    Ok(())
+}
+
+pub fn print_rollback(outcome: &RollbackOutcome, as_json: bool) -> Result<()> {
+    if as_json {
+        return json(outcome);
+    }
+    let from = match &outcome.replaced {
+        Some(replaced) => format!(
+            " (it held {} of run {})",
+            time(replaced.as_of),
+            replaced.run_id
+        ),
+        None => String::new(),
+    };
+    out!(
+        "{} v{}: online store serves snapshot {} of run {} again{from}",
+        outcome.group,
+        outcome.version,
+        time(outcome.restored.as_of),
+        outcome.restored.run_id
+    );
+    if !outcome.set_aside.is_empty() {
+        out!(
+            "  set aside (kept, not served): {}",
+            outcome
+                .set_aside
+                .iter()
+                .map(|s| time(s.as_of))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    Ok(())
+}
