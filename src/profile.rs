@@ -519,8 +519,18 @@ impl ResolvedProfile {
         } else {
             Vec::new()
         };
+        // A `features.` source reads its group version's snapshots, found through Glue.
+        let mut sources = planned.sources.clone();
+        let mut read_tables = Vec::new();
+        for (group, version) in &planned.published_sources {
+            if let Some(root) = &warehouse {
+                let root = root.as_str().trim_end_matches('/');
+                sources.push(format!("{root}/{group}/v{version}/"));
+            }
+            read_tables.push(format!("{group}_v{version}"));
+        }
         let scope = fengine_aws::PolicyScope {
-            sources: planned.sources.clone(),
+            sources,
             warehouse,
             group_folders: groups
                 .iter()
@@ -534,6 +544,7 @@ impl ResolvedProfile {
                         .groups
                         .iter()
                         .map(|g| g.table.name.clone())
+                        .chain(read_tables)
                         .chain(
                             fengine_engine::CATALOGUE_TABLES
                                 .iter()
@@ -542,7 +553,7 @@ impl ResolvedProfile {
                         .collect(),
                 )
             }),
-            glue_lists_tables: !planned.models.is_empty(),
+            glue_lists_tables: !planned.models.is_empty() || !planned.published_sources.is_empty(),
             dynamodb_tables,
             region: aws.region().unwrap_or("*").to_string(),
             account: profile

@@ -366,3 +366,54 @@ async fn what_glue_cannot_hold_is_refused_on_every_backend(#[case] kind: Kind) {
         .unwrap();
     assert_eq!(backend.stored_table().await, Some(at_limits));
 }
+
+/// Listings return every partition past a page (the tests' Glue server pages by 100, as
+/// Glue does).
+#[rstest]
+#[case::embedded(Kind::Embedded)]
+#[cfg_attr(feature = "aws", case::glue(Kind::Glue))]
+#[tokio::test]
+async fn partitions_are_listed_past_a_page(#[case] kind: Kind) {
+    let backend = backend(kind).await;
+    let values: Vec<String> = (0..130).map(|i| format!("2024{i:04}T000000Z")).collect();
+    for value in &values {
+        backend
+            .catalog
+            .register_partition(&backend.table(&COLUMNS), &partition(value, "r"))
+            .await
+            .unwrap();
+    }
+    let listed: Vec<String> = backend
+        .partitions()
+        .await
+        .into_iter()
+        .map(|p| p.values[0].clone())
+        .collect();
+    assert_eq!(listed, values);
+}
+
+#[rstest]
+#[case::embedded(Kind::Embedded)]
+#[cfg_attr(feature = "aws", case::glue(Kind::Glue))]
+#[tokio::test]
+async fn tables_are_listed_past_a_page(#[case] kind: Kind) {
+    let backend = backend(kind).await;
+    let names: Vec<String> = (0..105).map(|i| format!("group_{i:03}_v1")).collect();
+    for name in &names {
+        let table = Table {
+            name: name.clone(),
+            partition_keys: Vec::new(),
+            ..backend.table(&COLUMNS)
+        };
+        backend.catalog.put_table(&table).await.unwrap();
+    }
+    let listed: Vec<String> = backend
+        .catalog
+        .list_tables(&backend.database)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.name)
+        .collect();
+    assert_eq!(listed, names);
+}

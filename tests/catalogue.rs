@@ -784,6 +784,43 @@ async fn a_downstream_pipeline_reads_published_features_and_older_snapshots(#[ca
         json!([{"group": "spend_doubled", "version": 1}])
     );
 
+    #[cfg(feature = "aws")]
+    if matches!(kind, Kind::Aws) {
+        // The reader's least privilege: the upstream snapshots, and the tables that find them.
+        let policy = store.json(&["plan", &reader, "--as-of", T3, "--iam-policy"]);
+        let statement = |sid: &str| {
+            policy["Statement"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|s| s["Sid"] == sid)
+                .unwrap_or_else(|| panic!("no {sid} in {policy}"))
+                .clone()
+        };
+        assert_eq!(
+            statement("ReadSources")["Resource"],
+            json!([format!(
+                "arn:aws:s3:::{}/warehouse/spend/v1/*",
+                store.bucket
+            )])
+        );
+        let register = statement("RegisterSnapshots");
+        assert!(
+            register["Action"]
+                .as_array()
+                .unwrap()
+                .contains(&json!("glue:GetTables"))
+        );
+        assert!(
+            register["Resource"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|r| r.as_str().unwrap().ends_with("/spend_v1")),
+            "{register}"
+        );
+    }
+
     let missing = store.fengine(&[
         "run",
         &reader,
@@ -859,5 +896,103 @@ fn a_pipeline_cannot_read_a_group_it_defines_as_published() {
             .contains("features.spend is a group this pipeline defines"),
         "{}",
         refused.stderr
+    );
+}
+
+/// The catalogue's tables are Parquet in Hive's layout, which any SQL engine reads: here
+/// DataFusion's own listing, with the partition column, as Athena would.
+#[tokio::test]
+async fn the_catalogue_tables_answer_sql() {
+    use datafusion::datasource::file_format::parquet::ParquetFormat;
+    use datafusion::datasource::listing::ListingOptions;
+    use datafusion::prelude::SessionContext;
+
+    let store = Store::new(Kind::Embedded);
+    let pipeline = spend_pipeline(&store, &FIRST);
+    store.run(&pipeline, T1);
+    store.run(&pipeline, T2);
+    store.json(&[
+        "run",
+        &write_models(&store, "spend.total, merchant_mix.merchants"),
+    ]);
+    store.json(&["rollback", "spend", "--to", T1, "--reason", "audit me"]);
+
+    let root = store.workspace.path("warehouse/_fengine/catalogue");
+    let context = SessionContext::new();
+    let history = ListingOptions::new(std::sync::Arc::new(ParquetFormat::default()))
+        .with_file_extension(".parquet")
+        .with_table_partition_cols(vec![("group_name".to_string(), DataType::Utf8)]);
+    context
+        .register_listing_table(
+            "history",
+            format!("{}/fengine_history/", root.display()),
+            history,
+            None,
+            None,
+        )
+        .await
+        .unwrap();
+    for table in ["fengine_lineage", "fengine_models"] {
+        context
+            .register_parquet(
+                table,
+                format!("{}/{table}/", root.display()),
+                Default::default(),
+            )
+            .await
+            .unwrap();
+    }
+    let query = |sql: &str| {
+        let context = context.clone();
+        let sql = sql.to_string();
+        async move {
+            let batches = context.sql(&sql).await.unwrap().collect().await.unwrap();
+            arrow::util::pretty::pretty_format_batches(&batches)
+                .unwrap()
+                .to_string()
+        }
+    };
+    let counts = query(
+        "SELECT group_name, kind, count(*) AS events FROM history \
+         GROUP BY group_name, kind ORDER BY group_name, kind",
+    )
+    .await;
+    assert_eq!(
+        counts.trim(),
+        "+--------------+-----------+--------+\n\
+         | group_name   | kind      | events |\n\
+         +--------------+-----------+--------+\n\
+         | merchant_mix | published | 1      |\n\
+         | merchant_mix | run       | 2      |\n\
+         | spend        | published | 1      |\n\
+         | spend        | rollback  | 1      |\n\
+         | spend        | run       | 2      |\n\
+         +--------------+-----------+--------+"
+    );
+    let why = query("SELECT actor, reason FROM history WHERE kind = 'rollback'").await;
+    assert!(why.contains("| ana   | audit me |"), "{why}");
+    let lineage = query(
+        "SELECT group_name, upstream_kind, count(*) AS edges FROM fengine_lineage \
+         GROUP BY group_name, upstream_kind ORDER BY group_name",
+    )
+    .await;
+    assert!(
+        lineage.contains("| merchant_mix | source        | 1     |"),
+        "{lineage}"
+    );
+    assert!(
+        lineage.contains("| spend        | source        | 1     |"),
+        "{lineage}"
+    );
+    let uses =
+        query("SELECT model, group_name, feature FROM fengine_models ORDER BY group_name, feature")
+            .await;
+    assert!(
+        uses.contains("| churn | merchant_mix | merchants |"),
+        "{uses}"
+    );
+    assert!(
+        uses.contains("| churn | spend        | total     |"),
+        "{uses}"
     );
 }

@@ -44,6 +44,8 @@ pub struct PlannedPipeline {
     pub sources: Vec<String>,
     /// The models it declares, registered once its groups are published.
     pub models: Vec<PlannedModel>,
+    /// The published group versions it reads (`features.<group>`).
+    pub published_sources: Vec<(String, u32)>,
 }
 
 /// A model whose features exist: published, or about to be by the pipeline's groups.
@@ -207,6 +209,10 @@ pub(crate) async fn plan_pipeline(
         params,
         sources: defined.into_iter().flat_map(|s| s.locations).collect(),
         models,
+        published_sources: feature_sources
+            .into_iter()
+            .map(|f| (f.group, f.version))
+            .collect(),
     })
 }
 

@@ -107,25 +107,30 @@ impl Catalog for GlueCatalog {
         // readers see the previous snapshot.
         let replaced = self.get_partition(table, &partition.values).await?;
         let input = partition_input(table, partition);
-        if replaced.is_some() {
-            self.client
-                .update_partition()
-                .database_name(&table.database)
-                .table_name(&table.name)
-                .set_partition_value_list(Some(partition.values.clone()))
-                .partition_input(input)
-                .send()
-                .await
-                .map_err(|e| storage("UpdatePartition", &e))?;
-        } else {
-            self.client
-                .create_partition()
-                .database_name(&table.database)
-                .table_name(&table.name)
-                .partition_input(input)
-                .send()
-                .await
-                .map_err(|e| storage("CreatePartition", &e))?;
+        match &replaced {
+            // Registered again as it is (a catalogue table's partition): nothing to update.
+            Some(same) if same == partition => {}
+            Some(_) => {
+                self.client
+                    .update_partition()
+                    .database_name(&table.database)
+                    .table_name(&table.name)
+                    .set_partition_value_list(Some(partition.values.clone()))
+                    .partition_input(input)
+                    .send()
+                    .await
+                    .map_err(|e| storage("UpdatePartition", &e))?;
+            }
+            None => {
+                self.client
+                    .create_partition()
+                    .database_name(&table.database)
+                    .table_name(&table.name)
+                    .partition_input(input)
+                    .send()
+                    .await
+                    .map_err(|e| storage("CreatePartition", &e))?;
+            }
         }
         Ok(replaced)
     }
@@ -231,6 +236,9 @@ impl Catalog for GlueCatalog {
                 .get_partitions()
                 .database_name(database)
                 .table_name(table)
+                // Each partition repeats the table's columns; a listing needs none of them,
+                // and without them a page is a fraction of the bytes.
+                .exclude_column_schema(true)
                 .set_next_token(next_token)
                 .send()
                 .await

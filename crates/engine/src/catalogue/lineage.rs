@@ -29,7 +29,10 @@ pub enum UpstreamKind {
 /// One edge: `group` v`version` reads `upstream`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct LineageEdge {
+    // `group` is a reserved word of Athena's SQL.
+    #[serde(rename = "group_name")]
     pub group: String,
+    #[serde(rename = "group_version")]
     pub version: u32,
     pub upstream_kind: UpstreamKind,
     /// A location, a table name, or a group's name.
@@ -47,8 +50,8 @@ fn lineage_table() -> RecordTable<LineageEdge> {
         description: "What each feature group version read in its last run: sources, source \
                       tables, published groups (one file per group version)",
         schema: Arc::new(Schema::new(vec![
-            Field::new("group", DataType::Utf8, false),
-            Field::new("version", DataType::Int32, false),
+            Field::new("group_name", DataType::Utf8, false),
+            Field::new("group_version", DataType::Int32, false),
             Field::new("upstream_kind", DataType::Utf8, false),
             Field::new("upstream", DataType::Utf8, false),
             Field::new("upstream_version", DataType::Int32, true),

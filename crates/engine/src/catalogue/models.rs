@@ -41,6 +41,8 @@ pub struct FeatureUse {
 pub struct ModelFeature {
     pub model: String,
     pub model_version: u32,
+    // `group` is a reserved word of Athena's SQL.
+    #[serde(rename = "group_name")]
     pub group: String,
     pub group_version: u32,
     pub feature: String,
@@ -91,7 +93,7 @@ fn models_table() -> RecordTable<ModelFeature> {
         schema: Arc::new(Schema::new(vec![
             Field::new("model", DataType::Utf8, false),
             Field::new("model_version", DataType::Int32, false),
-            Field::new("group", DataType::Utf8, false),
+            Field::new("group_name", DataType::Utf8, false),
             Field::new("group_version", DataType::Int32, false),
             Field::new("feature", DataType::Utf8, false),
             Field::new("description", DataType::Utf8, true),
