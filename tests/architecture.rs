@@ -39,7 +39,12 @@ const LAYERS: &[(&str, &[&str])] = &[
     ),
     (
         "fengine-benches",
-        &["fengine-aws", "fengine-online", "fengine-testing"],
+        &[
+            "fengine-aws",
+            "fengine-catalog",
+            "fengine-online",
+            "fengine-testing",
+        ],
     ),
 ];
 

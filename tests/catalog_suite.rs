@@ -417,3 +417,35 @@ async fn tables_are_listed_past_a_page(#[case] kind: Kind) {
         .collect();
     assert_eq!(listed, names);
 }
+
+/// Writers that register the same table and partition at once (two first runs of a group
+/// recording its history) all succeed: one creates, the others find what it made.
+#[rstest]
+#[case::embedded(Kind::Embedded)]
+#[cfg_attr(feature = "aws", case::glue(Kind::Glue))]
+#[tokio::test]
+async fn writers_creating_one_table_and_partition_at_once_all_succeed(#[case] kind: Kind) {
+    let backend = std::sync::Arc::new(backend(kind).await);
+    let writers: Vec<_> = (0..6)
+        .map(|_| {
+            let backend = backend.clone();
+            tokio::spawn(async move {
+                backend
+                    .catalog
+                    .register_partition(
+                        &backend.table(&COLUMNS),
+                        &partition("20240101T000000Z", "same"),
+                    )
+                    .await
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.await.unwrap().unwrap();
+    }
+    assert_eq!(backend.stored_table().await, Some(backend.table(&COLUMNS)));
+    assert_eq!(
+        backend.partitions().await,
+        [partition("20240101T000000Z", "same")]
+    );
+}

@@ -75,6 +75,17 @@ impl GlueCatalog {
     }
 }
 
+/// Whether Glue refused a create because the entity exists.
+fn already_exists<E: aws_smithy_types::error::metadata::ProvideErrorMetadata>(
+    error: &aws_smithy_runtime_api::client::result::SdkError<
+        E,
+        aws_smithy_runtime_api::client::orchestrator::HttpResponse,
+    >,
+) -> bool {
+    use aws_smithy_types::error::metadata::ProvideErrorMetadata as _;
+    error.code() == Some("AlreadyExistsException")
+}
+
 fn storage<E>(
     operation: &str,
     error: &aws_smithy_runtime_api::client::result::SdkError<
@@ -104,35 +115,45 @@ impl Catalog for GlueCatalog {
         }
         self.put_table(table).await?;
         // The partition is the commit point: until it exists or points at the new folder,
-        // readers see the previous snapshot.
-        let replaced = self.get_partition(table, &partition.values).await?;
-        let input = partition_input(table, partition);
-        match &replaced {
-            // Registered again as it is (a catalogue table's partition): nothing to update.
-            Some(same) if same == partition => {}
-            Some(_) => {
-                self.client
-                    .update_partition()
-                    .database_name(&table.database)
-                    .table_name(&table.name)
-                    .set_partition_value_list(Some(partition.values.clone()))
-                    .partition_input(input)
-                    .send()
-                    .await
-                    .map_err(|e| storage("UpdatePartition", &e))?;
+        // readers see the previous snapshot. Another writer may create it between the read
+        // and the create (two first runs of a group record its history at once): then the
+        // decision is made again on what that writer registered.
+        for attempt in 0..2 {
+            let replaced = self.get_partition(table, &partition.values).await?;
+            let input = partition_input(table, partition);
+            match &replaced {
+                // Registered again as it is (a catalogue table's partition): nothing to do.
+                Some(same) if same == partition => {}
+                Some(_) => {
+                    self.client
+                        .update_partition()
+                        .database_name(&table.database)
+                        .table_name(&table.name)
+                        .set_partition_value_list(Some(partition.values.clone()))
+                        .partition_input(input)
+                        .send()
+                        .await
+                        .map_err(|e| storage("UpdatePartition", &e))?;
+                }
+                None => {
+                    let created = self
+                        .client
+                        .create_partition()
+                        .database_name(&table.database)
+                        .table_name(&table.name)
+                        .partition_input(input)
+                        .send()
+                        .await;
+                    match created {
+                        Ok(_) => {}
+                        Err(e) if attempt == 0 && already_exists(&e) => continue,
+                        Err(e) => return Err(storage("CreatePartition", &e)),
+                    }
+                }
             }
-            None => {
-                self.client
-                    .create_partition()
-                    .database_name(&table.database)
-                    .table_name(&table.name)
-                    .partition_input(input)
-                    .send()
-                    .await
-                    .map_err(|e| storage("CreatePartition", &e))?;
-            }
+            return Ok(replaced);
         }
-        Ok(replaced)
+        unreachable!("the second attempt returns")
     }
 
     async fn put_table(&self, table: &Table) -> Result<()> {
@@ -141,34 +162,42 @@ impl Catalog for GlueCatalog {
         }
         self.ensure_database(&table.database).await?;
         let input = table_input(table)?;
-        match self.get_table(&table.database, &table.name).await? {
-            // Each UpdateTable archives a table version, of which Glue keeps a limited
-            // number: a run that changes nothing updates nothing.
-            Some(existing) if existing == *table => Ok(()),
-            Some(existing) => {
-                if let Some(conflict) = existing.update_conflict(table) {
-                    return Err(Error::Conflict(conflict));
+        // As with partitions: a table another writer created since it was read is updated.
+        for attempt in 0..2 {
+            match self.get_table(&table.database, &table.name).await? {
+                // Each UpdateTable archives a table version, of which Glue keeps a limited
+                // number: a run that changes nothing updates nothing.
+                Some(existing) if existing == *table => return Ok(()),
+                Some(existing) => {
+                    if let Some(conflict) = existing.update_conflict(table) {
+                        return Err(Error::Conflict(conflict));
+                    }
+                    self.client
+                        .update_table()
+                        .database_name(&table.database)
+                        .table_input(input)
+                        .send()
+                        .await
+                        .map_err(|e| storage("UpdateTable", &e))?;
+                    return Ok(());
                 }
-                self.client
-                    .update_table()
-                    .database_name(&table.database)
-                    .table_input(input)
-                    .send()
-                    .await
-                    .map_err(|e| storage("UpdateTable", &e))?;
-                Ok(())
-            }
-            None => {
-                self.client
-                    .create_table()
-                    .database_name(&table.database)
-                    .table_input(input)
-                    .send()
-                    .await
-                    .map_err(|e| storage("CreateTable", &e))?;
-                Ok(())
+                None => {
+                    let created = self
+                        .client
+                        .create_table()
+                        .database_name(&table.database)
+                        .table_input(input.clone())
+                        .send()
+                        .await;
+                    match created {
+                        Ok(_) => return Ok(()),
+                        Err(e) if attempt == 0 && already_exists(&e) => continue,
+                        Err(e) => return Err(storage("CreateTable", &e)),
+                    }
+                }
             }
         }
+        unreachable!("the second attempt returns")
     }
 
     async fn get_table(&self, database: &str, name: &str) -> Result<Option<Table>> {
