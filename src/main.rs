@@ -5,13 +5,18 @@
 #[macro_use]
 mod output;
 mod commands;
+mod logging;
 mod profile;
+mod sagemaker;
 
 use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 use fengine_engine::{Error, ErrorKind};
+
+use crate::logging::LogFormat;
+use crate::sagemaker::ProcessingJob;
 
 /// Exit codes, documented in the README: a scheduler retries only infrastructure faults
 /// that pass (4), never those that last until someone acts (5).
@@ -63,22 +68,31 @@ const PLANNING_STACK_BYTES: usize = 256 << 20;
 const WORKER_STACK_BYTES: usize = 64 << 20;
 
 fn main() -> ExitCode {
+    let logs = logging::init();
     let cli = Cli::parse();
     let command = std::thread::Builder::new()
         .name("fengine".to_string())
         .stack_size(PLANNING_STACK_BYTES)
-        .spawn(move || run_command(cli));
+        .spawn(move || run_command(cli, logs));
     match command.map(|thread| thread.join()) {
         Ok(Ok(code)) => code,
         Ok(Err(panic)) => std::panic::resume_unwind(panic),
         Err(e) => {
-            eprintln!("fengine: cannot start a thread: {e}");
+            tracing::error!("cannot start a thread: {e}");
             ExitCode::from(EXIT_INFRASTRUCTURE)
         }
     }
 }
 
-fn run_command(cli: Cli) -> ExitCode {
+fn run_command(mut cli: Cli, logs: LogFormat) -> ExitCode {
+    let job = sagemaker::processing_job();
+    if let Some(scheduled) = cli.command.scheduled() {
+        let run_id = scheduled
+            .run_id
+            .get_or_insert_with(fengine_engine::new_run_id);
+        logging::set_identity(run_id, job.as_ref().map(|j| j.name.as_str()));
+        scheduled.job_name = job.as_ref().map(|j| j.name.clone());
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_stack_size(WORKER_STACK_BYTES)
@@ -86,23 +100,40 @@ fn run_command(cli: Cli) -> ExitCode {
     let runtime = match runtime {
         Ok(runtime) => runtime,
         Err(e) => {
-            eprintln!("fengine: cannot start the async runtime: {e}");
+            tracing::error!("cannot start the async runtime: {e}");
             return ExitCode::from(EXIT_INFRASTRUCTURE);
         }
     };
     runtime.spawn(stop_on_signal());
     match runtime.block_on(execute(cli.command)) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("fengine: {error:#}");
-            ExitCode::from(exit_code(&error))
-        }
+        Err(error) => ExitCode::from(report(&error, logs, job.as_ref())),
     }
+}
+
+/// Says why the command failed — a line for a person, a JSON line for a scheduler, and the
+/// Processing job's exit message — and returns the exit code.
+fn report(error: &anyhow::Error, logs: LogFormat, job: Option<&ProcessingJob>) -> u8 {
+    let code = exit_code(error);
+    let message = format!("{error:#}");
+    match logs {
+        LogFormat::Text => eprintln!("fengine: {message}"),
+        LogFormat::Json => tracing::error!(
+            exit_code = code,
+            retryable = code == EXIT_INFRASTRUCTURE,
+            "{message}"
+        ),
+    }
+    if let Some(job) = job {
+        job.write_exit_message(&format!("fengine exit {code}: {message}"));
+    }
+    code
 }
 
 /// How long a run told to stop may take to reach a safe point before the process exits
 /// anyway: ECS kills a task 30 s after SIGTERM.
-const STOP_DEADLINE: std::time::Duration = std::time::Duration::from_secs(20);
+/// Eight seconds keeps the whole stop within ten.
+const STOP_DEADLINE: std::time::Duration = std::time::Duration::from_secs(8);
 
 /// On SIGTERM or SIGINT, asks the run to stop at its next safe point (it then exits with
 /// the retryable code, saying what it published); on a second signal or past the deadline,
@@ -120,16 +151,22 @@ async fn stop_on_signal() {
         _ = terminate.recv() => "SIGTERM",
         _ = interrupt.recv() => "SIGINT",
     };
-    eprintln!("fengine: {name}: stopping at the next safe point (a second signal stops at once)");
+    tracing::warn!(
+        signal = name,
+        "{name}: stopping at the next safe point (a second signal stops at once)"
+    );
     fengine_engine::interrupt(name);
     tokio::select! {
         _ = terminate.recv() => {}
         _ = interrupt.recv() => {}
         _ = tokio::time::sleep(STOP_DEADLINE) => {}
     }
-    eprintln!(
-        "fengine: {name}: stopped before a safe point; nothing is half-registered, and the \
-         next run completes what this one left"
+    tracing::error!(
+        signal = name,
+        exit_code = EXIT_INFRASTRUCTURE,
+        retryable = true,
+        "{name}: stopped before a safe point; nothing is half-registered, and the next run \
+         completes what this one left"
     );
     std::process::exit(i32::from(EXIT_INFRASTRUCTURE));
 }
@@ -141,6 +178,18 @@ fn exit_code(error: &anyhow::Error) -> u8 {
         Some(ErrorKind::CheckFailed) => EXIT_CHECK_FAILED,
         Some(ErrorKind::PermanentFault) => EXIT_PERMANENT_FAULT,
         Some(ErrorKind::Infrastructure) | None => EXIT_INFRASTRUCTURE,
+    }
+}
+
+impl Command {
+    /// The options a scheduler gives a run (`--run-id`, `--manifest`), for the commands that
+    /// publish.
+    fn scheduled(&mut self) -> Option<&mut commands::SchedulerArgs> {
+        match self {
+            Command::Run(args) => Some(&mut args.scheduler),
+            Command::Backfill(args) => Some(&mut args.scheduler),
+            _ => None,
+        }
     }
 }
 

@@ -131,6 +131,37 @@ async fn registers_a_table_and_its_partitions(#[case] kind: Kind) {
 #[case::embedded(Kind::Embedded)]
 #[cfg_attr(feature = "aws", case::glue(Kind::Glue))]
 #[tokio::test]
+async fn gets_one_partition_by_its_values(#[case] kind: Kind) {
+    let backend = backend(kind).await;
+    let values = ["20240101T000000Z".to_string()];
+    let get = |values: &[String]| {
+        let values = values.to_vec();
+        let backend = &backend;
+        async move {
+            backend
+                .catalog
+                .get_partition(&backend.database, "spend_v1", &values)
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(get(&values).await, None, "no table yet");
+    let table = backend.table(&COLUMNS);
+    for (value, run) in [("20240101T000000Z", "a"), ("20240102T000000Z", "b")] {
+        backend
+            .catalog
+            .register_partition(&table, &partition(value, run))
+            .await
+            .unwrap();
+    }
+    assert_eq!(get(&values).await, Some(partition("20240101T000000Z", "a")));
+    assert_eq!(get(&["20240103T000000Z".to_string()]).await, None);
+}
+
+#[rstest]
+#[case::embedded(Kind::Embedded)]
+#[cfg_attr(feature = "aws", case::glue(Kind::Glue))]
+#[tokio::test]
 async fn a_second_registration_of_a_partition_replaces_it(#[case] kind: Kind) {
     let backend = backend(kind).await;
     let first = partition("20240101T000000Z", "run1");

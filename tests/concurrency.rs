@@ -52,6 +52,8 @@ fn fengine(workspace: &Workspace, args: &[String], env: &[(&str, &str)]) -> Outc
 
 fn spawn(workspace: &Workspace, args: &[String]) -> Child {
     Command::new(FENGINE)
+        // The exact messages, as a person reads them; the log tests ask for JSON.
+        .env("FENGINE_LOG_FORMAT", "text")
         .args(args)
         .current_dir(workspace.path(""))
         .env_remove("FENGINE_PROFILE")

@@ -33,6 +33,8 @@ const RUN: [&str; 4] = ["run", "p.sql", "--as-of", "2024-03-02T00:00:00Z"];
 fn a_source_file_removed_mid_run_is_a_fault_to_retry() {
     let workspace = workspace();
     let run = Command::new(FENGINE)
+        // The exact messages, as a person reads them; the log tests ask for JSON.
+        .env("FENGINE_LOG_FORMAT", "text")
         .args(RUN)
         .current_dir(workspace.path(""))
         .env("FENGINE_PAUSE_AT", "before_compute")
@@ -190,6 +192,8 @@ mod on_aws {
 /// Runs `args` paused at `point`, sends `signal` there, lets it go on: its outcome.
 fn signalled_at(workspace: &Workspace, args: &[&str], point: &str, signal: &str) -> Outcome {
     let run = Command::new(FENGINE)
+        // The exact messages, as a person reads them; the log tests ask for JSON.
+        .env("FENGINE_LOG_FORMAT", "text")
         .args(args)
         .current_dir(workspace.path(""))
         .env("FENGINE_PAUSE_AT", point)

@@ -410,6 +410,8 @@ fn a_catalog_table_fengine_did_not_register_is_not_taken_over() {
 fn a_closed_standard_output_ends_the_command_quietly() {
     let workspace = fixture();
     let mut child = std::process::Command::new(FENGINE)
+        // The exact messages, as a person reads them; the log tests ask for JSON.
+        .env("FENGINE_LOG_FORMAT", "text")
         .args([
             "run",
             "totals.sql",

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use clap::Args;
 use fengine_engine::{BackfillOptions, Error, RunOptions};
 
-use super::{Output, ProfileArgs, collect_params, parse_as_of, parse_param};
+use super::{Output, ProfileArgs, SchedulerArgs, collect_params, parse_as_of, parse_param};
 use crate::output;
 
 #[derive(Args)]
@@ -34,6 +34,8 @@ pub(crate) struct BackfillArgs {
     pub(crate) output: Output,
     #[command(flatten)]
     pub(crate) profile: ProfileArgs,
+    #[command(flatten)]
+    pub(crate) scheduler: SchedulerArgs,
 }
 
 pub(crate) async fn run(args: BackfillArgs) -> Result<()> {
@@ -41,6 +43,7 @@ pub(crate) async fn run(args: BackfillArgs) -> Result<()> {
     let mut run = RunOptions::new(args.from);
     run.force = args.force;
     run.params = collect_params(&args.params)?;
+    args.scheduler.apply(&mut run);
     let options = BackfillOptions {
         from: args.from,
         to: args.to,
@@ -54,5 +57,7 @@ pub(crate) async fn run(args: BackfillArgs) -> Result<()> {
     })
     .await;
     progress.finish();
-    output::print_backfill(&manifest?, args.output == Output::Json)
+    let manifest = manifest?;
+    args.scheduler.deliver(&backends, &manifest).await?;
+    output::print_backfill(&manifest, args.output == Output::Json)
 }

@@ -59,6 +59,52 @@ pub(crate) struct PipelineArgs {
     pub(crate) profile: ProfileArgs,
 }
 
+/// What a scheduler gives a run that publishes.
+#[derive(Args)]
+pub(crate) struct SchedulerArgs {
+    /// Names the run in its files, the catalog, the manifest and every log line; a retry
+    /// with the same id and as-of completes the first attempt's work instead of redoing it
+    /// [default: generated]
+    #[arg(long, value_parser = parse_run_id)]
+    pub(crate) run_id: Option<String>,
+    /// Also write the manifest (JSON) here: a file, or an s3:// URL on an AWS profile.
+    #[arg(long, value_name = "PATH|URL")]
+    pub(crate) manifest: Option<String>,
+    /// The SageMaker Processing job the process runs in, from its configuration.
+    #[arg(skip)]
+    pub(crate) job_name: Option<String>,
+}
+
+impl SchedulerArgs {
+    /// Gives the run its id and job.
+    pub(crate) fn apply(&self, options: &mut RunOptions) {
+        if let Some(run_id) = &self.run_id {
+            options.run_id = run_id.clone();
+        }
+        options.job_name = self.job_name.clone();
+    }
+
+    /// Writes the manifest where `--manifest` says, if it does.
+    pub(crate) async fn deliver(
+        &self,
+        backends: &fengine_engine::Backends,
+        manifest: &impl serde::Serialize,
+    ) -> Result<()> {
+        let Some(target) = &self.manifest else {
+            return Ok(());
+        };
+        let bytes = serde_json::to_vec_pretty(manifest)?;
+        fengine_engine::deliver_manifest(backends, target, bytes).await?;
+        tracing::info!(manifest = %target, "manifest written");
+        Ok(())
+    }
+}
+
+fn parse_run_id(text: &str) -> Result<String> {
+    fengine_engine::check_run_id(text)?;
+    Ok(text.to_string())
+}
+
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub(crate) enum Output {
     /// A line per feature group.

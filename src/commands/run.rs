@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use clap::Args;
 use fengine_engine::Error;
 
-use super::{Output, PipelineArgs, parse_as_of, prepare};
+use super::{Output, PipelineArgs, SchedulerArgs, parse_as_of, prepare};
 use crate::output;
 
 #[derive(Args)]
@@ -25,10 +25,13 @@ pub(crate) struct RunArgs {
     /// before the as-of; repeat for more groups.
     #[arg(long = "snapshot", value_name = "GROUP=AS-OF", value_parser = parse_snapshot)]
     pub(crate) snapshots: Vec<(String, DateTime<Utc>)>,
+    #[command(flatten)]
+    pub(crate) scheduler: SchedulerArgs,
 }
 
 pub(crate) async fn run(args: RunArgs) -> Result<()> {
     let (first, mut options) = prepare(&args.pipeline, args.force)?;
+    args.scheduler.apply(&mut options);
     for (group, as_of) in &args.snapshots {
         if options.snapshots.insert(group.clone(), *as_of).is_some() {
             anyhow::bail!(Error::Config(format!(
@@ -43,6 +46,11 @@ pub(crate) async fn run(args: RunArgs) -> Result<()> {
     let pipelines = fengine_engine::order_pipelines(pipelines)?;
     let backends = args.pipeline.profile.load().await?;
     let as_json = args.pipeline.output == Output::Json;
+    tracing::info!(
+        pipelines = pipelines.len(),
+        as_of = %options.as_of.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        "run started"
+    );
     let mut manifests = Vec::with_capacity(pipelines.len());
     for pipeline in &pipelines {
         let manifest = fengine_engine::run(pipeline, &options, &backends).await?;
@@ -51,6 +59,11 @@ pub(crate) async fn run(args: RunArgs) -> Result<()> {
         }
         manifests.push(manifest);
     }
+    match manifests.as_slice() {
+        [one] => args.scheduler.deliver(&backends, one).await?,
+        many => args.scheduler.deliver(&backends, &many).await?,
+    }
+    tracing::info!("run finished");
     match (as_json, manifests.as_slice()) {
         (true, [one]) => output::print_manifest(one, true),
         (true, many) => {

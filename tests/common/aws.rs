@@ -62,6 +62,23 @@ pub fn object_headers(bucket: &str, key: &str) -> String {
     raw_request("HEAD", &format!("/{bucket}/{key}"))
 }
 
+/// The body of an object, read with object_store directly.
+pub fn object_body(bucket: &str, key: &str) -> String {
+    use object_store::ObjectStoreExt;
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let bytes = runtime.block_on(async {
+        let store = bucket_store(bucket);
+        store
+            .get(&object_store::path::Path::from(key))
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap()
+    });
+    String::from_utf8(bytes.to_vec()).unwrap()
+}
+
 /// An unsigned request to the local server, which takes them; its whole response.
 fn raw_request(method: &str, path: &str) -> String {
     use std::io::{Read, Write};

@@ -71,6 +71,8 @@ impl Workspace {
 
     pub fn fengine_with_env(&self, args: &[&str], env: &[(&str, &str)]) -> Outcome {
         let output = Command::new(FENGINE)
+            // The exact messages, as a person reads them; the log tests ask for JSON.
+            .env("FENGINE_LOG_FORMAT", "text")
             .args(args)
             .current_dir(self.dir.path())
             .env_remove("FENGINE_PROFILE")

@@ -60,4 +60,12 @@ pub trait Catalog: Send + Sync + Debug {
 
     /// The table's partitions, oldest values first.
     async fn list_partitions(&self, database: &str, table: &str) -> Result<Vec<Partition>>;
+
+    /// The partition with these values; `None` when the table or the partition is missing.
+    async fn get_partition(
+        &self,
+        database: &str,
+        table: &str,
+        values: &[String],
+    ) -> Result<Option<Partition>>;
 }

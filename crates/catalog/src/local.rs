@@ -141,6 +141,27 @@ impl Catalog for LocalCatalog {
             })
             .await
     }
+
+    async fn get_partition(
+        &self,
+        database: &str,
+        table: &str,
+        values: &[String],
+    ) -> Result<Option<Partition>> {
+        let (database, table) = (database.to_string(), table.to_string());
+        let key_values = serde_json::to_string(values)?;
+        self.file
+            .run(move |connection| {
+                let mut found: Vec<Partition> = read_definitions(
+                    connection,
+                    "SELECT definition FROM catalog_partitions
+                     WHERE database = ?1 AND table_name = ?2 AND key_values = ?3",
+                    params![database, table, key_values],
+                )?;
+                Ok(found.pop())
+            })
+            .await
+    }
 }
 
 /// Creates the database and the table, or updates the table's definition if it changed.

@@ -40,6 +40,7 @@ mod backfill;
 mod caller;
 mod catalogue;
 mod checks;
+mod delivery;
 mod error;
 mod get;
 mod hive;
@@ -72,13 +73,14 @@ pub use catalogue::{
     VersionSummary, describe_catalogue, group_history, list_groups, published_group_names,
     show_group, show_model,
 };
+pub use delivery::deliver_manifest;
 pub use error::{Error, ErrorKind, Result};
 pub use fengine_operators::functions::param_type_name;
 pub use get::get;
 pub use interrupt::interrupt;
 pub use lease::DEFAULT_LEASE_TTL;
 pub use manifest::{GroupManifest, OnlineOutcome, RunManifest, Timings};
-pub use options::{DEFAULT_AS_OF_HORIZON, RunOptions, snapshot_name};
+pub use options::{DEFAULT_AS_OF_HORIZON, RunOptions, check_run_id, new_run_id, snapshot_name};
 pub use plan::{PlannedGroup, PlannedModel, PlannedPipeline, plan};
 pub use published::{Retired, Snapshot};
 pub use retire::{RetireOutcome, retire};

@@ -8,6 +8,11 @@ use serde::Serialize;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct RunManifest {
+    /// Names the run in its files, the catalog and every log line (`--run-id`).
+    pub run_id: String,
+    /// The scheduler's job the run was part of (a SageMaker Processing job's name).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub job_name: Option<String>,
     pub pipeline: String,
     pub as_of: DateTime<Utc>,
     pub params: BTreeMap<String, String>,
@@ -32,6 +37,9 @@ pub struct GroupManifest {
     pub partition: String,
     /// Whether an earlier snapshot of the same as-of was replaced.
     pub replaced: bool,
+    /// An earlier attempt of this run (the same run id and as-of: a scheduler's retry)
+    /// registered the snapshot: it was not computed again.
+    pub already_registered: bool,
     pub online: OnlineOutcome,
     pub timings_ms: Timings,
 }
@@ -65,6 +73,19 @@ pub enum OnlineOutcome {
     },
     /// A backfill loads only its newest as-of.
     NotNewestOfBackfill,
+}
+
+impl OnlineOutcome {
+    /// The outcome's name, as the manifest's `status` says it.
+    pub fn status(&self) -> &'static str {
+        match self {
+            OnlineOutcome::Loaded { .. } => "loaded",
+            OnlineOutcome::SkippedNewer { .. } => "skipped_newer",
+            OnlineOutcome::Superseded { .. } => "superseded",
+            OnlineOutcome::UpToDate { .. } => "up_to_date",
+            OnlineOutcome::NotNewestOfBackfill => "not_newest_of_backfill",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize)]

@@ -309,9 +309,9 @@ async fn newest_registered(
 
 /// Tells the person watching why the run pauses.
 pub(crate) fn waiting(holder: &str, purpose: &str, until: chrono::DateTime<chrono::Utc>) {
-    eprintln!(
-        "fengine: waiting for run {holder}, which is {purpose} (its lease lapses at {} unless \
-         renewed)",
+    tracing::warn!(
+        holder,
+        "waiting for run {holder}, which is {purpose} (its lease lapses at {} unless renewed)",
         until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
     );
 }

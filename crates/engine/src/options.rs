@@ -16,8 +16,12 @@ pub struct RunOptions {
     pub params: BTreeMap<String, String>,
     /// Load the online store even if it holds a newer as-of.
     pub force: bool,
-    /// Names this run's files, apart from other runs of the same as-of.
+    /// Names this run's files, apart from other runs of the same as-of; a retry of a run
+    /// passes the same id ([`new_run_id`] makes one).
     pub run_id: String,
+    /// The scheduler's job the run is part of (a SageMaker Processing job's name), for the
+    /// manifest.
+    pub job_name: Option<String>,
     /// Load the online store; a backfill loads only its newest as-of.
     pub load_online: bool,
     /// The snapshot to read of a `features.` source, by group (`--snapshot <group>=<as-of>`);
@@ -33,13 +37,32 @@ impl RunOptions {
             force: false,
             load_online: true,
             snapshots: BTreeMap::new(),
-            run_id: uuid::Uuid::new_v4().simple().to_string()[..12].to_string(),
+            run_id: new_run_id(),
+            job_name: None,
         }
     }
 
     pub fn now() -> Self {
         RunOptions::new(Utc::now().trunc_subsecs(0))
     }
+}
+
+/// A run id no other run has: 12 hexadecimal digits.
+pub fn new_run_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()[..12].to_string()
+}
+
+/// Refuses a run id that cannot name a folder and a lease (`run-<id>/`) on every store.
+pub fn check_run_id(run_id: &str) -> Result<()> {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
+    if (1..=128).contains(&run_id.len()) && run_id.chars().all(allowed) && !run_id.starts_with('.')
+    {
+        return Ok(());
+    }
+    Err(Error::Config(format!(
+        "run id '{run_id}' may hold 1 to 128 letters, digits, '-', '_' and '.', not starting \
+         with '.' (a Step Functions execution name or a SageMaker job name fits)"
+    )))
 }
 
 /// The partition value of a snapshot: its as-of as `YYYYMMDDTHHMMSSZ`.

@@ -52,27 +52,6 @@ impl GlueCatalog {
             Err(e) => Err(storage("CreateDatabase", &e)),
         }
     }
-
-    async fn get_partition(&self, table: &Table, values: &[String]) -> Result<Option<Partition>> {
-        match self
-            .client
-            .get_partition()
-            .database_name(&table.database)
-            .table_name(&table.name)
-            .set_partition_values(Some(values.to_vec()))
-            .send()
-            .await
-        {
-            Ok(output) => Ok(output.partition().map(partition_from_glue)),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_entity_not_found_exception()) =>
-            {
-                Ok(None)
-            }
-            Err(e) => Err(storage("GetPartition", &e)),
-        }
-    }
 }
 
 /// Whether Glue refused a create because the entity exists.
@@ -119,7 +98,9 @@ impl Catalog for GlueCatalog {
         // and the create (two first runs of a group record its history at once): then the
         // decision is made again on what that writer registered.
         for attempt in 0..2 {
-            let replaced = self.get_partition(table, &partition.values).await?;
+            let replaced = self
+                .get_partition(&table.database, &table.name, &partition.values)
+                .await?;
             let input = partition_input(table, partition);
             match &replaced {
                 // Registered again as it is (a catalogue table's partition): nothing to do.
@@ -280,6 +261,32 @@ impl Catalog for GlueCatalog {
         }
         partitions.sort_by(|a, b| a.values.cmp(&b.values));
         Ok(partitions)
+    }
+
+    async fn get_partition(
+        &self,
+        database: &str,
+        table: &str,
+        values: &[String],
+    ) -> Result<Option<Partition>> {
+        match self
+            .client
+            .get_partition()
+            .database_name(database)
+            .table_name(table)
+            .set_partition_values(Some(values.to_vec()))
+            .send()
+            .await
+        {
+            Ok(output) => Ok(output.partition().map(partition_from_glue)),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_entity_not_found_exception()) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(storage("GetPartition", &e)),
+        }
     }
 }
 

@@ -26,6 +26,7 @@ use arrow::array::RecordBatch;
 use datafusion::execution::context::SessionContext;
 use fengine_catalog::Partition;
 use fengine_dialect::Pipeline;
+use tracing::Instrument;
 use url::Url;
 
 use self::publication::{Registered, record_publication};
@@ -72,6 +73,8 @@ pub async fn run(
         models.push(format!("{} v{}", registered.model, registered.version));
     }
     Ok(RunManifest {
+        run_id: options.run_id.clone(),
+        job_name: options.job_name.clone(),
         pipeline: pipeline.path.display().to_string(),
         as_of: options.as_of,
         params: options.params.clone(),
@@ -105,7 +108,37 @@ pub(crate) async fn publish_rows(
 
 /// Publishes under the snapshot's lease: a second run of the same as-of waits for this one
 /// to finish, then replaces its snapshot, rather than deleting files this one still writes.
+/// What it logs names the group.
 async fn publish(
+    context: &SessionContext,
+    group: &PlannedGroup,
+    computed: Option<RecordBatch>,
+    options: &RunOptions,
+    backends: &Backends,
+) -> Result<GroupManifest> {
+    let span = tracing::info_span!(
+        "group",
+        group = %group.name(),
+        version = group.definition.version,
+        as_of = %published::format_time(options.as_of)
+    );
+    let published = publish_under_lease(context, group, computed, options, backends)
+        .instrument(span.clone())
+        .await;
+    let _entered = span.enter();
+    match &published {
+        Ok(manifest) => tracing::info!(
+            rows = manifest.rows_written,
+            partition = %manifest.partition,
+            online = %manifest.online.status(),
+            "published"
+        ),
+        Err(error) => tracing::info!("not published: {error}"),
+    }
+    published
+}
+
+async fn publish_under_lease(
     context: &SessionContext,
     group: &PlannedGroup,
     computed: Option<RecordBatch>,
@@ -173,6 +206,14 @@ impl Publishing<'_> {
             .snapshot_location
             .join(&format!("run-{}/", self.options.run_id))
             .expect("run ids are valid URL path segments");
+        if computed.is_none() {
+            // A scheduler's retry of a run (same run id, same as-of): what an attempt
+            // registered stands, and what one left unregistered is no one's.
+            if let Some(registered) = self.registered_by_this_run().await? {
+                return self.complete_registered(&registered, &run_location).await;
+            }
+            self.backends.warehouse.delete_prefix(&run_location).await?;
+        }
         let computed = match computed {
             None => self.compute_and_check(&run_location, &mut timings).await,
             Some(rows) => {
@@ -206,18 +247,89 @@ impl Publishing<'_> {
             .map_err(|e| e.after_registering(&self.group.name(), &self.snapshot_ts))?;
         timings.online = elapsed_ms(started);
 
-        Ok(GroupManifest {
+        Ok(self.manifest(
+            computed.rows_written,
+            &run_location,
+            replaced.is_some(),
+            online,
+            timings,
+        ))
+    }
+
+    fn manifest(
+        &self,
+        rows_written: u64,
+        run_location: &Url,
+        replaced: bool,
+        online: OnlineOutcome,
+        timings_ms: Timings,
+    ) -> GroupManifest {
+        GroupManifest {
             group: self.group.name(),
             version: self.group.definition.version,
             run_id: self.options.run_id.clone(),
             table: format!("{}.{}", self.group.table.database, self.group.table.name),
-            rows_written: computed.rows_written,
+            rows_written,
             snapshot_location: run_location.to_string(),
             partition: format!("snapshot_ts={}", self.snapshot_ts),
-            replaced: replaced.is_some(),
+            replaced,
+            already_registered: false,
             online,
-            timings_ms: timings,
-        })
+            timings_ms,
+        }
+    }
+
+    /// The snapshot of this as-of, when an earlier attempt of this run registered it.
+    async fn registered_by_this_run(&self) -> Result<Option<Partition>> {
+        let table = &self.group.table;
+        let registered = self
+            .backends
+            .catalog
+            .get_partition(
+                &table.database,
+                &table.name,
+                std::slice::from_ref(&self.snapshot_ts),
+            )
+            .await?;
+        Ok(registered.filter(|partition| {
+            partition.parameters.get(published::RUN_ID) == Some(&self.options.run_id)
+        }))
+    }
+
+    /// A retried run whose snapshot an earlier attempt registered: nothing is recomputed;
+    /// the online load completes if that attempt's did not.
+    async fn complete_registered(
+        &self,
+        registered: &Partition,
+        run_location: &Url,
+    ) -> Result<GroupManifest> {
+        tracing::info!(
+            partition = %format!("snapshot_ts={}", self.snapshot_ts),
+            "this run registered the snapshot in an earlier attempt; not computed again"
+        );
+        let rows = registered
+            .parameters
+            .get(published::ROWS)
+            .and_then(|rows| rows.parse().ok())
+            .unwrap_or(0);
+        let mut timings = Timings::default();
+        let started = Instant::now();
+        let step = OnlineStep {
+            context: self.context,
+            target: self.group.load_target(),
+            options: self.options,
+            backends: self.backends,
+            mine: None,
+            obsolete: Vec::new(),
+        };
+        let online = step
+            .run()
+            .await
+            .map_err(|e| e.after_registering(&self.group.name(), &self.snapshot_ts))?;
+        timings.online = elapsed_ms(started);
+        let mut manifest = self.manifest(rows, run_location, false, online, timings);
+        manifest.already_registered = true;
+        Ok(manifest)
     }
 
     fn identity(&self) -> Identity {
@@ -359,8 +471,9 @@ impl Publishing<'_> {
         if result.is_err()
             && let Err(cleanup) = self.backends.warehouse.delete_prefix(run_location).await
         {
-            eprintln!(
-                "fengine: warning: could not delete the unpublished files at {run_location}: {cleanup}"
+            tracing::warn!(
+                location = %run_location,
+                "warning: could not delete the unpublished files at {run_location}: {cleanup}"
             );
         }
         result
