@@ -280,7 +280,7 @@ impl Publishing<'_> {
     }
 
     /// The snapshot of this as-of, when an earlier attempt of this run registered it.
-    async fn registered_by_this_run(&self) -> Result<Option<Partition>> {
+    async fn registered_by_this_run(&self) -> Result<Option<published::Snapshot>> {
         let table = &self.group.table;
         let registered = self
             .backends
@@ -291,27 +291,24 @@ impl Publishing<'_> {
                 std::slice::from_ref(&self.snapshot_ts),
             )
             .await?;
-        Ok(registered.filter(|partition| {
-            partition.parameters.get(published::RUN_ID) == Some(&self.options.run_id)
-        }))
+        let snapshot = registered
+            .map(|partition| published::Snapshot::of(table, &partition))
+            .transpose()?;
+        Ok(snapshot.filter(|snapshot| snapshot.run_id == self.options.run_id))
     }
 
     /// A retried run whose snapshot an earlier attempt registered: nothing is recomputed;
     /// the online load completes if that attempt's did not.
     async fn complete_registered(
         &self,
-        registered: &Partition,
+        registered: &published::Snapshot,
         run_location: &Url,
     ) -> Result<GroupManifest> {
         tracing::info!(
             partition = %format!("snapshot_ts={}", self.snapshot_ts),
             "this run registered the snapshot in an earlier attempt; not computed again"
         );
-        let rows = registered
-            .parameters
-            .get(published::ROWS)
-            .and_then(|rows| rows.parse().ok())
-            .unwrap_or(0);
+        let rows = registered.rows.unwrap_or(0);
         let mut timings = Timings::default();
         let started = Instant::now();
         let step = OnlineStep {
