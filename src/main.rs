@@ -15,6 +15,7 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 use fengine_engine::{Error, ErrorKind};
 
+use crate::commands::Outcome;
 use crate::logging::LogFormat;
 use crate::sagemaker::ProcessingJob;
 
@@ -25,6 +26,8 @@ const EXIT_BAD_INPUT: u8 = 2;
 const EXIT_CHECK_FAILED: u8 = 3;
 const EXIT_INFRASTRUCTURE: u8 = 4;
 const EXIT_PERMANENT_FAULT: u8 = 5;
+/// `run --if-changed` computed nothing: a scheduler's branch, not a failure.
+const EXIT_NOTHING_TO_DO: u8 = 6;
 
 #[derive(Parser)]
 #[command(
@@ -52,6 +55,9 @@ enum Command {
     Get(commands::get::GetArgs),
     /// Find, read and retire published feature groups and models.
     Catalog(commands::catalog::CatalogArgs),
+    /// Say per feature group of a pipeline which of its inputs changed since its last run,
+    /// and when that was; reads no data.
+    Status(commands::status::StatusArgs),
     /// Put the online store back to an earlier registered snapshot, in one step; newer
     /// snapshots are set aside (kept), and the rollback recorded in the group's history.
     Rollback(commands::rollback::RollbackArgs),
@@ -106,8 +112,25 @@ fn run_command(mut cli: Cli, logs: LogFormat) -> ExitCode {
     };
     runtime.spawn(stop_on_signal());
     match runtime.block_on(execute(cli.command)) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(Outcome::Done) => ExitCode::SUCCESS,
+        Ok(Outcome::NothingToDo(why)) => nothing_to_do(&why, logs, job.as_ref()),
         Err(error) => ExitCode::from(report(&error, logs, job.as_ref())),
+    }
+}
+
+/// Says why the run computed nothing, as [`report`] says why one failed.
+fn nothing_to_do(why: &str, logs: LogFormat, job: Option<&ProcessingJob>) -> ExitCode {
+    match logs {
+        LogFormat::Text => eprintln!("fengine: {why}"),
+        LogFormat::Json => tracing::info!(exit_code = EXIT_NOTHING_TO_DO, "{why}"),
+    }
+    match job {
+        // SageMaker marks a job whose container exits other than 0 Failed.
+        Some(job) => {
+            job.write_exit_message(why);
+            ExitCode::SUCCESS
+        }
+        None => ExitCode::from(EXIT_NOTHING_TO_DO),
     }
 }
 
@@ -193,14 +216,16 @@ impl Command {
     }
 }
 
-async fn execute(command: Command) -> Result<()> {
-    match command {
-        Command::Run(args) => commands::run::run(args).await,
+async fn execute(command: Command) -> Result<Outcome> {
+    let done = match command {
+        Command::Run(args) => return commands::run::run(args).await,
         Command::Backfill(args) => commands::backfill::run(args).await,
         Command::Plan(args) => commands::plan::run(args).await,
+        Command::Status(args) => commands::status::run(args).await,
         Command::TrainingSet(args) => commands::training_set::run(args).await,
         Command::Get(args) => commands::get::run(args).await,
         Command::Catalog(args) => commands::catalog::run(args).await,
         Command::Rollback(args) => commands::rollback::run(args).await,
-    }
+    };
+    done.map(|()| Outcome::Done)
 }

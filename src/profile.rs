@@ -16,12 +16,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Result, bail};
-use datafusion::catalog::CatalogProvider;
 use datafusion::execution::object_store::ObjectStoreRegistry;
 use fengine_catalog::{Catalog, LocalCatalog};
 #[cfg(feature = "aws")]
 use fengine_engine::CallerIdentity;
-use fengine_engine::{Backends, Caller, Error, OsUser, PlannedPipeline, Warehouse};
+use fengine_engine::{Backends, Caller, Error, OsUser, PlannedPipeline, SourceCatalog, Warehouse};
 use fengine_online::{OnlineStore, SqliteOnlineStore};
 use serde::Deserialize;
 use url::Url;
@@ -412,16 +411,17 @@ impl Aws {
         }
     }
 
-    fn source_catalogs(&self, profile: &Profile) -> Vec<(String, Arc<dyn CatalogProvider>)> {
+    fn source_catalogs(&self, profile: &Profile) -> Vec<SourceCatalog> {
         let name = profile
             .glue_catalog_name
             .clone()
             .unwrap_or_else(|| "glue".to_string());
         self.context
             .iter()
-            .map(|aws| {
-                let catalog = fengine_aws::GlueSourceCatalog::new(aws);
-                (name.clone(), Arc::new(catalog) as Arc<dyn CatalogProvider>)
+            .map(|aws| SourceCatalog {
+                name: name.clone(),
+                provider: Arc::new(fengine_aws::GlueSourceCatalog::new(aws)),
+                tables: Arc::new(fengine_aws::GlueCatalog::new(aws)),
             })
             .collect()
     }
@@ -483,7 +483,7 @@ impl Aws {
         None
     }
 
-    fn source_catalogs(&self, _profile: &Profile) -> Vec<(String, Arc<dyn CatalogProvider>)> {
+    fn source_catalogs(&self, _profile: &Profile) -> Vec<SourceCatalog> {
         Vec::new()
     }
 

@@ -985,3 +985,180 @@ async fn what_dynamodb_refuses_is_found_before_anything_is_registered() {
     let tables = glue.get_tables().database_name(&database).send().await;
     assert!(tables.map(|t| t.table_list().is_empty()).unwrap_or(true));
 }
+
+/// `run --if-changed` on S3: exit 6 while the objects under the source prefix are as the
+/// last run listed them; a run for each object added, deleted, or rewritten with the same
+/// size (its ETag changes), with the rows that change brings.
+#[tokio::test]
+async fn if_changed_sees_objects_added_deleted_and_rewritten_on_s3() {
+    let (workspace, bucket, database, _) = aws_workspace();
+    workspace.write(
+        "p.sql",
+        &format!(
+            "CREATE EXTERNAL TABLE events (k BIGINT NOT NULL, t TIMESTAMP NOT NULL, v DOUBLE NOT NULL)
+             STORED AS CSV LOCATION 's3://{bucket}/events/' OPTIONS ('format.has_header' 'true');
+             CREATE FEATURE GROUP totals KEY (k) EVENT TIME t AS
+             SELECT k, max(t) AS t, sum(v) AS total FROM events GROUP BY k;"
+        ),
+    );
+    aws::put_object(
+        &bucket,
+        "events/a.csv",
+        b"k,t,v\n1,2024-03-01T00:00:00Z,1.5\n".to_vec(),
+    )
+    .await;
+    aws::put_object(
+        &bucket,
+        "events/b.csv",
+        b"k,t,v\n2,2024-03-01T00:00:00Z,2.5\n".to_vec(),
+    )
+    .await;
+    let run = |day: u32| {
+        workspace.fengine(&[
+            "run",
+            "p.sql",
+            "--as-of",
+            &format!("2024-03-{day:02}T00:00:00Z"),
+            "--if-changed",
+            "--profile",
+            "aws",
+            "--output",
+            "json",
+        ])
+    };
+    use std::collections::BTreeMap;
+    let totals = |outcome: Outcome| snapshot_totals(&bucket, outcome.success().json());
+    let registered = || async {
+        let glue = fengine_aws::GlueCatalog::new(&aws::context().await);
+        fengine_catalog::Catalog::list_partitions(&glue, &database, "totals_v1")
+            .await
+            .unwrap()
+            .len()
+    };
+    assert_eq!(totals(run(2)).await, BTreeMap::from([(1, 1.5), (2, 2.5)]));
+    let untouched = run(3);
+    assert_eq!(untouched.code, 6, "{}", untouched.stderr);
+    assert_eq!(registered().await, 1);
+
+    aws::put_object(
+        &bucket,
+        "events/c.csv",
+        b"k,t,v\n3,2024-03-01T00:00:00Z,4.0\n".to_vec(),
+    )
+    .await;
+    assert_eq!(
+        totals(run(3)).await,
+        BTreeMap::from([(1, 1.5), (2, 2.5), (3, 4.0)])
+    );
+    aws::delete_object(&bucket, "events/a.csv").await;
+    assert_eq!(totals(run(4)).await, BTreeMap::from([(2, 2.5), (3, 4.0)]));
+    aws::put_object(
+        &bucket,
+        "events/b.csv",
+        b"k,t,v\n2,2024-03-01T00:00:00Z,9.5\n".to_vec(),
+    )
+    .await;
+    assert_eq!(totals(run(5)).await, BTreeMap::from([(2, 9.5), (3, 4.0)]));
+    let again = run(6);
+    assert_eq!(again.code, 6, "{}", again.stderr);
+    assert_eq!(registered().await, 4);
+}
+
+/// k -> total of the snapshot a run's manifest names, read from S3 with the parquet crate.
+async fn snapshot_totals(
+    bucket: &str,
+    manifest: serde_json::Value,
+) -> std::collections::BTreeMap<i64, f64> {
+    use arrow::datatypes::{Float64Type, Int64Type};
+    let location = manifest["groups"][0]["snapshot_location"].as_str().unwrap();
+    let prefix = location.trim_start_matches(&format!("s3://{bucket}/"));
+    let objects = aws::list_objects(bucket, prefix).await;
+    let batches = aws::read_parquet_objects(bucket, &objects).await;
+    let keys = column::<Int64Type>(&batches, "k");
+    let totals = column::<Float64Type>(&batches, "total");
+    keys.into_iter()
+        .zip(totals)
+        .map(|(k, t)| (k.unwrap(), t.unwrap()))
+        .collect()
+}
+
+/// A partitioned Glue table's fingerprint: its partitions' values and locations, and the
+/// objects under them, the partition outside the table's folder too.
+#[tokio::test]
+async fn if_changed_sees_glue_partitions_and_their_objects() {
+    use fengine_aws::sdk::glue::types::PartitionInput;
+    let (workspace, bucket, database, _) = aws_workspace();
+    register_partitioned_transactions(&bucket, &database).await;
+    workspace.write(
+        "spend.sql",
+        &format!(
+            "CREATE FEATURE GROUP category_spend KEY (customer_id, category) EVENT TIME event_time AS
+             SELECT customer_id, category, max(event_time) AS event_time, sum(amount) AS spend
+             FROM glue.{database}.transactions GROUP BY customer_id, category;"
+        ),
+    );
+    let run = |day: u32| {
+        workspace.fengine(&[
+            "run",
+            "spend.sql",
+            "--as-of",
+            &format!("2024-04-{day:02}T00:00:00Z"),
+            "--if-changed",
+            "--profile",
+            "aws",
+        ])
+    };
+    run(1).success();
+    let untouched = run(2);
+    assert_eq!(untouched.code, 6, "{}", untouched.stderr);
+
+    // An object added to the partition outside the table's folder.
+    let travel = aws::list_objects(&bucket, "raw/elsewhere/travel/").await;
+    let object = aws::read_parquet_objects(&bucket, &travel).await;
+    let mut file = Vec::new();
+    let mut writer =
+        parquet::arrow::ArrowWriter::try_new(&mut file, object[0].schema(), None).unwrap();
+    for batch in &object {
+        writer.write(batch).unwrap();
+    }
+    writer.close().unwrap();
+    aws::put_object(&bucket, "raw/elsewhere/travel/part-1.parquet", file.clone()).await;
+    let status = workspace
+        .fengine(&["status", "spend.sql", "--profile", "aws"])
+        .success()
+        .stdout;
+    assert!(
+        status.starts_with(&format!(
+            "category_spend v1: changed: table glue.{database}.transactions; last run"
+        )),
+        "{status}"
+    );
+    run(2).success();
+    assert_eq!(run(3).code, 6);
+
+    // A partition registered with no object yet is a change too.
+    let glue = fengine_aws::sdk::glue::Client::new(aws::context().await.sdk_config());
+    let columns = [
+        ("customer_id", "bigint"),
+        ("merchant_id", "bigint"),
+        ("amount", "double"),
+        ("event_time", "timestamp"),
+    ];
+    glue.create_partition()
+        .database_name(&database)
+        .table_name("transactions")
+        .partition_input(
+            PartitionInput::builder()
+                .values("books")
+                .storage_descriptor(parquet_descriptor(
+                    &columns,
+                    format!("s3://{bucket}/raw/transactions/category=books/"),
+                ))
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    run(3).success();
+    assert_eq!(run(4).code, 6);
+}

@@ -6,6 +6,7 @@ pub(crate) mod get;
 pub(crate) mod plan;
 pub(crate) mod rollback;
 pub(crate) mod run;
+pub(crate) mod status;
 pub(crate) mod training_set;
 
 use std::collections::BTreeMap;
@@ -103,6 +104,13 @@ impl SchedulerArgs {
 fn parse_run_id(text: &str) -> Result<String> {
     fengine_engine::check_run_id(text)?;
     Ok(text.to_string())
+}
+
+/// How a command that did not fail ended.
+pub(crate) enum Outcome {
+    Done,
+    /// `run --if-changed` found every group's last run standing: why, for the scheduler.
+    NothingToDo(String),
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use clap::Args;
 use fengine_engine::Error;
 
-use super::{Output, PipelineArgs, SchedulerArgs, parse_as_of, prepare};
+use super::{Outcome, Output, PipelineArgs, SchedulerArgs, parse_as_of, prepare};
 use crate::output;
 
 #[derive(Args)]
@@ -25,13 +25,19 @@ pub(crate) struct RunArgs {
     /// before the as-of; repeat for more groups.
     #[arg(long = "snapshot", value_name = "GROUP=AS-OF", value_parser = parse_snapshot)]
     pub(crate) snapshots: Vec<(String, DateTime<Utc>)>,
+    /// Compute only the groups something they read changed for since their last run
+    /// (sources' files, Glue partitions, `features.` snapshots, the pipeline's text, the
+    /// params); when none did, write nothing and exit 6.
+    #[arg(long)]
+    pub(crate) if_changed: bool,
     #[command(flatten)]
     pub(crate) scheduler: SchedulerArgs,
 }
 
-pub(crate) async fn run(args: RunArgs) -> Result<()> {
+pub(crate) async fn run(args: RunArgs) -> Result<Outcome> {
     let (first, mut options) = prepare(&args.pipeline, args.force)?;
     args.scheduler.apply(&mut options);
+    options.if_changed = args.if_changed;
     for (group, as_of) in &args.snapshots {
         if options.snapshots.insert(group.clone(), *as_of).is_some() {
             anyhow::bail!(Error::Config(format!(
@@ -65,12 +71,27 @@ pub(crate) async fn run(args: RunArgs) -> Result<()> {
     }
     tracing::info!("run finished");
     match (as_json, manifests.as_slice()) {
-        (true, [one]) => output::print_manifest(one, true),
-        (true, many) => {
-            out!("{}", serde_json::to_string_pretty(many)?);
-            Ok(())
-        }
-        (false, _) => Ok(()),
+        (true, [one]) => output::print_manifest(one, true)?,
+        (true, many) => out!("{}", serde_json::to_string_pretty(many)?),
+        (false, _) => {}
+    }
+    Ok(outcome(&manifests))
+}
+
+/// Nothing to do when no group was computed and at least one was found unchanged.
+fn outcome(manifests: &[fengine_engine::RunManifest]) -> Outcome {
+    let computed = manifests.iter().any(|m| !m.groups.is_empty());
+    let unchanged: Vec<String> = manifests
+        .iter()
+        .flat_map(|m| &m.unchanged)
+        .map(|g| format!("{} v{} (run {})", g.group, g.version, g.run_id))
+        .collect();
+    match (computed, unchanged.is_empty()) {
+        (false, false) => Outcome::NothingToDo(format!(
+            "nothing to do: nothing read changed since the last run of {}",
+            unchanged.join(", ")
+        )),
+        _ => Outcome::Done,
     }
 }
 

@@ -37,6 +37,17 @@ pub fn print_manifest(manifest: &RunManifest, as_json: bool) -> Result<()> {
         return Ok(());
     }
     print_groups(&manifest.groups);
+    for group in &manifest.unchanged {
+        out!(
+            "{} v{}: unchanged since run {} of as-of {}: not computed",
+            group.group,
+            group.version,
+            group.run_id,
+            group
+                .as_of
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        );
+    }
     for model in &manifest.models {
         out!("model {model} registered");
     }

@@ -176,6 +176,15 @@ pub async fn put_object(bucket: &str, key: &str, bytes: Vec<u8>) {
         .unwrap();
 }
 
+/// Deletes an object, with object_store directly.
+pub async fn delete_object(bucket: &str, key: &str) {
+    use object_store::ObjectStoreExt;
+    bucket_store(bucket)
+        .delete(&object_store::path::Path::from(key))
+        .await
+        .unwrap();
+}
+
 /// What the consistency check reads of a group version on the local AWS server: the Glue
 /// partitions, every object under the table's location (as `s3://` URLs), what DynamoDB
 /// holds, and the rows of each partition's files.

@@ -28,8 +28,8 @@ pub struct Backends {
     /// Serves the object stores of sources and the warehouse by URL; DataFusion's default
     /// (local files) when `None`.
     pub object_stores: Option<Arc<dyn ObjectStoreRegistry>>,
-    /// Catalogs of source tables, by the name queries use (`glue` in `glue.db.table`).
-    pub source_catalogs: Vec<(String, Arc<dyn CatalogProvider>)>,
+    /// Catalogs of source tables (`glue` in `glue.db.table`).
+    pub source_catalogs: Vec<SourceCatalog>,
     /// The bytes DataFusion's operators may hold; past it, sorts and joins spill to disk
     /// and operators that cannot spill fail with a clear error. `None`: no limit.
     pub memory_limit: Option<usize>,
@@ -40,6 +40,16 @@ pub struct Backends {
     pub as_of_horizon: std::time::Duration,
     /// Who runs the command, as the catalogue's history records it.
     pub caller: Arc<dyn Caller>,
+}
+
+/// A catalog of source tables, by the name queries use (`glue` in `glue.db.table`):
+/// DataFusion reads its tables through `provider`; `tables` describes them (location,
+/// partitions) for the fingerprint of what a run read.
+#[derive(Debug, Clone)]
+pub struct SourceCatalog {
+    pub name: String,
+    pub provider: Arc<dyn CatalogProvider>,
+    pub tables: Arc<dyn Catalog>,
 }
 
 impl Backends {
@@ -94,8 +104,8 @@ impl Backends {
         }
         let state = state.build();
         let context = SessionContext::new_with_state(state);
-        for (name, catalog) in &self.source_catalogs {
-            context.register_catalog(name, catalog.clone());
+        for source in &self.source_catalogs {
+            context.register_catalog(&source.name, source.provider.clone());
         }
         let root = self.warehouse.root();
         if root.scheme() != "file" {

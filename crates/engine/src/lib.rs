@@ -42,6 +42,7 @@ mod catalogue;
 mod checks;
 mod delivery;
 mod error;
+mod fingerprint;
 mod get;
 mod hive;
 mod hooks;
@@ -58,10 +59,11 @@ mod rollback;
 mod run;
 mod source_cache;
 mod source_files;
+mod status;
 mod training_set;
 mod warehouse;
 
-pub use backends::Backends;
+pub use backends::{Backends, SourceCatalog};
 pub use backfill::{
     AsOfOutcome, BackfillManifest, BackfillOptions, BackfillProgress, backfill, parse_every,
     swept_groups,
@@ -76,16 +78,18 @@ pub use catalogue::{
 pub use delivery::deliver_manifest;
 pub use error::{Error, ErrorKind, Result};
 pub use fengine_operators::functions::param_type_name;
+pub use fingerprint::Fingerprint;
 pub use get::get;
 pub use interrupt::interrupt;
 pub use lease::DEFAULT_LEASE_TTL;
-pub use manifest::{GroupManifest, OnlineOutcome, RunManifest, Timings};
+pub use manifest::{GroupManifest, OnlineOutcome, RunManifest, Timings, UnchangedGroup};
 pub use options::{DEFAULT_AS_OF_HORIZON, RunOptions, check_run_id, new_run_id, snapshot_name};
 pub use plan::{PlannedGroup, PlannedModel, PlannedPipeline, plan};
 pub use published::{Retired, Snapshot};
 pub use retire::{RetireOutcome, retire};
 pub use rollback::{RollbackOutcome, RollbackRequest, rollback};
 pub use run::{order_pipelines, run};
+pub use status::{GroupStatus, status};
 pub use training_set::{
     FeatureRequest, SpineSource, TrainingSetGroup, TrainingSetManifest, TrainingSetRequest,
     build_training_set,

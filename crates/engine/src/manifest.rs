@@ -18,9 +18,23 @@ pub struct RunManifest {
     pub params: BTreeMap<String, String>,
     pub warehouse: String,
     pub groups: Vec<GroupManifest>,
+    /// Groups `--if-changed` did not compute: nothing they read changed since their last
+    /// run.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unchanged: Vec<UnchangedGroup>,
     /// The models registered, as `<model> v<n>`.
     pub models: Vec<String>,
     pub elapsed_ms: u64,
+}
+
+/// A group whose last run's snapshot stands: what it reads is as that run found it.
+#[derive(Debug, Clone, Serialize)]
+pub struct UnchangedGroup {
+    pub group: String,
+    pub version: u32,
+    /// The run that registered the snapshot that stands, and its as-of.
+    pub run_id: String,
+    pub as_of: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone, Serialize)]

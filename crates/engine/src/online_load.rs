@@ -277,7 +277,7 @@ fn held_already(held: SnapshotId, mine: &SnapshotId, registered_mine: bool) -> O
 
 /// The group version's newest registered snapshot that no rollback set aside, and its
 /// partition.
-async fn newest_registered(
+pub(crate) async fn newest_registered(
     table: &Table,
     backends: &Backends,
 ) -> Result<Option<(SnapshotId, Partition)>> {

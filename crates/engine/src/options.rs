@@ -27,6 +27,9 @@ pub struct RunOptions {
     /// The snapshot to read of a `features.` source, by group (`--snapshot <group>=<as-of>`);
     /// others read the newest at or before the as-of.
     pub snapshots: BTreeMap<String, DateTime<Utc>>,
+    /// Compute only the groups an input of which changed since their last run
+    /// (`--if-changed`).
+    pub if_changed: bool,
 }
 
 impl RunOptions {
@@ -39,6 +42,7 @@ impl RunOptions {
             snapshots: BTreeMap::new(),
             run_id: new_run_id(),
             job_name: None,
+            if_changed: false,
         }
     }
 

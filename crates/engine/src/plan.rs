@@ -8,9 +8,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arrow::datatypes::{DataType, SchemaRef};
+use datafusion::catalog::view::ViewTable;
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::common::{ScalarValue, TableReference};
 use datafusion::dataframe::DataFrame;
+use datafusion::datasource::source_as_provider;
 use datafusion::error::DataFusionError;
 use datafusion::execution::context::SessionContext;
 use datafusion::logical_expr::LogicalPlan;
@@ -46,6 +48,8 @@ pub struct PlannedPipeline {
     pub models: Vec<PlannedModel>,
     /// The published group versions it reads (`features.<group>`).
     pub published_sources: Vec<(String, u32)>,
+    /// The snapshots of them it reads.
+    pub(crate) feature_sources: Vec<FeatureSource>,
 }
 
 /// A model whose features exist: published, or about to be by the pipeline's groups.
@@ -210,9 +214,10 @@ pub(crate) async fn plan_pipeline(
         sources: defined.into_iter().flat_map(|s| s.locations).collect(),
         models,
         published_sources: feature_sources
-            .into_iter()
-            .map(|f| (f.group, f.version))
+            .iter()
+            .map(|f| (f.group.clone(), f.version))
             .collect(),
+        feature_sources,
     })
 }
 
@@ -527,11 +532,24 @@ async fn plan_models(
 }
 
 /// What a group's plan scans: the pipeline's sources by their locations, published groups
-/// (`features.<group>`), and other tables by name.
+/// (`features.<group>`), and other tables by name; through views, what they scan.
 fn upstream(plan: &LogicalPlan, sources: Sources<'_>) -> Vec<Upstream> {
     let mut found = Vec::new();
+    scanned(plan, sources, &mut found);
+    found.sort();
+    found.dedup();
+    found
+}
+
+fn scanned(plan: &LogicalPlan, sources: Sources<'_>, found: &mut Vec<Upstream>) {
     plan.apply(|node| {
         if let LogicalPlan::TableScan(scan) = node {
+            if let Ok(provider) = source_as_provider(&scan.source)
+                && let Some(view) = provider.downcast_ref::<ViewTable>()
+            {
+                scanned(view.logical_plan(), sources, found);
+                return Ok(TreeNodeRecursion::Continue);
+            }
             let feature = sources.features.iter().find(|f| {
                 scan.table_name == TableReference::partial(FEATURES_SCHEMA, f.table.as_str())
             });
@@ -564,9 +582,6 @@ fn upstream(plan: &LogicalPlan, sources: Sources<'_>) -> Vec<Upstream> {
         Ok(TreeNodeRecursion::Continue)
     })
     .expect("the visitor does not fail");
-    found.sort();
-    found.dedup();
-    found
 }
 
 /// Group names become table, folder and online table names: lower-case letters, digits and

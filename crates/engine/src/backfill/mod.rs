@@ -218,7 +218,7 @@ pub async fn backfill(
         let planned = plan::plan_pipeline(pipeline, &run, backends, Some(&sources)).await?;
         for index in due {
             let group = &planned.groups[index];
-            let published = publish_group(&planned.context, group, &run, backends).await?;
+            let published = publish_group(&planned.context, group, None, &run, backends).await?;
             tracker.record(index, as_of, published);
         }
     }

@@ -35,14 +35,16 @@ use crate::backends::Backends;
 use crate::catalogue::write_model;
 use crate::checks::Identity;
 use crate::error::Result;
+use crate::fingerprint::{Fingerprint, Fingerprints};
 use crate::hooks::{fail_point, pause_point};
 use crate::interrupt;
 use crate::lease::Lease;
-use crate::manifest::{GroupManifest, OnlineOutcome, RunManifest, Timings};
+use crate::manifest::{GroupManifest, OnlineOutcome, RunManifest, Timings, UnchangedGroup};
 use crate::online_load::{LatestRows, OnlineStep, waiting};
 use crate::options::{RunOptions, snapshot_name};
-use crate::plan::{PlannedGroup, plan};
+use crate::plan::{PlannedGroup, PlannedPipeline, plan};
 use crate::published;
+use crate::status::group_status;
 
 /// Plans the pipeline, then computes and publishes each feature group in order. Each group
 /// is published on its own: a failing group stops the run but leaves earlier groups
@@ -54,10 +56,14 @@ pub async fn run(
 ) -> Result<RunManifest> {
     let started = Instant::now();
     let planned = plan(pipeline, options, backends).await?;
-    let mut groups = Vec::with_capacity(planned.groups.len());
-    for group in &planned.groups {
+    let (todo, unchanged) = groups_to_compute(pipeline, &planned, options, backends).await?;
+    let mut groups = Vec::with_capacity(todo.len());
+    for (group, fingerprint) in &todo {
         let published = match interrupt::check() {
-            Ok(()) => publish_group(&planned.context, group, options, backends).await,
+            Ok(()) => {
+                let fingerprint = Some(fingerprint);
+                publish_group(&planned.context, group, fingerprint, options, backends).await
+            }
             Err(stop) => Err(stop),
         };
         match published {
@@ -65,6 +71,8 @@ pub async fn run(
             Err(error) => return Err(error.after_publishing(&groups)),
         }
     }
+    // Registered even when every group was unchanged: an earlier run may have stopped
+    // after publishing its groups, before its models.
     let mut models = Vec::with_capacity(planned.models.len());
     for model in &planned.models {
         let registered = write_model(backends, &model.definition, model.uses.clone())
@@ -80,19 +88,70 @@ pub async fn run(
         params: options.params.clone(),
         warehouse: backends.warehouse.root().to_string(),
         groups,
+        unchanged,
         models,
         elapsed_ms: elapsed_ms(started),
     })
 }
 
-/// Computes the group's query into its snapshot and publishes it.
+/// The groups to compute, each with the fingerprint of what it reads (taken before any is
+/// computed), and under `--if-changed` those whose last run stands.
+async fn groups_to_compute<'a>(
+    pipeline: &Pipeline,
+    planned: &'a PlannedPipeline,
+    options: &RunOptions,
+    backends: &Backends,
+) -> Result<(Vec<(&'a PlannedGroup, Fingerprint)>, Vec<UnchangedGroup>)> {
+    let mut fingerprints = Fingerprints::new(pipeline, planned, backends).await?;
+    let mut todo = Vec::with_capacity(planned.groups.len());
+    let mut unchanged = Vec::new();
+    for group in &planned.groups {
+        let fingerprint = fingerprints.of(group).await?;
+        if !options.if_changed {
+            todo.push((group, fingerprint));
+            continue;
+        }
+        let status = group_status(group, fingerprint, backends).await?;
+        match (&status.last_run, status.is_unchanged()) {
+            (Some(last), true) => {
+                tracing::info!(
+                    group = %status.group,
+                    version = status.version,
+                    "unchanged since run {} of as-of {}: not computed",
+                    last.run_id,
+                    published::format_time(last.as_of)
+                );
+                unchanged.push(UnchangedGroup {
+                    group: status.group,
+                    version: status.version,
+                    run_id: last.run_id.clone(),
+                    as_of: last.as_of,
+                });
+            }
+            _ => {
+                tracing::info!(
+                    group = %status.group,
+                    version = status.version,
+                    "changed: {}",
+                    status.changed.join("; ")
+                );
+                todo.push((group, status.fingerprint));
+            }
+        }
+    }
+    Ok((todo, unchanged))
+}
+
+/// Computes the group's query into its snapshot and publishes it, recording what it read
+/// (a backfill's earlier as-ofs record nothing: their fingerprint is the newest's).
 pub(crate) async fn publish_group(
     context: &SessionContext,
     group: &PlannedGroup,
+    fingerprint: Option<&Fingerprint>,
     options: &RunOptions,
     backends: &Backends,
 ) -> Result<GroupManifest> {
-    publish(context, group, None, options, backends).await
+    publish(context, group, None, fingerprint, options, backends).await
 }
 
 /// Publishes rows computed elsewhere (a backfill's sweep) as the group's snapshot.
@@ -103,7 +162,7 @@ pub(crate) async fn publish_rows(
     options: &RunOptions,
     backends: &Backends,
 ) -> Result<GroupManifest> {
-    publish(context, group, Some(rows), options, backends).await
+    publish(context, group, Some(rows), None, options, backends).await
 }
 
 /// Publishes under the snapshot's lease: a second run of the same as-of waits for this one
@@ -113,6 +172,7 @@ async fn publish(
     context: &SessionContext,
     group: &PlannedGroup,
     computed: Option<RecordBatch>,
+    fingerprint: Option<&Fingerprint>,
     options: &RunOptions,
     backends: &Backends,
 ) -> Result<GroupManifest> {
@@ -122,7 +182,7 @@ async fn publish(
         version = group.definition.version,
         as_of = %published::format_time(options.as_of)
     );
-    let published = publish_under_lease(context, group, computed, options, backends)
+    let published = publish_under_lease(context, group, computed, fingerprint, options, backends)
         .instrument(span.clone())
         .await;
     let _entered = span.enter();
@@ -142,6 +202,7 @@ async fn publish_under_lease(
     context: &SessionContext,
     group: &PlannedGroup,
     computed: Option<RecordBatch>,
+    fingerprint: Option<&Fingerprint>,
     options: &RunOptions,
     backends: &Backends,
 ) -> Result<GroupManifest> {
@@ -160,6 +221,7 @@ async fn publish_under_lease(
     let step = Publishing {
         context,
         group,
+        fingerprint,
         options,
         backends,
         lease: &lease,
@@ -184,6 +246,8 @@ pub(crate) fn snapshot_lease_name(group: &str, version: u32, snapshot_ts: &str) 
 struct Publishing<'a> {
     context: &'a SessionContext,
     group: &'a PlannedGroup,
+    /// What the group read, recorded with its snapshot.
+    fingerprint: Option<&'a Fingerprint>,
     options: &'a RunOptions,
     backends: &'a Backends,
     lease: &'a Lease,
@@ -409,7 +473,7 @@ impl Publishing<'_> {
     async fn commit(&self, run_location: &Url, rows_written: u64) -> Result<Option<Partition>> {
         let as_of = self.options.as_of;
         let bytes = self.backends.warehouse.bytes_under(run_location).await?;
-        let partition = Partition {
+        let mut partition = Partition {
             values: vec![self.snapshot_ts.clone()],
             location: run_location.to_string(),
             parameters: BTreeMap::from([
@@ -423,6 +487,9 @@ impl Publishing<'_> {
                 ),
             ]),
         };
+        if let Some(fingerprint) = self.fingerprint {
+            partition.parameters.extend(fingerprint.parameters());
+        }
         let registered = self
             .backends
             .catalog
