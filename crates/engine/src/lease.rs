@@ -9,12 +9,15 @@
 //! exactly one wins — the way Terraform's S3 lock files and Delta's commits use S3's
 //! conditional writes, with an expiry added so that a killed run's lease lapses on its own.
 //! A holder that finds its next number taken has lost the lease, and stops before its next
-//! commit point. Each record carries the holders whose leases lapsed unreleased (killed
+//! commit point. A number must never be created twice, so superseded records are deleted
+//! only long after (twice the time to live), and a run creates the number after the one it
+//! read only while that reading is fresh (a third of the time to live): a run that stalled
+//! between reading and writing cannot take a number that was taken and cleaned up meanwhile. Each record carries the holders whose leases lapsed unreleased (killed
 //! runs) since the lease was last released: the next holder to finish cleans up after them,
 //! and no one else's work is ever taken for garbage.
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
@@ -111,6 +114,7 @@ impl Lease {
         };
         let mut on_wait = Some(on_wait);
         loop {
+            let looked = Instant::now();
             let newest = shared.newest().await?;
             let now = Utc::now();
             let next = match &newest {
@@ -139,13 +143,16 @@ impl Lease {
                 }
                 None => 1,
             };
+            if looked.elapsed() > ttl / 3 {
+                continue; // Stale: the lease may have moved on since.
+            }
             if let Some(expires_at) = shared.create(next, false).await? {
                 *shared.state.get_mut().expect("not poisoned") = Held {
                     number: next,
                     expires_at,
                     lost: None,
                 };
-                shared.delete_before(next).await;
+                shared.prune().await;
                 let shared = Arc::new(shared);
                 let (stop, stopped) = oneshot::channel();
                 let renewer = tokio::spawn(renew(shared.clone(), stopped));
@@ -196,7 +203,7 @@ impl Lease {
         }
         // Taken already (it had lapsed), the lease is another's to release.
         if self.shared.create(held.number + 1, true).await?.is_some() {
-            self.shared.delete_before(held.number + 1).await;
+            self.shared.prune().await;
         }
         Ok(())
     }
@@ -215,7 +222,15 @@ async fn renew(shared: Arc<Shared>, mut stopped: oneshot::Receiver<()>) {
             _ = tokio::time::sleep(shared.ttl / 3) => {}
             _ = &mut stopped => return,
         }
-        let number = shared.state.lock().expect("not poisoned").number;
+        let held = shared.state.lock().expect("not poisoned").clone();
+        let number = held.number;
+        // Lapsed, its successor may have been taken and cleaned up already: creating it
+        // again would take the lease from under the next holder.
+        if held.expires_at <= Utc::now() {
+            let mut held = shared.state.lock().expect("not poisoned");
+            held.lost = Some("it lapsed before it could be renewed".to_string());
+            return;
+        }
         match shared.create(number + 1, false).await {
             Ok(Some(expires_at)) => {
                 {
@@ -223,7 +238,7 @@ async fn renew(shared: Arc<Shared>, mut stopped: oneshot::Receiver<()>) {
                     held.number = number + 1;
                     held.expires_at = expires_at;
                 }
-                shared.delete_before(number + 1).await;
+                shared.prune().await;
             }
             Ok(None) => {
                 let mut held = shared.state.lock().expect("not poisoned");
@@ -241,20 +256,28 @@ impl Shared {
         self.folder.clone().join(format!("{number:020}.json"))
     }
 
+    /// The numbers of the lease's records, and when each was written.
+    async fn records(&self) -> Result<Vec<(u64, DateTime<Utc>)>> {
+        let listed: Vec<_> = self
+            .store
+            .list(Some(&self.folder))
+            .try_collect()
+            .await
+            .map_err(|e| self.fault("list", e))?;
+        Ok(listed
+            .into_iter()
+            .filter_map(|meta| {
+                let number = meta.location.filename().and_then(record_number)?;
+                Some((number, meta.last_modified))
+            })
+            .collect())
+    }
+
     /// The newest record and its number, if any.
     async fn newest(&self) -> Result<Option<(u64, Record)>> {
         loop {
-            let numbers: Vec<u64> = self
-                .store
-                .list(Some(&self.folder))
-                .map_ok(|meta| meta.location.filename().and_then(record_number))
-                .try_collect::<Vec<_>>()
-                .await
-                .map_err(|e| self.fault("list", e))?
-                .into_iter()
-                .flatten()
-                .collect();
-            let Some(&newest) = numbers.iter().max() else {
+            let numbers = self.records().await?;
+            let Some(newest) = numbers.iter().map(|(number, _)| *number).max() else {
                 return Ok(None);
             };
             match self.store.get(&self.record_path(newest)).await {
@@ -310,10 +333,27 @@ impl Shared {
         }
     }
 
-    /// Deletes the records before `number`, best effort: only the newest one counts.
-    async fn delete_before(&self, number: u64) {
-        if number > 1 {
-            let _ = self.store.delete(&self.record_path(number - 1)).await;
+    /// Deletes, best effort, the records superseded more than twice the time to live
+    /// before the newest was written (times as the store records them, so clocks need not
+    /// agree): no run still holds a reading that old.
+    async fn prune(&self) {
+        let Ok(records) = self.records().await else {
+            return;
+        };
+        let Some(newest) = records.iter().max_by_key(|(number, _)| *number) else {
+            return;
+        };
+        let cutoff = newest.1 - chrono::Duration::from_std(self.ttl * 2).unwrap_or_default();
+        let Some(oldest_kept) = records
+            .iter()
+            .filter(|(_, written)| *written <= cutoff)
+            .map(|(number, _)| *number)
+            .max()
+        else {
+            return;
+        };
+        for (number, _) in records.iter().filter(|(number, _)| *number < oldest_kept) {
+            let _ = self.store.delete(&self.record_path(*number)).await;
         }
     }
 
@@ -436,6 +476,39 @@ mod tests {
             .release()
             .await
             .unwrap();
+    }
+
+    /// Superseded records stay for twice the time to live, so that a run which read an
+    /// old one and stalled cannot create a number again; then they go.
+    #[tokio::test]
+    async fn superseded_records_are_kept_until_no_reading_of_them_is_fresh() {
+        let (warehouse, _dir) = warehouse();
+        let ttl = Duration::from_millis(400);
+        for holder in ["a", "b", "c"] {
+            take(&warehouse, holder, ttl).await.release().await.unwrap();
+        }
+        let probe = take(&warehouse, "probe", ttl).await;
+        for number in 1..=6 {
+            let created = probe.shared.create(number, false).await.unwrap();
+            assert!(
+                created.is_none(),
+                "record {number} was created a second time"
+            );
+        }
+        probe.release().await.unwrap();
+
+        tokio::time::sleep(ttl * 3).await;
+        take(&warehouse, "d", ttl).await.release().await.unwrap();
+        let left: Vec<u64> = {
+            let lease = take(&warehouse, "e", ttl).await;
+            let left = lease.shared.records().await.unwrap();
+            lease.release().await.unwrap();
+            left.into_iter().map(|(number, _)| number).collect()
+        };
+        assert!(
+            left.iter().all(|&number| number >= 8),
+            "records older than twice the ttl were kept: {left:?}"
+        );
     }
 
     /// A renewal that finds its record taken marks the lease lost.
