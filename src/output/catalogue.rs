@@ -138,6 +138,12 @@ pub fn print_group_detail(group: &GroupDetail, as_json: bool) -> Result<()> {
             optional_time(snapshot.written_at),
             snapshot.run_id
         );
+        if !snapshot.expectations.is_empty() {
+            out!(
+                "    expectations: {}",
+                super::expectations_summary(&snapshot.expectations)
+            );
+        }
     }
     let online = match &group.online.loaded {
         Some(loaded) => format!("holds {} (run {})", time(loaded.as_of), loaded.run_id),

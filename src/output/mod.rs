@@ -109,7 +109,27 @@ fn print_groups(groups: &[GroupManifest]) {
             if group.replaced { ", replaced" } else { "" },
             total as f64 / 1000.0
         );
+        if !group.expectations.is_empty() {
+            out!(
+                "  expectations: {}",
+                expectations_summary(&group.expectations)
+            );
+        }
     }
+}
+
+/// `6 of 7 passed; failed, published (WARN): spend_ok: 3 of 100 rows checked fail (3.0%)`:
+/// of a published snapshot, whose failures can only be WARN ones.
+pub(crate) fn expectations_summary(outcomes: &[fengine_engine::ExpectationOutcome]) -> String {
+    let passed = outcomes.iter().filter(|o| o.passed).count();
+    let mut summary = format!("{passed} of {} passed", outcomes.len());
+    for failed in outcomes.iter().filter(|o| !o.passed) {
+        summary.push_str(&format!(
+            "; failed, published (WARN): {}: {}",
+            failed.name, failed.observed
+        ));
+    }
+    summary
 }
 
 /// Done/total, rows, elapsed and estimate on a terminal; nothing when stderr is not one.

@@ -8,7 +8,7 @@ use std::ops::ControlFlow;
 use datafusion_sql::parser::Statement as DataFusionStatement;
 use datafusion_sql::sqlparser::ast::{Expr, Visit, Visitor};
 
-use crate::statement::Statement;
+use crate::statement::{Rule, Statement};
 
 /// The deepest an expression may nest, its innermost values counted: `a + b + c` is 3 deep.
 /// Plans at this depth run on fengine's stacks in a debug build with room to spare.
@@ -19,7 +19,16 @@ pub const MAX_EXPRESSION_DEPTH: usize = 1000;
 pub(crate) fn too_deep(statement: &Statement) -> bool {
     match statement {
         Statement::Include(_) | Statement::CreateModel(_) => false,
-        Statement::CreateFeatureGroup(group) => group.query.visit(&mut Depth::default()).is_break(),
+        Statement::CreateFeatureGroup(group) => {
+            let conditions = group.expectations.iter().filter_map(|e| match &e.rule {
+                Rule::Condition(condition) => Some(condition),
+                _ => None,
+            });
+            group.query.visit(&mut Depth::default()).is_break()
+                || conditions
+                    .into_iter()
+                    .any(|c| c.visit(&mut Depth::default()).is_break())
+        }
         Statement::Sql(sql) => sql_too_deep(sql),
     }
 }

@@ -5,14 +5,15 @@ use std::path::Path;
 
 use datafusion_common::DataFusionError;
 use datafusion_sql::parser::{DFParser, DFParserBuilder};
-use datafusion_sql::sqlparser::ast::Ident;
+use datafusion_sql::sqlparser::ast::{Ident, Value};
 use datafusion_sql::sqlparser::parser::ParserError;
 use datafusion_sql::sqlparser::tokenizer::{Location, Token};
 
 use crate::depth::{self, MAX_EXPRESSION_DEPTH};
 use crate::error::{ParseError, Result};
 use crate::statement::{
-    CreateFeatureGroup, CreateModel, FeatureComment, FeatureUse, Include, OnlineOptions, Statement,
+    CreateFeatureGroup, CreateModel, Expectation, FeatureComment, FeatureUse, Include,
+    OnlineOptions, Rule, Statement,
 };
 
 /// A parsed statement and where it starts.
@@ -127,6 +128,7 @@ impl PipelineParser<'_> {
         let mut event_time = None;
         let mut features = None;
         let mut online = None;
+        let mut expectations = Vec::new();
         let as_location;
         loop {
             let clause = self.inner.parser.peek_token();
@@ -147,12 +149,29 @@ impl PipelineParser<'_> {
             } else if self.consume_words(&["ONLINE"]) {
                 let options = self.parse_online_options()?;
                 set_once(&mut online, options, "ONLINE", at, self)?;
+            } else if self.consume_words(&["EXPECT"]) {
+                let expectation = self.parse_expectation(at)?;
+                if let Some(same) = expectations
+                    .iter()
+                    .find(|e: &&Expectation| e.name() == expectation.name())
+                {
+                    return Err(self.error_at(
+                        at,
+                        format!(
+                            "expectation '{}' is given twice (first at line {}); name them \
+                             apart with EXPECT <name> AS ...",
+                            expectation.name(),
+                            same.line
+                        ),
+                    ));
+                }
+                expectations.push(expectation);
             } else {
                 return Err(self.error_at(
                     at,
                     format!(
                         "expected a clause of CREATE FEATURE GROUP (VERSION, KEY, EVENT TIME, \
-                         DESCRIPTION, TAGS, FEATURES, ONLINE) or AS, found {}",
+                         DESCRIPTION, TAGS, FEATURES, ONLINE, EXPECT) or AS, found {}",
                         clause.token
                     ),
                 ));
@@ -189,6 +208,7 @@ impl PipelineParser<'_> {
             tags: shared.tags.unwrap_or_default(),
             features: features.unwrap_or_default(),
             online: online.unwrap_or_default(),
+            expectations,
             query,
         })
     }
@@ -329,6 +349,174 @@ impl PipelineParser<'_> {
         Ok(FeatureComment { column, comment })
     }
 
+    /// What follows `EXPECT` (written at `at`): `[<name> AS] <rule> [MOSTLY <share>] [WARN]`.
+    fn parse_expectation(&mut self, at: Location) -> Result<Expectation> {
+        let given_name = match self.peek_word_at(1, "AS") {
+            true => {
+                let name = self.expect_ident("the expectation's name")?;
+                self.inner.parser.next_token();
+                Some(name)
+            }
+            false => None,
+        };
+        let rule_at = self.inner.parser.peek_token().span.start;
+        let rule = self.parse_rule()?;
+        let mut mostly = None;
+        let mut warn = None;
+        loop {
+            let option = self.inner.parser.peek_token().span.start;
+            if self.consume_words(&["MOSTLY"]) {
+                if !rule.is_per_row() {
+                    return Err(self.error_at(
+                        option,
+                        format!(
+                            "MOSTLY is the share of rows that must pass a rule checked row by \
+                             row; `{rule}` is checked on the whole snapshot"
+                        ),
+                    ));
+                }
+                let share = self.expect_share()?;
+                set_once(&mut mostly, share, "MOSTLY", option, self)?;
+            } else if self.consume_words(&["WARN"]) {
+                set_once(&mut warn, (), "WARN", option, self)?;
+            } else {
+                break;
+            }
+        }
+        if let Rule::Rows { low, high } = rule
+            && low > high
+        {
+            return Err(self.error_at(
+                rule_at,
+                format!("ROWS BETWEEN {low} AND {high}: the lower bound is above the upper"),
+            ));
+        }
+        Ok(Expectation {
+            given_name,
+            rule,
+            mostly,
+            warn: warn.is_some(),
+            line: at.line,
+            column: at.column,
+        })
+    }
+
+    fn parse_rule(&mut self) -> Result<Rule> {
+        if self.inner.parser.peek_token().token == Token::LParen {
+            self.inner.parser.next_token();
+            let start = self.inner.parser.peek_token().span.start;
+            let condition =
+                self.inner.parser.parse_expr().map_err(|e| {
+                    located_parser_error(self.file, self.sql, &e, self.fallback(start))
+                })?;
+            self.expect_token(&Token::RParen, "')' after the condition")?;
+            return Ok(Rule::Condition(Box::new(condition)));
+        }
+        if self.consume_words(&["NOT", "NULL"]) {
+            let columns = self.parse_parenthesized(|p| p.expect_ident("a column"))?;
+            return Ok(Rule::NotNull(columns));
+        }
+        if self.consume_words(&["RANGE"]) {
+            let column = self.expect_ident("a column after RANGE")?;
+            self.expect_word("BETWEEN", "BETWEEN after the column")?;
+            let low = self.expect_literal("the lower bound")?;
+            self.expect_word("AND", "AND after the lower bound")?;
+            let high = self.expect_literal("the upper bound")?;
+            return Ok(Rule::Range { column, low, high });
+        }
+        if self.consume_words(&["VALUES"]) {
+            let column = self.expect_ident("a column after VALUES")?;
+            self.expect_word("IN", "IN after the column")?;
+            let values = self.parse_parenthesized(|p| p.expect_literal("a value"))?;
+            return Ok(Rule::Values { column, values });
+        }
+        if self.consume_words(&["ROWS"]) {
+            self.expect_word("BETWEEN", "BETWEEN after ROWS")?;
+            let low = self.expect_count()?;
+            self.expect_word("AND", "AND after the lower bound")?;
+            let high = self.expect_count()?;
+            return Ok(Rule::Rows { low, high });
+        }
+        if self.consume_words(&["FRESHNESS"]) {
+            let column = self.expect_ident("a column after FRESHNESS")?;
+            self.expect_word("WITHIN", "WITHIN after the column")?;
+            let within = self.expect_string("a quoted length of time such as '2 days'")?;
+            return Ok(Rule::Freshness { column, within });
+        }
+        let found = self.inner.parser.peek_token();
+        Err(self.error_at(
+            found.span.start,
+            format!(
+                "expected a rule after EXPECT: (<condition>), NOT NULL, RANGE, VALUES, ROWS or \
+                 FRESHNESS, found {}",
+                found.token
+            ),
+        ))
+    }
+
+    /// A number, possibly negative, a quoted string, TRUE or FALSE.
+    fn expect_literal(&mut self, what: &str) -> Result<Value> {
+        let token = self.inner.parser.next_token();
+        let literal = match &token.token {
+            Token::Minus => match self.inner.parser.next_token().token {
+                Token::Number(digits, long) => Some(Value::Number(format!("-{digits}"), long)),
+                _ => None,
+            },
+            Token::Number(digits, long) => Some(Value::Number(digits.clone(), *long)),
+            Token::SingleQuotedString(text) => Some(Value::SingleQuotedString(text.clone())),
+            Token::Word(word) if word.quote_style.is_none() => {
+                match word.value.to_ascii_uppercase().as_str() {
+                    "TRUE" => Some(Value::Boolean(true)),
+                    "FALSE" => Some(Value::Boolean(false)),
+                    _ => None,
+                }
+            }
+            _ => None,
+        };
+        literal.ok_or_else(|| {
+            self.error_at(
+                token.span.start,
+                format!(
+                    "expected {what}: a number, a quoted string, TRUE or FALSE, found {}",
+                    token.token
+                ),
+            )
+        })
+    }
+
+    fn expect_count(&mut self) -> Result<u64> {
+        let token = self.inner.parser.next_token();
+        let count = match &token.token {
+            Token::Number(text, _) => text.parse::<u64>().ok(),
+            _ => None,
+        };
+        count.ok_or_else(|| {
+            self.error_at(
+                token.span.start,
+                format!("expected a whole number of rows, found {}", token.token),
+            )
+        })
+    }
+
+    /// A share of rows: above 0, at most 1.
+    fn expect_share(&mut self) -> Result<f64> {
+        let token = self.inner.parser.next_token();
+        let share = match &token.token {
+            Token::Number(text, _) => text.parse::<f64>().ok().filter(|s| *s > 0.0 && *s <= 1.0),
+            _ => None,
+        };
+        share.ok_or_else(|| {
+            self.error_at(
+                token.span.start,
+                format!(
+                    "expected the share of rows that must pass after MOSTLY, a number above 0 \
+                     and at most 1 (0.99), found {}",
+                    token.token
+                ),
+            )
+        })
+    }
+
     /// `(ttl = '<interval>')`
     fn parse_online_options(&mut self) -> Result<OnlineOptions> {
         let options = self.parse_parenthesized(|p| {
@@ -403,10 +591,29 @@ impl PipelineParser<'_> {
 
     /// Whether the next tokens are these unquoted words, in any case.
     fn peek_words(&self, words: &[&str]) -> bool {
-        words.iter().enumerate().all(|(n, word)| {
-            matches!(&self.inner.parser.peek_nth_token_ref(n).token,
-                Token::Word(w) if w.quote_style.is_none() && w.value.eq_ignore_ascii_case(word))
-        })
+        words
+            .iter()
+            .enumerate()
+            .all(|(n, word)| self.peek_word_at(n, word))
+    }
+
+    /// Whether the `n`th token from here (0 the next) is this unquoted word, in any case.
+    fn peek_word_at(&self, n: usize, word: &str) -> bool {
+        matches!(&self.inner.parser.peek_nth_token_ref(n).token,
+            Token::Word(w) if w.quote_style.is_none() && w.value.eq_ignore_ascii_case(word))
+    }
+
+    fn expect_word(&mut self, word: &str, what: &str) -> Result<()> {
+        match self.consume_words(&[word]) {
+            true => Ok(()),
+            false => {
+                let found = self.inner.parser.peek_token();
+                Err(self.error_at(
+                    found.span.start,
+                    format!("expected {what}, found {}", found.token),
+                ))
+            }
+        }
     }
 
     fn consume_words(&mut self, words: &[&str]) -> bool {

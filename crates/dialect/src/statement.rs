@@ -3,7 +3,7 @@
 use std::fmt;
 
 use datafusion_sql::parser::Statement as DataFusionStatement;
-use datafusion_sql::sqlparser::ast::{Ident, Query, Value};
+use datafusion_sql::sqlparser::ast::{Expr, Ident, Query, Value};
 
 /// One statement of a pipeline file.
 #[derive(Debug, Clone, PartialEq)]
@@ -53,9 +53,10 @@ impl fmt::Display for Include {
 ///   [TAGS (<k> = '<v>' [, ...])]
 ///   [FEATURES (<col> COMMENT '<text>' [, ...])]
 ///   [ONLINE (ttl = '<interval>')]
+///   [EXPECT ... [, ...]]               -- see [`Expectation`]; repeatable
 /// AS <query>
 /// ```
-/// The clauses may come in any order after the name, each at most once.
+/// The clauses may come in any order after the name, each but EXPECT at most once.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CreateFeatureGroup {
     pub name: Ident,
@@ -66,6 +67,7 @@ pub struct CreateFeatureGroup {
     pub tags: Vec<(Ident, String)>,
     pub features: Vec<FeatureComment>,
     pub online: OnlineOptions,
+    pub expectations: Vec<Expectation>,
     pub query: Box<Query>,
 }
 
@@ -107,7 +109,127 @@ impl fmt::Display for CreateFeatureGroup {
         if let Some(ttl) = &self.online.ttl {
             write!(f, " ONLINE (ttl = {})", quoted(ttl))?;
         }
+        for expectation in &self.expectations {
+            write!(f, " {expectation}")?;
+        }
         write!(f, " AS {}", self.query)
+    }
+}
+
+/// A check a group's snapshot must pass before it is published.
+///
+/// ```text
+/// EXPECT [<name> AS] <rule> [MOSTLY <share>] [WARN]
+///   <rule>: (<condition>)                       -- any true-or-false SQL over a row; named
+///         | NOT NULL (<col> [, ...])
+///         | RANGE <col> BETWEEN <literal> AND <literal>
+///         | VALUES <col> IN (<literal> [, ...])
+///         | ROWS BETWEEN <n> AND <n>
+///         | FRESHNESS <col> WITHIN '<interval>'  -- the newest value vs the as-of
+/// ```
+/// `MOSTLY` (row rules only) is the share of checked rows that must pass, all of them by
+/// default; rows the rule says nothing of (a null condition) are not checked. A failing
+/// expectation blocks the snapshot from being published, unless it is `WARN`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Expectation {
+    /// The name given with `<name> AS`, if any.
+    pub given_name: Option<Ident>,
+    pub rule: Rule,
+    pub mostly: Option<f64>,
+    pub warn: bool,
+    /// Where `EXPECT` is written.
+    pub line: u64,
+    pub column: u64,
+}
+
+impl Expectation {
+    /// The name the run's outcomes use: the given one, or one made of the rule
+    /// (`not_null(a, b)`, `range(spend)`, `rows`).
+    pub fn name(&self) -> String {
+        if let Some(name) = &self.given_name {
+            return normalize_ident(name);
+        }
+        let columns = |columns: &[&Ident]| {
+            columns
+                .iter()
+                .map(|c| normalize_ident(c))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        match &self.rule {
+            Rule::Condition(condition) => condition.to_string(),
+            Rule::NotNull(names) => {
+                format!("not_null({})", columns(&names.iter().collect::<Vec<_>>()))
+            }
+            Rule::Range { column, .. } => format!("range({})", columns(&[column])),
+            Rule::Values { column, .. } => format!("values({})", columns(&[column])),
+            Rule::Rows { .. } => "rows".to_string(),
+            Rule::Freshness { column, .. } => format!("freshness({})", columns(&[column])),
+        }
+    }
+}
+
+impl fmt::Display for Expectation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "EXPECT ")?;
+        if let Some(name) = &self.given_name {
+            write!(f, "{name} AS ")?;
+        }
+        write!(f, "{}", self.rule)?;
+        if let Some(mostly) = self.mostly {
+            write!(f, " MOSTLY {mostly}")?;
+        }
+        if self.warn {
+            write!(f, " WARN")?;
+        }
+        Ok(())
+    }
+}
+
+/// What an expectation checks.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Rule {
+    /// `(<condition>)`, true of every row.
+    Condition(Box<Expr>),
+    /// `NOT NULL (<col> [, ...])`
+    NotNull(Vec<Ident>),
+    /// `RANGE <col> BETWEEN <low> AND <high>`, bounds included.
+    Range {
+        column: Ident,
+        low: Value,
+        high: Value,
+    },
+    /// `VALUES <col> IN (<literal> [, ...])`
+    Values { column: Ident, values: Vec<Value> },
+    /// `ROWS BETWEEN <low> AND <high>`: the snapshot's row count, bounds included.
+    Rows { low: u64, high: u64 },
+    /// `FRESHNESS <col> WITHIN '<interval>'`
+    Freshness { column: Ident, within: String },
+}
+
+impl Rule {
+    /// Whether it is checked row by row (and so takes MOSTLY).
+    pub fn is_per_row(&self) -> bool {
+        !matches!(self, Rule::Rows { .. } | Rule::Freshness { .. })
+    }
+}
+
+impl fmt::Display for Rule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Rule::Condition(condition) => write!(f, "({condition})"),
+            Rule::NotNull(columns) => write!(f, "NOT NULL ({})", comma_separated(columns)),
+            Rule::Range { column, low, high } => {
+                write!(f, "RANGE {column} BETWEEN {low} AND {high}")
+            }
+            Rule::Values { column, values } => {
+                write!(f, "VALUES {column} IN ({})", comma_separated(values))
+            }
+            Rule::Rows { low, high } => write!(f, "ROWS BETWEEN {low} AND {high}"),
+            Rule::Freshness { column, within } => {
+                write!(f, "FRESHNESS {column} WITHIN {}", quoted(within))
+            }
+        }
     }
 }
 

@@ -206,7 +206,7 @@ fn statements_of_all_kinds_follow_each_other() {
     "CREATE FEATURE GROUP g KEY (a) EVENT TIME t\n  PARTITION (a) AS SELECT 1",
     2,
     3,
-    "expected a clause of CREATE FEATURE GROUP (VERSION, KEY, EVENT TIME, DESCRIPTION, TAGS, FEATURES, ONLINE) or AS, found PARTITION"
+    "expected a clause of CREATE FEATURE GROUP (VERSION, KEY, EVENT TIME, DESCRIPTION, TAGS, FEATURES, ONLINE, EXPECT) or AS, found PARTITION"
 )]
 #[case::empty_key(
     "CREATE FEATURE GROUP g KEY () EVENT TIME t AS SELECT 1",
@@ -619,4 +619,204 @@ fn a_model_names_the_features_it_uses() {
             ("Risk".to_string(), None, "Score".to_string()),
         ]
     );
+}
+
+mod expectations {
+    use fengine_dialect::{Expectation, Rule};
+
+    use super::*;
+
+    fn expectations(clauses: &str) -> Vec<Expectation> {
+        parse_group(&format!(
+            "CREATE FEATURE GROUP g KEY (a) EVENT TIME t\n{clauses}\nAS SELECT a, t FROM x"
+        ))
+        .expectations
+    }
+
+    #[test]
+    fn every_rule_parses_with_its_options_in_any_order() {
+        let parsed = expectations(
+            "EXPECT spend_ok AS (spend_30d >= 0 OR spend_30d IS NULL) MOSTLY 0.99\n\
+             EXPECT NOT NULL (spend_30d, \"Txn\") WARN\n\
+             EXPECT RANGE txn_count BETWEEN -5 AND 1e4 WARN MOSTLY 0.5\n\
+             EXPECT VALUES category IN ('grocery', 'travel', -1, TRUE)\n\
+             EXPECT ROWS BETWEEN 1000 AND 10000000\n\
+             expect freshness t within '2 days' warn\n\
+             EXPECT (a > 0)",
+        );
+        let summary: Vec<(String, String, Option<f64>, bool, u64)> = parsed
+            .iter()
+            .map(|e| (e.name(), e.rule.to_string(), e.mostly, e.warn, e.line))
+            .collect();
+        let expected = [
+            (
+                "spend_ok",
+                "(spend_30d >= 0 OR spend_30d IS NULL)",
+                Some(0.99),
+                false,
+                2,
+            ),
+            (
+                "not_null(spend_30d, Txn)",
+                "NOT NULL (spend_30d, \"Txn\")",
+                None,
+                true,
+                3,
+            ),
+            (
+                "range(txn_count)",
+                "RANGE txn_count BETWEEN -5 AND 1e4",
+                Some(0.5),
+                true,
+                4,
+            ),
+            (
+                "values(category)",
+                "VALUES category IN ('grocery', 'travel', -1, true)",
+                None,
+                false,
+                5,
+            ),
+            ("rows", "ROWS BETWEEN 1000 AND 10000000", None, false, 6),
+            ("freshness(t)", "FRESHNESS t WITHIN '2 days'", None, true, 7),
+            ("a > 0", "(a > 0)", None, false, 8),
+        ];
+        let expected: Vec<(String, String, Option<f64>, bool, u64)> = expected
+            .into_iter()
+            .map(|(n, r, m, w, l)| (n.to_string(), r.to_string(), m, w, l))
+            .collect();
+        assert_eq!(summary, expected);
+        assert!(matches!(
+            parsed[4].rule,
+            Rule::Rows {
+                low: 1000,
+                high: 10_000_000
+            }
+        ));
+        assert_eq!(parsed[0].column, 1);
+    }
+
+    #[test]
+    fn a_rule_may_be_named_and_a_rule_word_may_be_a_name() {
+        let parsed = expectations(
+            "EXPECT rows AS (a > 0)\n\
+             EXPECT few AS ROWS BETWEEN 0 AND 10 WARN",
+        );
+        let names: Vec<String> = parsed.iter().map(Expectation::name).collect();
+        assert_eq!(names, ["rows", "few"]);
+        assert!(matches!(parsed[0].rule, Rule::Condition(_)));
+        assert!(matches!(parsed[1].rule, Rule::Rows { low: 0, high: 10 }));
+    }
+
+    #[test]
+    fn expectations_print_back_to_sql_that_parses_the_same() {
+        let sql = "CREATE FEATURE GROUP g KEY (a) EVENT TIME t \
+                   EXPECT ok AS (a BETWEEN 1 AND 2) MOSTLY 0.9 WARN \
+                   EXPECT NOT NULL (a, b) EXPECT RANGE a BETWEEN '2024-01-01' AND '2025-01-01' \
+                   EXPECT VALUES c IN ('x', 'y''s') EXPECT ROWS BETWEEN 0 AND 5 \
+                   EXPECT FRESHNESS t WITHIN '1 day' AS SELECT a, t FROM x";
+        let first = parse_group(sql);
+        let second = parse_group(&first.to_string());
+        let rules = |g: &CreateFeatureGroup| -> Vec<(Option<String>, String, Option<f64>, bool)> {
+            g.expectations
+                .iter()
+                .map(|e| {
+                    (
+                        e.given_name.as_ref().map(|n| n.value.clone()),
+                        e.rule.to_string(),
+                        e.mostly,
+                        e.warn,
+                    )
+                })
+                .collect()
+        };
+        assert_eq!(rules(&first), rules(&second));
+        assert_eq!(first.to_string(), second.to_string());
+        assert_eq!(first.expectations.len(), 6);
+    }
+
+    #[rstest]
+    #[case::mostly_on_rows(
+        "EXPECT ROWS BETWEEN 1 AND 2 MOSTLY 0.5",
+        29,
+        "MOSTLY is the share of rows that must pass a rule checked row by row; \
+         `ROWS BETWEEN 1 AND 2` is checked on the whole snapshot"
+    )]
+    #[case::mostly_above_one(
+        "EXPECT NOT NULL (a) MOSTLY 99",
+        28,
+        "expected the share of rows that must pass after MOSTLY, a number above 0 and at \
+         most 1 (0.99), found 99"
+    )]
+    #[case::mostly_zero(
+        "EXPECT NOT NULL (a) MOSTLY 0",
+        28,
+        "expected the share of rows that must pass after MOSTLY, a number above 0 and at most 1 (0.99), found 0"
+    )]
+    #[case::warn_twice("EXPECT NOT NULL (a) WARN WARN", 26, "WARN is given more than once")]
+    #[case::same_name(
+        "EXPECT NOT NULL (a) EXPECT NOT NULL (a) WARN",
+        21,
+        "expectation 'not_null(a)' is given twice (first at line 2); name them apart with \
+         EXPECT <name> AS ..."
+    )]
+    #[case::unknown_rule(
+        "EXPECT UNIQUE (a)",
+        8,
+        "expected a rule after EXPECT: (<condition>), NOT NULL, RANGE, VALUES, ROWS or \
+         FRESHNESS, found UNIQUE"
+    )]
+    #[case::rows_reversed(
+        "EXPECT ROWS BETWEEN 10 AND 1",
+        8,
+        "ROWS BETWEEN 10 AND 1: the lower bound is above the upper"
+    )]
+    #[case::negative_rows(
+        "EXPECT ROWS BETWEEN -1 AND 1",
+        21,
+        "expected a whole number of rows, found -"
+    )]
+    #[case::range_of_an_expression(
+        "EXPECT RANGE a BETWEEN b AND 1",
+        24,
+        "expected the lower bound: a number, a quoted string, TRUE or FALSE, found b"
+    )]
+    #[case::unclosed_condition(
+        "EXPECT ok AS (a > 0 WARN",
+        21,
+        "expected ')' after the condition, found WARN"
+    )]
+    #[case::freshness_unquoted(
+        "EXPECT FRESHNESS t WITHIN 2",
+        27,
+        "expected a quoted length of time such as '2 days', found 2"
+    )]
+    fn malformed_expectations_are_located(
+        #[case] clause: &str,
+        #[case] column: u64,
+        #[case] message: &str,
+    ) {
+        let sql =
+            format!("CREATE FEATURE GROUP g KEY (a) EVENT TIME t\n{clause}\nAS SELECT a, t FROM x");
+        let error = parse_error(&sql);
+        assert_eq!(
+            (
+                error.message.as_str(),
+                error.location.line,
+                error.location.column
+            ),
+            (message, 2, column),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn conditions_nested_deeper_than_the_limit_are_refused() {
+        let sql = format!(
+            "CREATE FEATURE GROUP g KEY (a) EVENT TIME t EXPECT deep AS ({} > 0) AS SELECT a, t FROM x",
+            super::sum_of_depth(MAX_EXPRESSION_DEPTH + 1)
+        );
+        let error = parse_error(&sql);
+        assert!(error.message.contains("nests more than"), "{error}");
+    }
 }

@@ -90,19 +90,7 @@ impl Identity {
 
     /// `columns` are the identity columns, in the identity's order.
     fn describe(&self, columns: &[ArrayRef], row: usize) -> String {
-        self.names
-            .iter()
-            .zip(columns)
-            .map(|(name, column)| {
-                let value = if column.is_null(row) {
-                    "NULL".to_string()
-                } else {
-                    array_value_to_string(column, row).unwrap_or_else(|_| "?".to_string())
-                };
-                format!("{name}={value}")
-            })
-            .collect::<Vec<_>>()
-            .join(", ")
+        describe_values(self.names.iter().map(String::as_str), columns, row)
     }
 
     fn null_error(&self, columns: &[ArrayRef], row: usize) -> Error {
@@ -150,6 +138,33 @@ impl Identity {
             None => Ok(()),
         }
     }
+}
+
+/// `name=value, ...` of one row of `columns`, for a message: `NULL` for a null, a long value
+/// cut short.
+pub(crate) fn describe_values<'a>(
+    names: impl IntoIterator<Item = &'a str>,
+    columns: &[ArrayRef],
+    row: usize,
+) -> String {
+    const LONGEST: usize = 80;
+    names
+        .into_iter()
+        .zip(columns)
+        .map(|(name, column)| {
+            let mut value = if column.is_null(row) {
+                "NULL".to_string()
+            } else {
+                array_value_to_string(column, row).unwrap_or_else(|_| "?".to_string())
+            };
+            if let Some((cut, _)) = value.char_indices().nth(LONGEST) {
+                value.truncate(cut);
+                value.push_str("...");
+            }
+            format!("{name}={value}")
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn column_name(expr: &dyn datafusion::physical_expr::PhysicalExpr) -> Option<&str> {

@@ -77,6 +77,18 @@ impl Error {
         }
     }
 
+    /// Names the group and its expectation in the message of a pipeline error.
+    pub(crate) fn in_expectation(self, group: &str, expectation: &str) -> Self {
+        match self {
+            Error::Plan { location, message } => Error::Plan {
+                location,
+                message: format!("expectation '{expectation}': {message}"),
+            }
+            .in_group(group),
+            other => other,
+        }
+    }
+
     /// Says, of a failure of one group, what the run published before it: those groups
     /// stay published.
     pub(crate) fn after_publishing(self, published: &[GroupManifest]) -> Self {

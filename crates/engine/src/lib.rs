@@ -42,6 +42,7 @@ mod catalogue;
 mod checks;
 mod delivery;
 mod error;
+mod expectations;
 mod fingerprint;
 mod get;
 mod hive;
@@ -82,7 +83,10 @@ pub use fingerprint::Fingerprint;
 pub use get::get;
 pub use interrupt::interrupt;
 pub use lease::DEFAULT_LEASE_TTL;
-pub use manifest::{GroupManifest, OnlineOutcome, RunManifest, Timings, UnchangedGroup};
+pub use manifest::{
+    ExpectationOutcome, GroupManifest, OnlineOutcome, RunManifest, Severity, Timings,
+    UnchangedGroup,
+};
 pub use options::{DEFAULT_AS_OF_HORIZON, RunOptions, check_run_id, new_run_id, snapshot_name};
 pub use plan::{PlannedGroup, PlannedModel, PlannedPipeline, plan};
 pub use published::{Retired, Snapshot};

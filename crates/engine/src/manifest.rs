@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct RunManifest {
@@ -55,7 +55,41 @@ pub struct GroupManifest {
     /// registered the snapshot: it was not computed again.
     pub already_registered: bool,
     pub online: OnlineOutcome,
+    /// The outcome of each of the group's expectations on this snapshot.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub expectations: Vec<ExpectationOutcome>,
     pub timings_ms: Timings,
+}
+
+/// What an expectation (`EXPECT`) found of a snapshot. Kept with the snapshot in the
+/// catalog, and in the run manifest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExpectationOutcome {
+    pub name: String,
+    /// The rule as the pipeline writes it.
+    pub rule: String,
+    pub severity: Severity,
+    pub passed: bool,
+    /// What was measured, for a person: `12 of 1000 rows checked fail (1.2%)`.
+    pub observed: String,
+    /// Of a rule checked row by row: the rows it was true or false of, and the false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checked_rows: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_rows: Option<u64>,
+    /// The first few failing rows: key, event time and the columns the rule reads.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failing_rows_sample: Vec<String>,
+}
+
+/// What a failed expectation does to its snapshot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    /// Stops it from being published: the default.
+    Block,
+    /// Reported; the snapshot is published all the same.
+    Warn,
 }
 
 #[derive(Debug, Clone, Serialize)]

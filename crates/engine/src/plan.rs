@@ -23,7 +23,7 @@ use fengine_dialect::{
 };
 use fengine_online::{KeyKind, OnlineTable};
 use fengine_operators::functions::{as_of_udf, param_udf, parse_param_value};
-use fengine_operators::timestamps::{NotAFixedLength, fixed_length};
+use fengine_operators::timestamps::fixed_length;
 use fengine_operators::window::rolling_windows;
 
 use crate::backends::Backends;
@@ -31,6 +31,7 @@ use crate::catalogue::{
     self, FEATURES_SCHEMA, FeatureSource, ModelDefinition, UpstreamKind, UsedFeature,
 };
 use crate::error::{Error, Result};
+use crate::expectations::Expectations;
 use crate::hive::hive_type;
 use crate::options::{RunOptions, check_horizon, check_whole_seconds};
 use crate::published;
@@ -76,6 +77,8 @@ pub struct PlannedGroup {
     pub published: Option<Table>,
     /// What its query scans: sources, source tables, published groups.
     pub upstream: Vec<Upstream>,
+    /// Its `EXPECT` clauses, compiled against its output.
+    pub(crate) expectations: Expectations,
 }
 
 /// A source a pipeline defines (`CREATE EXTERNAL TABLE`): its name and locations.
@@ -382,6 +385,7 @@ async fn plan_group(
     let rolling_windows = rolling_windows(physical.as_ref());
     let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
     check_output(group, &schema, location)?;
+    let expectations = Expectations::compile(&context.state(), group, &schema, location)?;
     let ttl = group
         .online
         .ttl
@@ -451,6 +455,7 @@ async fn plan_group(
         rolling_windows,
         published: registered,
         upstream,
+        expectations,
     };
     // A store table of the same name keyed otherwise would be found only after the
     // snapshot is registered.
@@ -689,14 +694,7 @@ fn check_output(
 /// `'30 days'`, `'12 hours'`, `'90 minutes'`: a fixed length of time (months vary in length,
 /// so they are refused).
 pub(crate) fn parse_ttl(text: &str) -> std::result::Result<Duration, String> {
-    fixed_length(text).map_err(|e| match e {
-        NotAFixedLength::Invalid => {
-            format!("ONLINE ttl '{text}' is not a length of time such as '30 days' or '12 hours'")
-        }
-        NotAFixedLength::Months => {
-            format!("ONLINE ttl '{text}' uses months, whose length varies; give days instead")
-        }
-    })
+    fixed_length(text).map_err(|e| e.describe("ONLINE ttl", text))
 }
 
 fn catalog_table(

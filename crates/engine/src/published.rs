@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use crate::backends::Backends;
 use crate::error::{Error, Result};
+use crate::manifest::ExpectationOutcome;
 use crate::options::snapshot_name;
 
 /// Table parameters a run writes on each group version's table.
@@ -35,6 +36,8 @@ pub(crate) const WRITTEN_AT: &str = "fengine.written_at";
 /// Set by a rollback on the snapshots it set aside: the online store is not brought back
 /// to them, and readers of the newest snapshot pass over them.
 pub(crate) const SET_ASIDE: &str = "fengine.set_aside";
+/// The outcomes of the group's expectations on the snapshot, as JSON.
+pub(crate) const EXPECTATIONS: &str = "fengine.expectations";
 
 /// One published version of a feature group: its catalog table.
 #[derive(Debug, Clone)]
@@ -193,6 +196,9 @@ pub struct Snapshot {
     /// Why a rollback set it aside, if one did.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub set_aside: Option<String>,
+    /// What the group's expectations found of it when it was published.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub expectations: Vec<ExpectationOutcome>,
 }
 
 impl Snapshot {
@@ -219,6 +225,10 @@ impl Snapshot {
             run_id: parameter(RUN_ID).cloned().unwrap_or_default(),
             location: partition.location.clone(),
             set_aside: parameter(SET_ASIDE).cloned(),
+            // Unreadable outcomes (a hand-edited parameter) hide nothing else of the snapshot.
+            expectations: parameter(EXPECTATIONS)
+                .and_then(|json| serde_json::from_str(json).ok())
+                .unwrap_or_default(),
         })
     }
 }

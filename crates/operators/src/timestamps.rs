@@ -98,6 +98,20 @@ pub enum NotAFixedLength {
     Months,
 }
 
+impl NotAFixedLength {
+    /// Why `text`, given as `what` (`ONLINE ttl`), is refused, and what to give instead.
+    pub fn describe(self, what: &str, text: &str) -> String {
+        match self {
+            NotAFixedLength::Invalid => {
+                format!("{what} '{text}' is not a length of time such as '30 days' or '12 hours'")
+            }
+            NotAFixedLength::Months => {
+                format!("{what} '{text}' uses months, whose length varies; give days instead")
+            }
+        }
+    }
+}
+
 /// `'30 days'`, `'12 hours'`, `'1 day 6 hours'`: an interval as SQL writes it, of a fixed,
 /// positive length (months vary in length, so they are refused).
 pub fn fixed_length(text: &str) -> Result<Duration, NotAFixedLength> {

@@ -39,7 +39,9 @@ use crate::fingerprint::{Fingerprint, Fingerprints};
 use crate::hooks::{fail_point, pause_point};
 use crate::interrupt;
 use crate::lease::Lease;
-use crate::manifest::{GroupManifest, OnlineOutcome, RunManifest, Timings, UnchangedGroup};
+use crate::manifest::{
+    ExpectationOutcome, GroupManifest, OnlineOutcome, RunManifest, Timings, UnchangedGroup,
+};
 use crate::online_load::{LatestRows, OnlineStep, waiting};
 use crate::options::{RunOptions, snapshot_name};
 use crate::plan::{PlannedGroup, PlannedPipeline, plan};
@@ -260,6 +262,7 @@ struct Publishing<'a> {
 struct Computed {
     rows_written: u64,
     latest: LatestRows,
+    expectations: Vec<ExpectationOutcome>,
 }
 
 impl Publishing<'_> {
@@ -291,7 +294,7 @@ impl Publishing<'_> {
         let checked = self.lease.check().and_then(|()| interrupt::check());
         self.or_discard(checked, &run_location).await?;
         let started = Instant::now();
-        let replaced = self.commit(&run_location, computed.rows_written).await;
+        let replaced = self.commit(&run_location, &computed).await;
         let replaced = self.or_discard(replaced, &run_location).await?;
         let registered = Registered {
             run_id: &self.options.run_id,
@@ -311,13 +314,15 @@ impl Publishing<'_> {
             .map_err(|e| e.after_registering(&self.group.name(), &self.snapshot_ts))?;
         timings.online = elapsed_ms(started);
 
-        Ok(self.manifest(
+        let mut manifest = self.manifest(
             computed.rows_written,
             &run_location,
             replaced.is_some(),
             online,
             timings,
-        ))
+        );
+        manifest.expectations = computed.expectations;
+        Ok(manifest)
     }
 
     fn manifest(
@@ -339,6 +344,7 @@ impl Publishing<'_> {
             replaced,
             already_registered: false,
             online,
+            expectations: Vec::new(),
             timings_ms,
         }
     }
@@ -390,6 +396,7 @@ impl Publishing<'_> {
         timings.online = elapsed_ms(started);
         let mut manifest = self.manifest(rows, run_location, false, online, timings);
         manifest.already_registered = true;
+        manifest.expectations = registered.expectations.clone();
         Ok(manifest)
     }
 
@@ -424,6 +431,9 @@ impl Publishing<'_> {
         timings.compute_and_write = elapsed_ms(started);
 
         let started = Instant::now();
+        let expectations = group
+            .expectations
+            .judge(&written.tally, self.options.as_of)?;
         let latest = match written.latest {
             Some(latest) => LatestRows::Kept(latest),
             None => LatestRows::Of(
@@ -434,6 +444,7 @@ impl Publishing<'_> {
         Ok(Computed {
             rows_written: written.rows,
             latest,
+            expectations,
         })
     }
 
@@ -449,6 +460,10 @@ impl Publishing<'_> {
         if let Some(online) = OnlineCheck::of(self.group, self.options, self.backends) {
             online.check(&self.group.name(), &rows)?;
         }
+        let expected = &self.group.expectations;
+        let mut tally = expected.tally();
+        expected.observe(&mut tally, &rows)?;
+        let expectations = expected.judge(&tally, self.options.as_of)?;
         timings.check = elapsed_ms(started);
 
         let started = Instant::now();
@@ -465,13 +480,15 @@ impl Publishing<'_> {
         Ok(Computed {
             rows_written,
             latest: LatestRows::Of(snapshot),
+            expectations,
         })
     }
 
     /// Step 3, the commit point: the snapshot registered in the catalog. Returns the
     /// partition of an earlier run of the same as-of that it replaced.
-    async fn commit(&self, run_location: &Url, rows_written: u64) -> Result<Option<Partition>> {
+    async fn commit(&self, run_location: &Url, computed: &Computed) -> Result<Option<Partition>> {
         let as_of = self.options.as_of;
+        let rows_written = computed.rows_written;
         let bytes = self.backends.warehouse.bytes_under(run_location).await?;
         let mut partition = Partition {
             values: vec![self.snapshot_ts.clone()],
@@ -489,6 +506,12 @@ impl Publishing<'_> {
         };
         if let Some(fingerprint) = self.fingerprint {
             partition.parameters.extend(fingerprint.parameters());
+        }
+        if !computed.expectations.is_empty() {
+            partition.parameters.insert(
+                published::EXPECTATIONS.to_string(),
+                serde_json::to_string(&computed.expectations).expect("outcomes serialize"),
+            );
         }
         let registered = self
             .backends

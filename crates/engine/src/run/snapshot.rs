@@ -23,6 +23,7 @@ use url::Url;
 use crate::backends::{Backends, with_default_batch_size};
 use crate::checks::{Identity, SortedChecks};
 use crate::error::{Error, Result};
+use crate::expectations::{Expectations, Tally};
 use crate::interrupt;
 use crate::options::RunOptions;
 use crate::parquet_file;
@@ -55,6 +56,8 @@ pub(super) struct WrittenSnapshot {
     pub(super) sorted: bool,
     /// The latest row of each key, if the rows came sorted and they fit the budget.
     pub(super) latest: Option<Vec<RecordBatch>>,
+    /// What the rows showed of the group's expectations.
+    pub(super) tally: Tally,
 }
 
 /// Streams the group's rows into Parquet files under `location`, a file per partition of
@@ -99,8 +102,13 @@ pub(super) async fn write_snapshot(
             .join(&format!("part-{partition}.parquet"))
             .expect("a valid file name");
         let warehouse = backends.warehouse.clone();
-        let (failed, stop, online, group) =
-            (failed.clone(), stop.clone(), online.clone(), group.name());
+        let (failed, stop, online, expectations, group) = (
+            failed.clone(),
+            stop.clone(),
+            online.clone(),
+            group.expectations.clone(),
+            group.name(),
+        );
         tasks.push(SpawnedTask::spawn(async move {
             let file = PartitionFile {
                 warehouse: &warehouse,
@@ -110,6 +118,7 @@ pub(super) async fn write_snapshot(
             let checks = RowChecks {
                 rows: checks,
                 online: online.as_deref(),
+                expectations: &expectations,
                 group: &group,
             };
             let written = write_partition(batches, checks, file, &stop, failed).await;
@@ -123,9 +132,11 @@ pub(super) async fn write_snapshot(
         rows: 0,
         sorted,
         latest: sorted.then(Vec::new),
+        tally: group.expectations.tally(),
     };
     for partition in join_partitions(tasks).await? {
         written.rows += partition.rows;
+        written.tally.merge(partition.tally);
         written.latest = written.latest.zip(partition.latest).map(|(mut all, more)| {
             all.extend(more);
             all
@@ -172,6 +183,7 @@ enum PartitionChecks {
 struct PartitionWritten {
     rows: u64,
     latest: Option<Vec<RecordBatch>>,
+    tally: Tally,
 }
 
 /// Where a partition's file goes.
@@ -185,6 +197,7 @@ struct PartitionFile<'a> {
 struct RowChecks<'a> {
     rows: PartitionChecks,
     online: Option<&'a OnlineCheck>,
+    expectations: &'a Expectations,
     group: &'a str,
 }
 
@@ -230,6 +243,7 @@ async fn write_partition(
     failed: impl Fn(DataFusionError) -> Error,
 ) -> Result<Option<PartitionWritten>> {
     let mut row_checks = checks.rows;
+    let mut tally = checks.expectations.tally();
     let mut parquet = None;
     let mut rows = 0;
     loop {
@@ -250,6 +264,7 @@ async fn write_partition(
         if let Some(online) = checks.online {
             online.check(checks.group, &batch)?;
         }
+        checks.expectations.observe(&mut tally, &batch)?;
         if batch.num_rows() == 0 {
             continue;
         }
@@ -272,7 +287,11 @@ async fn write_partition(
         PartitionChecks::Sorted(sorted) => sorted.finish(),
         PartitionChecks::Nulls(_) => None,
     };
-    Ok(Some(PartitionWritten { rows, latest }))
+    Ok(Some(PartitionWritten {
+        rows,
+        latest,
+        tally,
+    }))
 }
 
 /// Writes rows held in memory as one Parquet file.
