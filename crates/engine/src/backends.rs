@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use datafusion::catalog::CatalogProvider;
+use datafusion::execution::cache::cache_manager::CacheManagerConfig;
 use datafusion::execution::context::{SessionConfig, SessionContext};
 use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::object_store::ObjectStoreRegistry;
@@ -52,6 +53,10 @@ pub struct SourceCatalog {
     pub tables: Arc<dyn Catalog>,
 }
 
+/// How much of its memory DataFusion's runtime gives to the listings it keeps: some hundred
+/// thousand files' (its default, 1 MiB, did not hold 10,000).
+const LISTINGS_KEPT_BYTES: usize = 128 << 20;
+
 impl Backends {
     /// What fengine may hold beside DataFusion's operators (a quarter of the pool; the
     /// queries need the rest): sources kept for a backfill, latest rows kept for a load.
@@ -67,7 +72,11 @@ impl Backends {
     /// DataFusion's runtime: the memory pool, spill files and object stores, which several
     /// session contexts of one command share.
     pub(crate) fn runtime(&self) -> Result<Arc<RuntimeEnv>> {
-        let mut runtime = RuntimeEnvBuilder::new();
+        // DataFusion keeps each source's listing for the command, and fengine's checks and
+        // fingerprints read it (`source_files.rs`): a source is listed once, and what is
+        // recorded of it is what its scan read.
+        let cache = CacheManagerConfig::default().with_list_files_cache_limit(LISTINGS_KEPT_BYTES);
+        let mut runtime = RuntimeEnvBuilder::new().with_cache_manager(cache);
         if let Some(registry) = &self.object_stores {
             runtime = runtime.with_object_store_registry(registry.clone());
         }

@@ -1,7 +1,7 @@
 //! What a feature group read, reduced to one digest per input, so that `run --if-changed`
 //! can skip a group none of whose inputs changed since its last snapshot, and `status` can
 //! say which did. A group's inputs are the pipeline's text, its parameters, and each
-//! upstream: a source location (every object under it: key, size, ETag — the local file
+//! upstream: a source location (every file its scan reads: key, size, ETag — the local file
 //! system's ETag holds the inode, modification time and size), a table of a source catalog
 //! (its partitions' values and locations, and the objects under its location and theirs), a
 //! table the pipeline created in memory (its rows), and a published group (the snapshot
@@ -28,6 +28,7 @@ use crate::backends::Backends;
 use crate::catalogue::UpstreamKind;
 use crate::error::{Error, Result};
 use crate::plan::{PlannedGroup, PlannedPipeline};
+use crate::source_files;
 
 /// Partition parameters a run writes on each snapshot: every input's digest, as a JSON
 /// object, and the digest of them all.
@@ -154,9 +155,13 @@ impl<'a> Fingerprints<'a> {
         &self.planned.context
     }
 
-    /// Every object under a location (a file, a folder, a glob's folder): key, size, ETag.
+    /// The files a source's scan reads at a location (key, size, ETag), from the listing
+    /// the scan itself uses; every object under a location no source reads.
     async fn location(&self, location: &str) -> Result<String> {
-        let objects = self.objects(location).await?;
+        let objects = match source_files::files_of_source(self.context(), location).await? {
+            Some(files) => files,
+            None => self.objects(location).await?,
+        };
         Ok(digest_of_objects(&objects))
     }
 

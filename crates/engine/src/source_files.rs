@@ -9,7 +9,9 @@ use std::collections::BTreeMap;
 
 use std::sync::Arc;
 
+use datafusion::catalog::TableProvider;
 use datafusion::datasource::listing::{ListingTable, ListingTableUrl};
+use datafusion::error::DataFusionError;
 use datafusion::execution::context::SessionContext;
 use datafusion::prelude::ParquetReadOptions;
 use futures::{StreamExt, TryStreamExt};
@@ -83,7 +85,9 @@ pub(crate) async fn check_source_files(
     Ok(())
 }
 
-/// The store of a source location and its files of that extension, in name order.
+/// The store of a source location and its files of that extension, in name order, from
+/// DataFusion's listing of it: the one its scan reads, which the runtime keeps for the
+/// command (`backends.rs`), so that a prefix is listed once however many look at it.
 async fn listed_files(
     context: &SessionContext,
     url: &ListingTableUrl,
@@ -94,31 +98,77 @@ async fn listed_files(
         .runtime_env()
         .object_store(url.object_store())
         .map_err(|e| Error::from_datafusion(None, e))?;
-    let mut files: Vec<ObjectMeta> = store
-        .list(Some(url.prefix()))
+    let state = context.state();
+    let listing_error = |e: DataFusionError| match e {
+        DataFusionError::ObjectStore(e) => {
+            Error::object_store(format!("cannot list source '{name}'"), &e)
+        }
+        other => Error::from_datafusion(None, other),
+    };
+    let mut files: Vec<ObjectMeta> = url
+        .list_all_files(&state, store.as_ref(), extension)
+        .await
+        .map_err(listing_error)?
         .try_filter(|meta| {
             let file = meta.location.filename().unwrap_or_default();
-            futures::future::ready(file.ends_with(extension) && !file.starts_with('.'))
+            futures::future::ready(!file.starts_with('.'))
         })
         .try_collect()
         .await
-        .map_err(|e| Error::object_store(format!("cannot list source '{name}'"), &e))?;
+        .map_err(listing_error)?;
     files.sort_by(|a, b| a.location.cmp(&b.location));
     Ok((store, files))
+}
+
+/// The files of the pipeline source that reads `location`, as its scan lists them; `None`
+/// when no source of the context reads it.
+pub(crate) async fn files_of_source(
+    context: &SessionContext,
+    location: &str,
+) -> Result<Option<Vec<ObjectMeta>>> {
+    let wanted = ListingTableUrl::parse(location).map_err(|e| Error::from_datafusion(None, e))?;
+    for (name, provider) in listing_tables(context).await {
+        let Some(listing) = provider.downcast_ref::<ListingTable>() else {
+            continue;
+        };
+        let extension = &listing.options().file_extension;
+        if let Some(url) = listing
+            .table_paths()
+            .iter()
+            .find(|url| url.as_str() == wanted.as_str())
+        {
+            let (_, files) = listed_files(context, url, extension, &name).await?;
+            return Ok(Some(files));
+        }
+    }
+    Ok(None)
+}
+
+/// The context's tables DataFusion lists files for, by name.
+async fn listing_tables(context: &SessionContext) -> Vec<(String, Arc<dyn TableProvider>)> {
+    let options = context.state().config().options().catalog.clone();
+    let Some(schema) = context
+        .catalog(&options.default_catalog)
+        .and_then(|catalog| catalog.schema(&options.default_schema))
+    else {
+        return Vec::new();
+    };
+    let mut tables = Vec::new();
+    for name in schema.table_names() {
+        if let Ok(Some(provider)) = schema.table(&name).await
+            && provider.downcast_ref::<ListingTable>().is_some()
+        {
+            tables.push((name, provider));
+        }
+    }
+    tables
 }
 
 /// The Parquet file of a source that a decoding failure came from: DataFusion's error names
 /// no file, so on that error path each Parquet file of the context's sources is read
 /// through again until one fails.
 pub(crate) async fn corrupt_parquet_file(context: &SessionContext) -> Option<String> {
-    let options = context.state().config().options().catalog.clone();
-    let schema = context
-        .catalog(&options.default_catalog)?
-        .schema(&options.default_schema)?;
-    for name in schema.table_names() {
-        let Ok(Some(provider)) = schema.table(&name).await else {
-            continue;
-        };
+    for (name, provider) in listing_tables(context).await {
         let Some(listing) = provider.downcast_ref::<ListingTable>() else {
             continue;
         };
