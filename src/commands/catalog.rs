@@ -69,6 +69,9 @@ struct ShowArgs {
     /// Show the model of this name, should a group have it too.
     #[arg(long)]
     model: bool,
+    /// Show the statistics of each feature in the group's newest snapshot instead.
+    #[arg(long, conflicts_with = "model")]
+    stats: bool,
     #[arg(long, value_enum, default_value_t = Output::Text)]
     output: Output,
     #[command(flatten)]
@@ -145,7 +148,10 @@ async fn show(args: ShowArgs) -> Result<()> {
     if !args.model
         && let Some(group) = fengine_engine::show_group(&backends, &args.name, args.version).await?
     {
-        return print::print_group_detail(&group, as_json);
+        return match args.stats {
+            true => print::print_group_statistics(&group, as_json),
+            false => print::print_group_detail(&group, as_json),
+        };
     }
     match fengine_engine::show_model(&backends, &args.name, args.version).await? {
         Some(model) => print::print_model_detail(&model, as_json),

@@ -4,6 +4,7 @@ use anyhow::Result;
 use chrono::{DateTime, SecondsFormat, Utc};
 use fengine_engine::{
     GroupDetail, GroupSummary, HistoryEvent, ModelDetail, RetireOutcome, RollbackOutcome,
+    ValueStatistics,
 };
 use serde::Serialize;
 
@@ -302,6 +303,96 @@ pub fn print_rollback(outcome: &RollbackOutcome, as_json: bool) -> Result<()> {
                 .collect::<Vec<_>>()
                 .join(", ")
         );
+    }
+    Ok(())
+}
+
+/// The features' statistics in the group's newest snapshot that no rollback set aside.
+pub fn print_group_statistics(group: &GroupDetail, as_json: bool) -> Result<()> {
+    let Some(snapshot) = group.snapshots.iter().rev().find(|s| s.set_aside.is_none()) else {
+        anyhow::bail!(fengine_engine::Error::NotFound(format!(
+            "feature group '{}' v{} has no snapshot to show the statistics of",
+            group.group, group.version
+        )));
+    };
+    if as_json {
+        return json(&snapshot.statistics);
+    }
+    out!(
+        "statistics of {} v{}, snapshot {} (run {}):",
+        group.group,
+        group.version,
+        time(snapshot.as_of),
+        snapshot.run_id
+    );
+    if snapshot.statistics.is_empty() {
+        out!("  none: the snapshot was published before fengine kept statistics");
+    }
+    for feature in &snapshot.statistics {
+        let distinct = feature
+            .distinct
+            .map_or_else(|| "-".to_string(), |d| format!("~{d}"));
+        out!(
+            "  {} ({}): {} values, {} null, {distinct} distinct",
+            feature.feature,
+            feature.data_type,
+            feature.count,
+            feature.nulls
+        );
+        match &feature.values {
+            ValueStatistics::Numeric {
+                nan,
+                infinite,
+                min,
+                max,
+                mean,
+                stddev,
+                quantiles,
+            } => {
+                let number =
+                    |n: &Option<f64>| n.map_or_else(|| "-".to_string(), |n| format!("{n}"));
+                out!(
+                    "    min {}  max {}  mean {}  stddev {}{}{}",
+                    number(min),
+                    number(max),
+                    number(mean),
+                    number(stddev),
+                    if *nan > 0 {
+                        format!("  NaN {nan}")
+                    } else {
+                        String::new()
+                    },
+                    if *infinite > 0 {
+                        format!("  infinite {infinite}")
+                    } else {
+                        String::new()
+                    }
+                );
+                if !quantiles.is_empty() {
+                    let shown: Vec<String> =
+                        quantiles.iter().map(|(q, v)| format!("{q} {v}")).collect();
+                    out!("    {}", shown.join("  "));
+                }
+            }
+            ValueStatistics::Categorical {
+                min,
+                max,
+                top,
+                other,
+            } => {
+                out!(
+                    "    min {}  max {}",
+                    min.as_deref().unwrap_or("-"),
+                    max.as_deref().unwrap_or("-")
+                );
+                let shown: Vec<String> = top
+                    .iter()
+                    .map(|t| format!("{} {}", t.value, t.count))
+                    .collect();
+                out!("    top: {}; other {other}", shown.join(", "));
+            }
+            ValueStatistics::Other => {}
+        }
     }
     Ok(())
 }

@@ -60,6 +60,7 @@ mod rollback;
 mod run;
 mod source_cache;
 mod source_files;
+mod statistics;
 mod status;
 mod training_set;
 mod warehouse;
@@ -93,6 +94,7 @@ pub use published::{Retired, Snapshot};
 pub use retire::{RetireOutcome, retire};
 pub use rollback::{RollbackOutcome, RollbackRequest, rollback};
 pub use run::{order_pipelines, run};
+pub use statistics::{FeatureStatistics, ValueCount, ValueStatistics};
 pub use status::{GroupStatus, status};
 pub use training_set::{
     FeatureRequest, SpineSource, TrainingSetGroup, TrainingSetManifest, TrainingSetRequest,

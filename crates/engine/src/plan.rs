@@ -37,6 +37,7 @@ use crate::options::{RunOptions, check_horizon, check_whole_seconds};
 use crate::published;
 use crate::source_cache::SourceCache;
 use crate::source_files;
+use crate::statistics::Profiler;
 
 /// A pipeline whose checks passed, ready to compute.
 pub struct PlannedPipeline {
@@ -79,6 +80,8 @@ pub struct PlannedGroup {
     pub upstream: Vec<Upstream>,
     /// Its `EXPECT` clauses, compiled against its output.
     pub(crate) expectations: Expectations,
+    /// The features its snapshots' statistics are of.
+    pub(crate) profiler: Profiler,
 }
 
 /// A source a pipeline defines (`CREATE EXTERNAL TABLE`): its name and locations.
@@ -386,6 +389,7 @@ async fn plan_group(
     let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
     check_output(group, &schema, location)?;
     let expectations = Expectations::compile(&context.state(), group, &schema, location)?;
+    let profiler = Profiler::new(&schema, &group.key_columns(), &group.event_time_column());
     let ttl = group
         .online
         .ttl
@@ -456,6 +460,7 @@ async fn plan_group(
         published: registered,
         upstream,
         expectations,
+        profiler,
     };
     // A store table of the same name keyed otherwise would be found only after the
     // snapshot is registered.

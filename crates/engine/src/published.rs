@@ -13,6 +13,7 @@ use crate::backends::Backends;
 use crate::error::{Error, Result};
 use crate::manifest::ExpectationOutcome;
 use crate::options::snapshot_name;
+use crate::statistics::FeatureStatistics;
 
 /// Table parameters a run writes on each group version's table.
 pub(crate) const GROUP: &str = "fengine.group";
@@ -38,6 +39,10 @@ pub(crate) const WRITTEN_AT: &str = "fengine.written_at";
 pub(crate) const SET_ASIDE: &str = "fengine.set_aside";
 /// The outcomes of the group's expectations on the snapshot, as JSON.
 pub(crate) const EXPECTATIONS: &str = "fengine.expectations";
+/// The statistics of each of the snapshot's features, as JSON.
+pub(crate) const STATISTICS: &str = "fengine.statistics";
+/// The longest value of a parameter Glue keeps, in bytes.
+pub(crate) const LONGEST_PARAMETER: usize = 512_000;
 
 /// One published version of a feature group: its catalog table.
 #[derive(Debug, Clone)]
@@ -185,7 +190,7 @@ pub(crate) async fn newest_version(backends: &Backends, group: &str) -> Result<(
 }
 
 /// A registered snapshot, as its partition describes it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Snapshot {
     pub as_of: DateTime<Utc>,
     pub rows: Option<u64>,
@@ -199,6 +204,9 @@ pub struct Snapshot {
     /// What the group's expectations found of it when it was published.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub expectations: Vec<ExpectationOutcome>,
+    /// Each feature's statistics (`catalog show --stats` prints them).
+    #[serde(skip)]
+    pub statistics: Vec<FeatureStatistics>,
 }
 
 impl Snapshot {
@@ -227,6 +235,9 @@ impl Snapshot {
             set_aside: parameter(SET_ASIDE).cloned(),
             // Unreadable outcomes (a hand-edited parameter) hide nothing else of the snapshot.
             expectations: parameter(EXPECTATIONS)
+                .and_then(|json| serde_json::from_str(json).ok())
+                .unwrap_or_default(),
+            statistics: parameter(STATISTICS)
                 .and_then(|json| serde_json::from_str(json).ok())
                 .unwrap_or_default(),
         })

@@ -46,6 +46,7 @@ use crate::online_load::{LatestRows, OnlineStep, waiting};
 use crate::options::{RunOptions, snapshot_name};
 use crate::plan::{PlannedGroup, PlannedPipeline, plan};
 use crate::published;
+use crate::statistics::FeatureStatistics;
 use crate::status::group_status;
 
 /// Plans the pipeline, then computes and publishes each feature group in order. Each group
@@ -263,6 +264,7 @@ struct Computed {
     rows_written: u64,
     latest: LatestRows,
     expectations: Vec<ExpectationOutcome>,
+    statistics: Vec<FeatureStatistics>,
 }
 
 impl Publishing<'_> {
@@ -445,6 +447,7 @@ impl Publishing<'_> {
             rows_written: written.rows,
             latest,
             expectations,
+            statistics: group.profiler.statistics(&written.profile),
         })
     }
 
@@ -464,6 +467,9 @@ impl Publishing<'_> {
         let mut tally = expected.tally();
         expected.observe(&mut tally, &rows)?;
         let expectations = expected.judge(&tally, self.options.as_of)?;
+        let profiler = &self.group.profiler;
+        let mut profile = profiler.profile();
+        profiler.observe(&mut profile, &rows)?;
         timings.check = elapsed_ms(started);
 
         let started = Instant::now();
@@ -481,6 +487,7 @@ impl Publishing<'_> {
             rows_written,
             latest: LatestRows::Of(snapshot),
             expectations,
+            statistics: profiler.statistics(&profile),
         })
     }
 
@@ -512,6 +519,21 @@ impl Publishing<'_> {
                 published::EXPECTATIONS.to_string(),
                 serde_json::to_string(&computed.expectations).expect("outcomes serialize"),
             );
+        }
+        let statistics = serde_json::to_string(&computed.statistics).expect("statistics serialize");
+        match statistics.len() <= published::LONGEST_PARAMETER {
+            true => {
+                partition
+                    .parameters
+                    .insert(published::STATISTICS.to_string(), statistics);
+            }
+            false => tracing::warn!(
+                "warning: the statistics of {} features take {} bytes, more than a catalog \
+                 parameter holds ({}): not kept with the snapshot",
+                computed.statistics.len(),
+                statistics.len(),
+                published::LONGEST_PARAMETER
+            ),
         }
         let registered = self
             .backends

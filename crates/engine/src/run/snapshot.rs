@@ -29,6 +29,7 @@ use crate::options::RunOptions;
 use crate::parquet_file;
 use crate::plan::PlannedGroup;
 use crate::source_files;
+use crate::statistics::{Profile, Profiler};
 use crate::warehouse::Warehouse;
 
 /// A Parquet decoding failure, with the source file it came from when one is found: a
@@ -58,6 +59,8 @@ pub(super) struct WrittenSnapshot {
     pub(super) latest: Option<Vec<RecordBatch>>,
     /// What the rows showed of the group's expectations.
     pub(super) tally: Tally,
+    /// What the rows hold, feature by feature.
+    pub(super) profile: Profile,
 }
 
 /// Streams the group's rows into Parquet files under `location`, a file per partition of
@@ -106,7 +109,7 @@ pub(super) async fn write_snapshot(
             failed.clone(),
             stop.clone(),
             online.clone(),
-            group.expectations.clone(),
+            (group.expectations.clone(), group.profiler.clone()),
             group.name(),
         );
         tasks.push(SpawnedTask::spawn(async move {
@@ -118,7 +121,8 @@ pub(super) async fn write_snapshot(
             let checks = RowChecks {
                 rows: checks,
                 online: online.as_deref(),
-                expectations: &expectations,
+                expectations: &expectations.0,
+                profiler: &expectations.1,
                 group: &group,
             };
             let written = write_partition(batches, checks, file, &stop, failed).await;
@@ -133,10 +137,12 @@ pub(super) async fn write_snapshot(
         sorted,
         latest: sorted.then(Vec::new),
         tally: group.expectations.tally(),
+        profile: group.profiler.profile(),
     };
     for partition in join_partitions(tasks).await? {
         written.rows += partition.rows;
         written.tally.merge(partition.tally);
+        written.profile.merge(partition.profile);
         written.latest = written.latest.zip(partition.latest).map(|(mut all, more)| {
             all.extend(more);
             all
@@ -184,6 +190,7 @@ struct PartitionWritten {
     rows: u64,
     latest: Option<Vec<RecordBatch>>,
     tally: Tally,
+    profile: Profile,
 }
 
 /// Where a partition's file goes.
@@ -198,6 +205,7 @@ struct RowChecks<'a> {
     rows: PartitionChecks,
     online: Option<&'a OnlineCheck>,
     expectations: &'a Expectations,
+    profiler: &'a Profiler,
     group: &'a str,
 }
 
@@ -244,6 +252,7 @@ async fn write_partition(
 ) -> Result<Option<PartitionWritten>> {
     let mut row_checks = checks.rows;
     let mut tally = checks.expectations.tally();
+    let mut profile = checks.profiler.profile();
     let mut parquet = None;
     let mut rows = 0;
     loop {
@@ -265,6 +274,7 @@ async fn write_partition(
             online.check(checks.group, &batch)?;
         }
         checks.expectations.observe(&mut tally, &batch)?;
+        checks.profiler.observe(&mut profile, &batch)?;
         if batch.num_rows() == 0 {
             continue;
         }
@@ -291,6 +301,7 @@ async fn write_partition(
         rows,
         latest,
         tally,
+        profile,
     }))
 }
 
