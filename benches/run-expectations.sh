@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Benchmark of issue 15: what statistics and expectations cost the run that writes a
+# snapshot. The 10M-row rolling snapshot (pipelines/rolling_7d.sql) by a build without
+# either (BASELINE=<binary>, a commit before issue 15), then by this one — which profiles
+# every snapshot — without and with five expectations (pipelines/rolling_7d_checked.sql).
+# Alternating runs, a fresh warehouse each, medians and ranges. Release build. Not in CI.
+# Usage: BASELINE=<binary> benches/run-expectations.sh [runs] [1m|10m]
+source "$(dirname "$0")/lib.sh"
+RUNS=${1:-5}
+SIZE=${2:-10m}
+BASELINE=$(realpath "${BASELINE:?the binary of a commit before issue 15}")
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT
+generate "$SIZE"
+
+# once BINARY PIPELINE: the wall time (s) and peak RSS (KiB) of one run.
+once() {
+  rm -rf "$WORK/warehouse"
+  bench_pipeline "$WORK/bench.sql" "$SIZE" "$2"
+  (cd "$WORK" && /usr/bin/time -f "%e %M" -o time.txt \
+    "$1" run bench.sql --as-of 2024-04-01T00:00:00Z > /dev/null)
+  cat "$WORK/time.txt"
+}
+
+declare -A walls rss
+labels=("baseline: no statistics, no expectations" "statistics" "statistics and five expectations")
+for _ in $(seq "$RUNS"); do
+  for i in 0 1 2; do
+    case $i in
+      0) read -r wall kb < <(once "$BASELINE" rolling_7d) ;;
+      1) read -r wall kb < <(once "$FENGINE" rolling_7d) ;;
+      2) read -r wall kb < <(once "$FENGINE" rolling_7d_checked) ;;
+    esac
+    walls[$i]+="$wall "
+    rss[$i]+="$kb "
+  done
+done
+echo "| $SIZE rows, rolling_7d | median wall | range | peak RSS (median) |"
+echo "|---|---|---|---|"
+for i in 0 1 2; do
+  python3 - "${labels[$i]}" "${walls[$i]}" "${rss[$i]}" <<'PY'
+import statistics, sys
+label, walls, rss = sys.argv[1], [float(w) for w in sys.argv[2].split()], [int(k) for k in sys.argv[3].split()]
+print(f"| {label} | {statistics.median(walls):.2f} s | {min(walls):.2f}–{max(walls):.2f} s | {statistics.median(rss) // 1024} MiB |")
+PY
+done
