@@ -26,9 +26,6 @@ pub enum EventKind {
     Rollback,
     /// A version was retired.
     Retire,
-    /// A check of a run's rows (an expectation, a null key, ...) stopped its snapshot from
-    /// being published.
-    Blocked,
 }
 
 /// One entry of a group's history.

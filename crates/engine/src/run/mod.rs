@@ -29,12 +29,12 @@ use fengine_dialect::Pipeline;
 use tracing::Instrument;
 use url::Url;
 
-use self::publication::{Registered, record_blocked, record_publication};
+use self::publication::{Registered, record_publication};
 use self::snapshot::{OnlineCheck, naming_the_file, read_and_check, write_rows, write_snapshot};
 use crate::backends::Backends;
 use crate::catalogue::write_model;
 use crate::checks::Identity;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::fingerprint::{Fingerprint, Fingerprints};
 use crate::hooks::{fail_point, pause_point};
 use crate::interrupt;
@@ -290,10 +290,6 @@ impl Publishing<'_> {
                     .await
             }
         };
-        if let Err(Error::Check(why)) = &computed {
-            let (run_id, as_of) = (&self.options.run_id, self.options.as_of);
-            record_blocked(self.backends, self.group, run_id, as_of, why).await;
-        }
         let computed = self.or_discard(computed, &run_location).await?;
 
         fail_point("before_register");

@@ -78,32 +78,6 @@ pub(crate) async fn record_publication(
     record_lineage(backends, &name, version, &edges).await
 }
 
-/// Records in the group's history that a check of its rows stopped this run's snapshot:
-/// where to look when an expected snapshot is missing. A failure to record it is logged;
-/// the check's own error is the run's.
-pub(crate) async fn record_blocked(
-    backends: &Backends,
-    group: &PlannedGroup,
-    run_id: &str,
-    as_of: DateTime<Utc>,
-    why: &str,
-) {
-    let event = HistoryEvent {
-        at: Utc::now(),
-        kind: EventKind::Blocked,
-        version: group.definition.version,
-        actor: backends.caller.identity().await,
-        run_id: Some(run_id.to_string()),
-        as_of: Some(as_of),
-        rows: None,
-        detail: why.to_string(),
-        reason: None,
-    };
-    if let Err(error) = record_history(backends, &group.name(), &[event]).await {
-        tracing::warn!("warning: could not record the blocked snapshot in the history: {error}");
-    }
-}
-
 /// What changed, in words, between two definitions of one group version: its description,
 /// tags, feature comments and online ttl (its schema cannot change in place).
 pub(crate) fn definition_changes(before: &Table, after: &Table) -> Vec<String> {
