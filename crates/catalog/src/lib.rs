@@ -26,7 +26,7 @@ use async_trait::async_trait;
 
 pub use error::{Error, Result};
 pub use local::LocalCatalog;
-pub use model::{Column, Partition, Table};
+pub use model::{Column, MAX_PARAMETER_VALUE_BYTES, Partition, Table};
 
 /// Where snapshots are registered, with the catalogue's own tables (history, lineage,
 /// models). Registering a snapshot's partition is the commit point of a run: until

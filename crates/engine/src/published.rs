@@ -41,8 +41,6 @@ pub(crate) const SET_ASIDE: &str = "fengine.set_aside";
 pub(crate) const EXPECTATIONS: &str = "fengine.expectations";
 /// The statistics of each of the snapshot's features, as JSON.
 pub(crate) const STATISTICS: &str = "fengine.statistics";
-/// The longest value of a parameter Glue keeps, in bytes.
-pub(crate) const LONGEST_PARAMETER: usize = 512_000;
 
 /// One published version of a feature group: its catalog table.
 #[derive(Debug, Clone)]

@@ -243,10 +243,6 @@ impl Profiler {
 impl Profile {
     /// Adds another partition's profile of the same features.
     pub(crate) fn merge(&mut self, other: Profile) {
-        if self.columns.is_empty() {
-            *self = other;
-            return;
-        }
         for (mine, theirs) in self.columns.iter_mut().zip(other.columns) {
             match (mine, theirs) {
                 (ColumnProfile::Numeric(mine), ColumnProfile::Numeric(theirs)) => {

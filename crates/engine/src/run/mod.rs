@@ -24,7 +24,7 @@ use std::time::Instant;
 
 use arrow::array::RecordBatch;
 use datafusion::execution::context::SessionContext;
-use fengine_catalog::Partition;
+use fengine_catalog::{MAX_PARAMETER_VALUE_BYTES, Partition};
 use fengine_dialect::Pipeline;
 use tracing::Instrument;
 use url::Url;
@@ -521,7 +521,7 @@ impl Publishing<'_> {
             );
         }
         let statistics = serde_json::to_string(&computed.statistics).expect("statistics serialize");
-        match statistics.len() <= published::LONGEST_PARAMETER {
+        match statistics.len() <= MAX_PARAMETER_VALUE_BYTES {
             true => {
                 partition
                     .parameters
@@ -532,7 +532,7 @@ impl Publishing<'_> {
                  parameter holds ({}): not kept with the snapshot",
                 computed.statistics.len(),
                 statistics.len(),
-                published::LONGEST_PARAMETER
+                MAX_PARAMETER_VALUE_BYTES
             ),
         }
         let registered = self
