@@ -95,15 +95,22 @@ async fn snapshots_land_on_s3_and_in_glue_as_athena_reads_them() {
     assert_eq!(partitions[0].values, ["20240401T000000Z"]);
     assert_eq!(partitions[0].location, location);
 
+    // The run's files, and the snapshot's statistics file beside them.
     let objects = aws::list_objects(&bucket, "warehouse/customer_spend/v1/").await;
+    let statistics_file = &partitions[0].parameters["fengine.statistics_file"];
+    let (statistics, snapshot): (Vec<String>, Vec<String>) = objects
+        .iter()
+        .cloned()
+        .partition(|o| *statistics_file == format!("s3://{bucket}/{o}"));
+    assert_eq!(statistics.len(), 1, "{statistics_file} in {objects:?}");
     assert!(
-        !objects.is_empty()
-            && objects
+        !snapshot.is_empty()
+            && snapshot
                 .iter()
                 .all(|o| o.starts_with(location.trim_start_matches(&format!("s3://{bucket}/")))),
         "{objects:?}"
     );
-    let rows = aws::read_parquet_objects(&bucket, &objects).await;
+    let rows = aws::read_parquet_objects(&bucket, &snapshot).await;
     assert_eq!(
         row_count(&rows),
         group["rows_written"].as_u64().unwrap() as usize
@@ -124,8 +131,13 @@ async fn snapshots_land_on_s3_and_in_glue_as_athena_reads_them() {
     let new_prefix = new_location
         .trim_start_matches(&format!("s3://{bucket}/"))
         .to_string();
+    let new_statistics_file = &partitions[0].parameters["fengine.statistics_file"];
+    assert_ne!(new_statistics_file, statistics_file);
     assert!(
-        objects.iter().all(|o| o.starts_with(&new_prefix)),
+        objects
+            .iter()
+            .all(|o| o.starts_with(&new_prefix)
+                || *new_statistics_file == format!("s3://{bucket}/{o}")),
         "{objects:?}"
     );
 
@@ -305,7 +317,11 @@ async fn snapshots_are_uploaded_in_parts_and_encrypted_with_the_profile_kms_key(
             "{key} was not uploaded in parts (ETag {etag})"
         );
     }
-    let keys: Vec<String> = objects.into_iter().map(|(key, _)| key).collect();
+    let keys: Vec<String> = objects
+        .into_iter()
+        .map(|(key, _)| key)
+        .filter(|key| !key.contains("/_statistics/"))
+        .collect();
     let rows = aws::read_parquet_objects(&bucket, &keys).await;
     assert_eq!(
         row_count(&rows),
@@ -478,10 +494,12 @@ async fn snapshot_spend(bucket: &str) -> std::collections::BTreeMap<i64, f64> {
     spend_30d(bucket, "warehouse/customer_spend/v1/").await
 }
 
-/// customer -> spend_30d of the customer_spend objects under `prefix`.
+/// customer -> spend_30d of the customer_spend snapshot objects under `prefix` (not their
+/// statistics).
 async fn spend_30d(bucket: &str, prefix: &str) -> std::collections::BTreeMap<i64, f64> {
     use arrow::datatypes::{Float64Type, Int64Type};
-    let objects = aws::list_objects(bucket, prefix).await;
+    let mut objects = aws::list_objects(bucket, prefix).await;
+    objects.retain(|o| !o.contains("/_statistics/"));
     let batches = aws::read_parquet_objects(bucket, &objects).await;
     let customers = column::<Int64Type>(&batches, "customer_id");
     let spend = column::<Float64Type>(&batches, "spend_30d");

@@ -160,11 +160,14 @@ fn a_rerun_of_the_same_as_of_replaces_the_snapshot() {
         partitions[0].1,
         second["snapshot_location"].as_str().unwrap()
     );
-    // The first run's files are gone: the snapshot folder holds the second run's rows only.
+    // The first run's files are gone: the snapshot folder holds the second run's rows and
+    // statistics only.
     let snapshot_folder =
         workspace.path("warehouse/payment_totals/v1/snapshot_ts=20240302T120000Z");
-    let runs: Vec<_> = std::fs::read_dir(&snapshot_folder).unwrap().collect();
-    assert_eq!(runs.len(), 1);
+    let second_run = format!("run-{}", second["run_id"].as_str().unwrap());
+    for folder in [snapshot_folder.clone(), snapshot_folder.join("_statistics")] {
+        assert_eq!(run_folders(&folder), [second_run.as_str()]);
+    }
     assert_eq!(
         row_count(&read_parquet_folder(
             second["snapshot_location"].as_str().unwrap()
@@ -261,7 +264,7 @@ fn a_run_killed_between_writing_and_registering_leaves_the_catalog_as_it_was() {
     // The killed run's files were written but never registered; the next run removes them.
     let snapshot_folder =
         workspace.path("warehouse/payment_totals/v1/snapshot_ts=20240302T120000Z");
-    assert_eq!(std::fs::read_dir(&snapshot_folder).unwrap().count(), 2);
+    assert_eq!(run_folders(&snapshot_folder).len(), 2);
 
     let killed_new = workspace.fengine_with_env(
         &["run", "totals.sql", "--as-of", "2024-03-04T00:00:00Z"],
@@ -277,11 +280,28 @@ fn a_run_killed_between_writing_and_registering_leaves_the_catalog_as_it_was() {
     let rerun = run(&workspace, "2024-03-02T12:00:00Z", &[])
         .success()
         .json();
-    assert_eq!(std::fs::read_dir(&snapshot_folder).unwrap().count(), 1);
+    let rerun_id = rerun["groups"][0]["run_id"].as_str().unwrap();
+    assert_eq!(run_folders(&snapshot_folder), [format!("run-{rerun_id}")]);
+    assert_eq!(
+        run_folders(&snapshot_folder.join("_statistics")),
+        [format!("run-{rerun_id}")],
+        "the killed runs' statistics are removed with their files"
+    );
     assert_eq!(
         workspace.partitions("payment_totals_v1")[0].1,
         rerun["groups"][0]["snapshot_location"].as_str().unwrap()
     );
+}
+
+/// The runs' folders in a snapshot's folder (or in its `_statistics`), by name.
+fn run_folders(folder: &std::path::Path) -> Vec<String> {
+    let mut runs: Vec<String> = std::fs::read_dir(folder)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with("run-"))
+        .collect();
+    runs.sort();
+    runs
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! Statistics kept with each snapshot, end to end: the hand-checked fixture's features as
-//! `catalog show --stats` prints them, in JSON and as text.
+//! `catalog show --stats` prints them, in JSON and as text; and read from their Parquet file
+//! beside the snapshot when they outgrow what the catalog keeps.
 
 mod common;
 
@@ -111,4 +112,81 @@ fn each_feature_s_statistics_are_kept_with_the_snapshot() {
     ] {
         assert!(text.contains(line), "{line}\n{text}");
     }
+}
+
+/// Features enough that their statistics outgrow a catalog parameter (512,000 bytes).
+const WIDE: usize = 1200;
+
+#[test]
+fn statistics_too_large_for_the_catalog_are_read_from_their_parquet_file() {
+    let workspace = Workspace::new();
+    workspace.write("payments.csv", PAYMENTS);
+    let features: Vec<String> = (0..WIDE)
+        .map(|i| format!("sum(amount) + {i} AS f{i:04}"))
+        .collect();
+    workspace.write(
+        "wide.sql",
+        &PIPELINE.replace("payment_totals", "wide_totals").replace(
+            "sum(amount) AS total, count(*) AS n,\n       max(channel) AS channel",
+            &features.join(", "),
+        ),
+    );
+    let run = workspace
+        .fengine(&["run", "wide.sql", "--as-of", "2024-03-04T00:00:00Z"])
+        .success();
+    assert!(
+        run.stderr
+            .contains(&format!("warning: the statistics of {WIDE} features take"))
+            && run
+                .stderr
+                .contains("more than a catalog parameter holds (512000): kept in file://"),
+        "{}",
+        run.stderr
+    );
+
+    let [partition] = &consistency::local_partitions(&workspace, "wide_totals_v1")[..] else {
+        panic!("one snapshot")
+    };
+    assert_eq!(partition.parameters.get("fengine.statistics"), None);
+    let file = &partition.parameters["fengine.statistics_file"];
+    let snapshot_folder = partition.location.trim_end_matches('/');
+    let snapshot_folder = &snapshot_folder[..snapshot_folder.rfind('/').unwrap()];
+    assert!(
+        file.starts_with(&format!("{snapshot_folder}/_statistics/run-")),
+        "beside the snapshot's run folders, not in one: {file} of {}",
+        partition.location
+    );
+    let rows = read_parquet_file(std::path::Path::new(file.strip_prefix("file://").unwrap()));
+    assert_eq!(row_count(&rows), WIDE);
+    // Totals 15.5, 70, 7 and -50, each plus the feature's number.
+    let means = column::<arrow::datatypes::Float64Type>(&rows, "mean");
+    for (i, mean) in means.iter().enumerate() {
+        assert_close(mean.unwrap(), 10.625 + i as f64, "mean in the file");
+    }
+
+    let shown = workspace
+        .fengine(&[
+            "catalog",
+            "show",
+            "wide_totals",
+            "--stats",
+            "--output",
+            "json",
+        ])
+        .success()
+        .json();
+    let shown = shown.as_array().unwrap();
+    assert_eq!(shown.len(), WIDE);
+    let last = &shown[WIDE - 1];
+    assert_eq!(last["feature"], format!("f{:04}", WIDE - 1));
+    let numeric = &last["values"]["numeric"];
+    assert_eq!(
+        (&numeric["min"], &numeric["max"]),
+        (&(WIDE as f64 - 51.0).into(), &(WIDE as f64 + 69.0).into())
+    );
+    assert_close(
+        numeric["stddev"].as_f64().unwrap(),
+        1809.421875f64.sqrt(),
+        "stddev",
+    );
 }

@@ -6,7 +6,9 @@ use anyhow::{Result, bail};
 use clap::{Args, Subcommand};
 use fengine_engine::{Error, GroupFilter};
 
-use super::{Output, ProfileArgs};
+use chrono::{DateTime, Utc};
+
+use super::{Output, ProfileArgs, parse_as_of};
 use crate::output::catalogue as print;
 
 #[derive(Args)]
@@ -25,6 +27,9 @@ enum CatalogCommand {
     Show(ShowArgs),
     /// A group's runs, definition changes, rollbacks and retirements, newest first.
     History(HistoryArgs),
+    /// How each feature of a group moved between two snapshots: PSI, Kolmogorov–Smirnov
+    /// distance, and the largest change in a category's share.
+    Drift(DriftArgs),
     /// Retire a group version: drop its online table and mark it retired, keeping its
     /// snapshots. Refused while a registered model uses it.
     Retire(RetireArgs),
@@ -88,6 +93,24 @@ struct HistoryArgs {
 }
 
 #[derive(Args)]
+struct DriftArgs {
+    group: String,
+    /// The version [default: the newest not retired]
+    #[arg(long)]
+    version: Option<u32>,
+    /// The as-of of the snapshot to measure from [default: the one before --to]
+    #[arg(long, value_parser = parse_as_of)]
+    from: Option<DateTime<Utc>>,
+    /// The as-of of the snapshot to measure [default: the newest]
+    #[arg(long, value_parser = parse_as_of)]
+    to: Option<DateTime<Utc>>,
+    #[arg(long, value_enum, default_value_t = Output::Text)]
+    output: Output,
+    #[command(flatten)]
+    profile: ProfileArgs,
+}
+
+#[derive(Args)]
 struct RetireArgs {
     group: String,
     /// The version to retire.
@@ -110,6 +133,7 @@ pub(crate) async fn run(args: CatalogArgs) -> Result<()> {
         CatalogCommand::List(args) => list(args).await,
         CatalogCommand::Show(args) => show(args).await,
         CatalogCommand::History(args) => history(args).await,
+        CatalogCommand::Drift(args) => drift(args).await,
         CatalogCommand::Retire(args) => retire(args).await,
         CatalogCommand::Docs(args) => docs(args).await,
     }
@@ -148,10 +172,17 @@ async fn show(args: ShowArgs) -> Result<()> {
     if !args.model
         && let Some(group) = fengine_engine::show_group(&backends, &args.name, args.version).await?
     {
-        return match args.stats {
-            true => print::print_group_statistics(&group, as_json),
-            false => print::print_group_detail(&group, as_json),
+        if !args.stats {
+            return print::print_group_detail(&group, as_json);
+        }
+        let Some(snapshot) = group.snapshots.iter().rev().find(|s| s.set_aside.is_none()) else {
+            bail!(Error::NotFound(format!(
+                "feature group '{}' v{} has no snapshot to show the statistics of",
+                group.group, group.version
+            )));
         };
+        let statistics = fengine_engine::snapshot_statistics(&backends.warehouse, snapshot).await;
+        return print::print_group_statistics(&group, snapshot, &statistics, as_json);
     }
     match fengine_engine::show_model(&backends, &args.name, args.version).await? {
         Some(model) => print::print_model_detail(&model, as_json),
@@ -175,6 +206,14 @@ async fn history(args: HistoryArgs) -> Result<()> {
     let backends = args.profile.load_existing().await?;
     let events = fengine_engine::group_history(&backends, &args.group).await?;
     print::print_history(&events, args.output == Output::Json)
+}
+
+async fn drift(args: DriftArgs) -> Result<()> {
+    let backends = args.profile.load_existing().await?;
+    let drift =
+        fengine_engine::group_drift(&backends, &args.group, args.version, args.from, args.to)
+            .await?;
+    print::print_drift(&drift, args.output == Output::Json)
 }
 
 async fn retire(args: RetireArgs) -> Result<()> {

@@ -3,8 +3,8 @@
 use anyhow::Result;
 use chrono::{DateTime, SecondsFormat, Utc};
 use fengine_engine::{
-    GroupDetail, GroupSummary, HistoryEvent, ModelDetail, RetireOutcome, RollbackOutcome,
-    ValueStatistics,
+    FeatureStatistics, GroupDetail, GroupSummary, HistoryEvent, ModelDetail, RetireOutcome,
+    RollbackOutcome, Snapshot, ValueStatistics,
 };
 use serde::Serialize;
 
@@ -307,16 +307,79 @@ pub fn print_rollback(outcome: &RollbackOutcome, as_json: bool) -> Result<()> {
     Ok(())
 }
 
-/// The features' statistics in the group's newest snapshot that no rollback set aside.
-pub fn print_group_statistics(group: &GroupDetail, as_json: bool) -> Result<()> {
-    let Some(snapshot) = group.snapshots.iter().rev().find(|s| s.set_aside.is_none()) else {
-        anyhow::bail!(fengine_engine::Error::NotFound(format!(
-            "feature group '{}' v{} has no snapshot to show the statistics of",
-            group.group, group.version
-        )));
-    };
+/// Each bin as `[low, high) count`, the tails open.
+fn histogram_bins(histogram: &fengine_engine::Histogram) -> Vec<String> {
+    let edges = histogram.edge_values();
+    histogram
+        .counts
+        .iter()
+        .enumerate()
+        .map(|(bin, count)| {
+            let low = bin
+                .checked_sub(1)
+                .map_or("-inf".to_string(), |i| edges[i].to_string());
+            let high = edges.get(bin).map_or("inf".to_string(), f64::to_string);
+            format!("[{low}, {high}) {count}")
+        })
+        .collect()
+}
+
+/// How each feature moved between two snapshots.
+pub fn print_drift(drift: &fengine_engine::GroupDrift, as_json: bool) -> Result<()> {
     if as_json {
-        return json(&snapshot.statistics);
+        return json(drift);
+    }
+    out!(
+        "drift of {} v{} from snapshot {} to {}:",
+        drift.group,
+        drift.version,
+        time(drift.from),
+        time(drift.to)
+    );
+    if drift.features.is_empty() {
+        out!("  none measured: the snapshots have no statistics of the same features");
+    }
+    for feature in &drift.features {
+        let mut measures = Vec::new();
+        if let Some(psi) = feature.psi {
+            let estimated = if feature.psi_estimated {
+                " (estimated)"
+            } else {
+                ""
+            };
+            measures.push(format!("PSI {psi:.4}{estimated}"));
+        }
+        if let Some(ks) = feature.ks {
+            measures.push(format!("KS {ks:.4}"));
+        }
+        if let Some(change) = &feature.share_change {
+            let value = change
+                .value
+                .as_deref()
+                .map_or_else(|| "null".to_string(), |v| format!("'{v}'"));
+            measures.push(format!(
+                "largest share change {value} {:.2}% -> {:.2}%",
+                100.0 * change.from,
+                100.0 * change.to
+            ));
+        }
+        if measures.is_empty() {
+            measures.push("not measurable".to_string());
+        }
+        out!("  {}: {}", feature.feature, measures.join(", "));
+    }
+    Ok(())
+}
+
+/// The features' statistics in one of the group's snapshots.
+pub fn print_group_statistics(
+    group: &GroupDetail,
+    snapshot: &Snapshot,
+    statistics: &[FeatureStatistics],
+    as_json: bool,
+) -> Result<()> {
+    if as_json {
+        return json(&statistics);
     }
     out!(
         "statistics of {} v{}, snapshot {} (run {}):",
@@ -325,10 +388,10 @@ pub fn print_group_statistics(group: &GroupDetail, as_json: bool) -> Result<()> 
         time(snapshot.as_of),
         snapshot.run_id
     );
-    if snapshot.statistics.is_empty() {
+    if statistics.is_empty() {
         out!("  none: the snapshot was published before fengine kept statistics");
     }
-    for feature in &snapshot.statistics {
+    for feature in statistics {
         let distinct = feature
             .distinct
             .map_or_else(|| "-".to_string(), |d| format!("~{d}"));
@@ -348,6 +411,7 @@ pub fn print_group_statistics(group: &GroupDetail, as_json: bool) -> Result<()> 
                 mean,
                 stddev,
                 quantiles,
+                histogram,
             } => {
                 let number =
                     |n: &Option<f64>| n.map_or_else(|| "-".to_string(), |n| format!("{n}"));
@@ -372,6 +436,9 @@ pub fn print_group_statistics(group: &GroupDetail, as_json: bool) -> Result<()> 
                     let shown: Vec<String> =
                         quantiles.iter().map(|(q, v)| format!("{q} {v}")).collect();
                     out!("    {}", shown.join("  "));
+                }
+                if let Some(histogram) = histogram {
+                    out!("    histogram: {}", histogram_bins(histogram).join("  "));
                 }
             }
             ValueStatistics::Categorical {

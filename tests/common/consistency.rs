@@ -1,6 +1,6 @@
 //! The state every test of faults and concurrency ends by checking, whatever happened before:
 //! every registered partition points at complete files, no run left files beside the
-//! registered ones, and the online store holds exactly the newest registered snapshot's
+//! registered ones and their statistics files, and the online store holds exactly the newest registered snapshot's
 //! latest row per key, its load recorded as completed.
 
 use std::collections::BTreeMap;
@@ -46,12 +46,17 @@ pub fn assert_consistent(
             partition.location
         );
     }
+    let local = |url: &str| url.trim_start_matches("file://").to_string();
     let orphans: Vec<&String> = files
         .iter()
         .filter(|file| {
-            !partitions
-                .iter()
-                .any(|p| file.starts_with(p.location.trim_start_matches("file://")))
+            !partitions.iter().any(|p| {
+                file.starts_with(&local(&p.location))
+                    || p.parameters
+                        .get("fengine.statistics_file")
+                        .map(|f| local(f))
+                        == Some(local(file))
+            })
         })
         .collect();
     assert!(

@@ -23,6 +23,6 @@ pub use error::{ParseError, Result, SourceLocation};
 pub use parser::{LocatedStatement, parse_sql};
 pub use pipeline::{MAX_FILE_BYTES, Pipeline, PipelineStatement, load_pipeline};
 pub use statement::{
-    CreateFeatureGroup, CreateModel, Expectation, FeatureComment, FeatureUse, Include,
-    OnlineOptions, Rule, Statement, normalize_ident,
+    CreateFeatureGroup, CreateModel, DriftMeasure, Expectation, FeatureComment, FeatureUse,
+    Include, OnlineOptions, Rule, Statement, normalize_ident,
 };

@@ -12,8 +12,8 @@ use datafusion_sql::sqlparser::tokenizer::{Location, Token};
 use crate::depth::{self, MAX_EXPRESSION_DEPTH};
 use crate::error::{ParseError, Result};
 use crate::statement::{
-    CreateFeatureGroup, CreateModel, Expectation, FeatureComment, FeatureUse, Include,
-    OnlineOptions, Rule, Statement,
+    CreateFeatureGroup, CreateModel, DriftMeasure, Expectation, FeatureComment, FeatureUse,
+    Include, OnlineOptions, Rule, Statement,
 };
 
 /// A parsed statement and where it starts.
@@ -443,15 +443,61 @@ impl PipelineParser<'_> {
             let within = self.expect_string("a quoted length of time such as '2 days'")?;
             return Ok(Rule::Freshness { column, within });
         }
+        if self.consume_words(&["DRIFT"]) {
+            let column = self.expect_ident("a column after DRIFT")?;
+            let found = self.inner.parser.next_token();
+            let measure = match &found.token {
+                Token::Word(word) => DriftMeasure::parse(&word.value),
+                _ => None,
+            };
+            let measure = measure.ok_or_else(|| {
+                self.error_at(
+                    found.span.start,
+                    format!(
+                        "expected the measure of drift after the column: PSI, KS or SHARE, \
+                         found {}",
+                        found.token
+                    ),
+                )
+            })?;
+            self.expect_token(&Token::Lt, "'<' after the measure")?;
+            let limit = self.expect_limit()?;
+            return Ok(Rule::Drift {
+                column,
+                measure,
+                limit,
+            });
+        }
         let found = self.inner.parser.peek_token();
         Err(self.error_at(
             found.span.start,
             format!(
-                "expected a rule after EXPECT: (<condition>), NOT NULL, RANGE, VALUES, ROWS or \
-                 FRESHNESS, found {}",
+                "expected a rule after EXPECT: (<condition>), NOT NULL, RANGE, VALUES, ROWS, \
+                 FRESHNESS or DRIFT, found {}",
                 found.token
             ),
         ))
+    }
+
+    /// A drift's limit: a number above 0.
+    fn expect_limit(&mut self) -> Result<f64> {
+        let token = self.inner.parser.next_token();
+        let limit = match &token.token {
+            Token::Number(text, _) => text
+                .parse::<f64>()
+                .ok()
+                .filter(|l| *l > 0.0 && l.is_finite()),
+            _ => None,
+        };
+        limit.ok_or_else(|| {
+            self.error_at(
+                token.span.start,
+                format!(
+                    "expected the limit of the drift after '<', a number above 0 (0.2), found {}",
+                    token.token
+                ),
+            )
+        })
     }
 
     /// A number, possibly negative, a quoted string, TRUE or FALSE.

@@ -165,6 +165,13 @@ impl Expectation {
             Rule::Values { column, .. } => format!("values({})", columns(&[column])),
             Rule::Rows { .. } => "rows".to_string(),
             Rule::Freshness { column, .. } => format!("freshness({})", columns(&[column])),
+            Rule::Drift {
+                column, measure, ..
+            } => format!(
+                "drift_{}({})",
+                measure.to_string().to_lowercase(),
+                columns(&[column])
+            ),
         }
     }
 }
@@ -205,12 +212,53 @@ pub enum Rule {
     Rows { low: u64, high: u64 },
     /// `FRESHNESS <col> WITHIN '<interval>'`
     Freshness { column: Ident, within: String },
+    /// `DRIFT <col> PSI|KS|SHARE < <limit>`: against the version's previous snapshot.
+    Drift {
+        column: Ident,
+        measure: DriftMeasure,
+        limit: f64,
+    },
+}
+
+/// A measure of how far a feature moved between two snapshots.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DriftMeasure {
+    /// The population stability index.
+    Psi,
+    /// The Kolmogorov–Smirnov distance, of numbers.
+    Ks,
+    /// The largest change in a category's share of the rows.
+    Share,
+}
+
+impl DriftMeasure {
+    pub fn parse(word: &str) -> Option<Self> {
+        match word.to_ascii_uppercase().as_str() {
+            "PSI" => Some(DriftMeasure::Psi),
+            "KS" => Some(DriftMeasure::Ks),
+            "SHARE" => Some(DriftMeasure::Share),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for DriftMeasure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            DriftMeasure::Psi => "PSI",
+            DriftMeasure::Ks => "KS",
+            DriftMeasure::Share => "SHARE",
+        })
+    }
 }
 
 impl Rule {
     /// Whether it is checked row by row (and so takes MOSTLY).
     pub fn is_per_row(&self) -> bool {
-        !matches!(self, Rule::Rows { .. } | Rule::Freshness { .. })
+        !matches!(
+            self,
+            Rule::Rows { .. } | Rule::Freshness { .. } | Rule::Drift { .. }
+        )
     }
 }
 
@@ -229,6 +277,11 @@ impl fmt::Display for Rule {
             Rule::Freshness { column, within } => {
                 write!(f, "FRESHNESS {column} WITHIN {}", quoted(within))
             }
+            Rule::Drift {
+                column,
+                measure,
+                limit,
+            } => write!(f, "DRIFT {column} {measure} < {limit}"),
         }
     }
 }

@@ -642,7 +642,10 @@ mod expectations {
              EXPECT VALUES category IN ('grocery', 'travel', -1, TRUE)\n\
              EXPECT ROWS BETWEEN 1000 AND 10000000\n\
              expect freshness t within '2 days' warn\n\
-             EXPECT (a > 0)",
+             EXPECT (a > 0)\n\
+             EXPECT DRIFT spend_30d PSI < 0.2\n\
+             EXPECT moved AS drift category share < 0.05 WARN\n\
+             EXPECT DRIFT spend_30d KS < 1.5",
         );
         let summary: Vec<(String, String, Option<f64>, bool, u64)> = parsed
             .iter()
@@ -680,6 +683,21 @@ mod expectations {
             ("rows", "ROWS BETWEEN 1000 AND 10000000", None, false, 6),
             ("freshness(t)", "FRESHNESS t WITHIN '2 days'", None, true, 7),
             ("a > 0", "(a > 0)", None, false, 8),
+            (
+                "drift_psi(spend_30d)",
+                "DRIFT spend_30d PSI < 0.2",
+                None,
+                false,
+                9,
+            ),
+            ("moved", "DRIFT category SHARE < 0.05", None, true, 10),
+            (
+                "drift_ks(spend_30d)",
+                "DRIFT spend_30d KS < 1.5",
+                None,
+                false,
+                11,
+            ),
         ];
         let expected: Vec<(String, String, Option<f64>, bool, u64)> = expected
             .into_iter()
@@ -714,7 +732,8 @@ mod expectations {
                    EXPECT ok AS (a BETWEEN 1 AND 2) MOSTLY 0.9 WARN \
                    EXPECT NOT NULL (a, b) EXPECT RANGE a BETWEEN '2024-01-01' AND '2025-01-01' \
                    EXPECT VALUES c IN ('x', 'y''s') EXPECT ROWS BETWEEN 0 AND 5 \
-                   EXPECT FRESHNESS t WITHIN '1 day' AS SELECT a, t FROM x";
+                   EXPECT FRESHNESS t WITHIN '1 day' EXPECT DRIFT b KS < 0.1 WARN \
+                   AS SELECT a, t FROM x";
         let first = parse_group(sql);
         let second = parse_group(&first.to_string());
         let rules = |g: &CreateFeatureGroup| -> Vec<(Option<String>, String, Option<f64>, bool)> {
@@ -732,7 +751,7 @@ mod expectations {
         };
         assert_eq!(rules(&first), rules(&second));
         assert_eq!(first.to_string(), second.to_string());
-        assert_eq!(first.expectations.len(), 6);
+        assert_eq!(first.expectations.len(), 7);
     }
 
     #[rstest]
@@ -763,8 +782,29 @@ mod expectations {
     #[case::unknown_rule(
         "EXPECT UNIQUE (a)",
         8,
-        "expected a rule after EXPECT: (<condition>), NOT NULL, RANGE, VALUES, ROWS or \
-         FRESHNESS, found UNIQUE"
+        "expected a rule after EXPECT: (<condition>), NOT NULL, RANGE, VALUES, ROWS, \
+         FRESHNESS or DRIFT, found UNIQUE"
+    )]
+    #[case::drift_unknown_measure(
+        "EXPECT DRIFT a PSX < 0.2",
+        16,
+        "expected the measure of drift after the column: PSI, KS or SHARE, found PSX"
+    )]
+    #[case::drift_without_a_limit(
+        "EXPECT DRIFT a PSI <= 0.2",
+        20,
+        "expected '<' after the measure, found <="
+    )]
+    #[case::drift_limit_zero(
+        "EXPECT DRIFT a KS < 0",
+        21,
+        "expected the limit of the drift after '<', a number above 0 (0.2), found 0"
+    )]
+    #[case::drift_mostly(
+        "EXPECT DRIFT a PSI < 0.2 MOSTLY 0.9",
+        26,
+        "MOSTLY is the share of rows that must pass a rule checked row by row; \
+         `DRIFT a PSI < 0.2` is checked on the whole snapshot"
     )]
     #[case::rows_reversed(
         "EXPECT ROWS BETWEEN 10 AND 1",

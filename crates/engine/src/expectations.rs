@@ -20,13 +20,17 @@ use datafusion::execution::SessionState;
 use datafusion::logical_expr::Expr;
 use datafusion::logical_expr::ExprSchemable;
 use datafusion::physical_expr::PhysicalExpr;
-use fengine_dialect::{CreateFeatureGroup, Expectation, Rule, SourceLocation, normalize_ident};
+use fengine_dialect::{
+    CreateFeatureGroup, DriftMeasure, Expectation, Rule, SourceLocation, normalize_ident,
+};
 use fengine_operators::timestamps::fixed_length;
 
 use crate::checks::describe_values;
+use crate::drift::SnapshotDrift;
 use crate::error::{Error, Result};
 use crate::manifest::{ExpectationOutcome, Severity};
 use crate::published;
+use crate::statistics::{self, Kind};
 
 /// The failing rows an outcome shows, at most.
 const SAMPLES: usize = 5;
@@ -68,6 +72,12 @@ enum Test {
         column: usize,
         within: Duration,
     },
+    /// The feature moved less than `limit` since the version's previous snapshot.
+    Drift {
+        feature: String,
+        measure: DriftMeasure,
+        limit: f64,
+    },
 }
 
 /// What a stream of a snapshot's rows showed of each expectation, in the order of the
@@ -85,7 +95,8 @@ enum Seen {
         failed: u64,
         samples: Vec<String>,
     },
-    RowCount,
+    /// Nothing: the rule is judged on the whole snapshot.
+    Whole,
     /// The newest value, in nanoseconds since the epoch (wide enough for any unit's range).
     Newest(Option<i128>),
 }
@@ -107,6 +118,11 @@ impl Expectations {
             .chain([group.event_time_column()])
             .filter_map(|name| schema.index_of(&name).ok())
             .collect();
+        let not_features: Vec<String> = group
+            .key_columns()
+            .into_iter()
+            .chain([group.event_time_column()])
+            .collect();
         let checks = group
             .expectations
             .iter()
@@ -116,7 +132,7 @@ impl Expectations {
                     line: expectation.line,
                     column: expectation.column,
                 };
-                compile_check(state, expectation, &df_schema, &at)
+                compile_check(state, expectation, &df_schema, &not_features, &at)
                     .map_err(|e| e.in_expectation(&group.name(), &expectation.name()))
             })
             .collect::<Result<_>>()?;
@@ -138,7 +154,7 @@ impl Expectations {
                     failed: 0,
                     samples: Vec::new(),
                 },
-                Test::RowCount { .. } => Seen::RowCount,
+                Test::RowCount { .. } | Test::Drift { .. } => Seen::Whole,
                 Test::Freshness { .. } => Seen::Newest(None),
             })
             .collect();
@@ -207,17 +223,18 @@ impl Expectations {
     }
 
     /// Each expectation's outcome, failed `WARN` ones logged; an error when one that blocks
-    /// publishing failed.
+    /// publishing failed. `drift`: since the version's previous snapshot, if it has one.
     pub(crate) fn judge(
         &self,
         tally: &Tally,
         as_of: DateTime<Utc>,
+        drift: Option<&SnapshotDrift>,
     ) -> Result<Vec<ExpectationOutcome>> {
         let outcomes: Vec<ExpectationOutcome> = self
             .checks
             .iter()
             .zip(&tally.seen)
-            .map(|(check, seen)| check.outcome(seen, tally.rows, as_of))
+            .map(|(check, seen)| check.outcome(seen, tally.rows, as_of, drift))
             .collect();
         let failed = |severity| {
             self.checks
@@ -257,7 +274,13 @@ impl Expectations {
 }
 
 impl Check {
-    fn outcome(&self, seen: &Seen, rows: u64, as_of: DateTime<Utc>) -> ExpectationOutcome {
+    fn outcome(
+        &self,
+        seen: &Seen,
+        rows: u64,
+        as_of: DateTime<Utc>,
+        drift: Option<&SnapshotDrift>,
+    ) -> ExpectationOutcome {
         let mut outcome = ExpectationOutcome {
             name: self.name.clone(),
             rule: self.rule.clone(),
@@ -317,6 +340,18 @@ impl Check {
                         length_of_time(age_ns)
                     ),
                 };
+            }
+            (
+                Test::Drift {
+                    feature,
+                    measure,
+                    limit,
+                },
+                _,
+            ) => {
+                let (passed, observed) = drift_outcome(drift, feature, *measure, *limit);
+                outcome.passed = passed;
+                outcome.observed = observed;
             }
             _ => unreachable!("a tally is made of the checks it is judged by"),
         }
@@ -386,6 +421,7 @@ fn compile_check(
     state: &SessionState,
     expectation: &Expectation,
     schema: &DFSchema,
+    not_features: &[String],
     at: &SourceLocation,
 ) -> Result<Check> {
     let test = match &expectation.rule {
@@ -439,6 +475,42 @@ fn compile_check(
             Test::Freshness {
                 column: index,
                 within,
+            }
+        }
+        Rule::Drift {
+            column,
+            measure,
+            limit,
+        } => {
+            let name = normalize_ident(column);
+            let index = column_index(schema, &name, at)?;
+            if not_features.contains(&name) {
+                return Err(Error::plan(
+                    at,
+                    format!("DRIFT measures a feature; '{name}' is the group's key or event time"),
+                ));
+            }
+            let data_type = schema.field(index).data_type();
+            let measurable = matches!(
+                (measure, statistics::kind(data_type)),
+                (DriftMeasure::Psi, Kind::Numeric | Kind::Categorical)
+                    | (DriftMeasure::Ks, Kind::Numeric)
+                    | (DriftMeasure::Share, Kind::Categorical)
+            );
+            if !measurable {
+                return Err(Error::plan(
+                    at,
+                    format!(
+                        "DRIFT {measure} cannot measure column '{name}' of type {data_type}: PSI \
+                         measures numbers, strings and booleans, KS numbers, SHARE strings and \
+                         booleans"
+                    ),
+                ));
+            }
+            Test::Drift {
+                feature: name,
+                measure: *measure,
+                limit: *limit,
             }
         }
     };
@@ -507,6 +579,56 @@ fn per_row(
         mostly: expectation.mostly.unwrap_or(1.0),
         shown,
     })
+}
+
+/// Whether the feature moved less than `limit`, and what was measured.
+fn drift_outcome(
+    drift: Option<&SnapshotDrift>,
+    feature: &str,
+    measure: DriftMeasure,
+    limit: f64,
+) -> (bool, String) {
+    let Some(drift) = drift else {
+        return (
+            true,
+            "no previous snapshot of this version to compare with".to_string(),
+        );
+    };
+    let since = format!("since snapshot {}", published::format_time(drift.from));
+    let moved = drift.features.iter().find(|f| f.feature == feature);
+    let measured = moved.and_then(|moved| match measure {
+        DriftMeasure::Psi => moved.psi.map(|psi| {
+            let estimated = match moved.psi_estimated {
+                true => " (estimated from its sketch: the snapshots were binned apart)",
+                false => "",
+            };
+            (psi, format!("PSI {psi:.4} {since}{estimated}"))
+        }),
+        DriftMeasure::Ks => moved
+            .ks
+            .map(|ks| (ks, format!("KS distance {ks:.4} {since}"))),
+        DriftMeasure::Share => moved.share_change.as_ref().map(|change| {
+            let value = change
+                .value
+                .as_deref()
+                .map_or_else(|| "null".to_string(), |v| format!("'{v}'"));
+            (
+                change.size(),
+                format!(
+                    "the share of {value} went from {:.2}% to {:.2}% {since}",
+                    100.0 * change.from,
+                    100.0 * change.to
+                ),
+            )
+        }),
+    });
+    match measured {
+        Some((value, observed)) => (value < limit, observed),
+        None => (
+            true,
+            format!("{measure} cannot be measured {since}: a snapshot has no value of it"),
+        ),
+    }
 }
 
 fn column_index(schema: &DFSchema, name: &str, at: &SourceLocation) -> Result<usize> {
@@ -774,10 +896,10 @@ mod tests {
                 batch.schema_ref(),
             ).unwrap();
             let tally = tally_in_pieces(&expectations, &batch, chunk);
-            let outcomes = match expectations.judge(&tally, Utc::now()) {
+            let outcomes = match expectations.judge(&tally, Utc::now(), None) {
                 Ok(outcomes) => outcomes,
                 Err(_) => expectations.checks.iter().zip(&tally.seen)
-                    .map(|(c, s)| c.outcome(s, tally.rows, Utc::now())).collect(),
+                    .map(|(c, s)| c.outcome(s, tally.rows, Utc::now(), None)).collect(),
             };
             let in_range: Vec<Option<bool>> = values.iter()
                 .map(|v| v.map(|v| (from as i128..=to as i128).contains(&v))).collect();
@@ -815,7 +937,7 @@ mod tests {
                 batch.schema_ref(),
             ).unwrap();
             let tally = tally_in_pieces(&expectations, &batch, chunk);
-            let outcomes = expectations.judge(&tally, Utc::now()).unwrap();
+            let outcomes = expectations.judge(&tally, Utc::now(), None).unwrap();
             // NaN is in no range; -0.0 is 0.
             let in_range: Vec<Option<bool>> = values.iter()
                 .map(|v| v.map(|v| !v.is_nan() && from <= v && v <= to)).collect();
@@ -839,7 +961,7 @@ mod tests {
         )
         .unwrap();
         let tally = tally_in_pieces(&expectations, &batch, 2);
-        let outcomes = expectations.judge(&tally, Utc::now()).unwrap();
+        let outcomes = expectations.judge(&tally, Utc::now(), None).unwrap();
         // Case counts: 'Grocery' is not 'grocery'.
         assert_matches_reference(
             &outcomes[0],
@@ -869,7 +991,7 @@ mod tests {
             let expectations =
                 compile("EXPECT ok AS (v > 0) MOSTLY 0.93", batch.schema_ref()).unwrap();
             let tally = tally_in_pieces(&expectations, &batch, 10);
-            let judged = expectations.judge(&tally, Utc::now());
+            let judged = expectations.judge(&tally, Utc::now(), None);
             assert_eq!(judged.is_ok(), passes, "{failing} of 100 fail: {judged:?}");
         }
     }
@@ -891,7 +1013,7 @@ mod tests {
         let as_of = DateTime::parse_from_rfc3339("2024-03-10T12:00:00Z")
             .unwrap()
             .to_utc();
-        let error = expectations.judge(&tally, as_of).unwrap_err();
+        let error = expectations.judge(&tally, as_of, None).unwrap_err();
         assert!(matches!(error, Error::Check(_)));
         assert_eq!(
             error.to_string(),
@@ -941,7 +1063,7 @@ mod tests {
                     )
                     .unwrap();
                     let tally = tally_in_pieces(&expectations, &batch, 1);
-                    let judged = expectations.judge(&tally, as_of);
+                    let judged = expectations.judge(&tally, as_of, None);
                     assert_eq!(
                         judged.is_ok(),
                         passes,
@@ -968,7 +1090,7 @@ mod tests {
             let expectations =
                 compile("EXPECT FRESHNESS v WITHIN '2 days'", batch.schema_ref()).unwrap();
             let tally = tally_in_pieces(&expectations, &batch, 1);
-            assert_eq!(expectations.judge(&tally, as_of).is_ok(), passes);
+            assert_eq!(expectations.judge(&tally, as_of, None).is_ok(), passes);
         }
     }
 

@@ -41,6 +41,7 @@ mod caller;
 mod catalogue;
 mod checks;
 mod delivery;
+mod drift;
 mod error;
 mod expectations;
 mod fingerprint;
@@ -61,6 +62,7 @@ mod run;
 mod source_cache;
 mod source_files;
 mod statistics;
+mod statistics_file;
 mod status;
 mod training_set;
 mod warehouse;
@@ -78,6 +80,7 @@ pub use catalogue::{
     show_group, show_model,
 };
 pub use delivery::deliver_manifest;
+pub use drift::{EMPTY_SHARE, FeatureDrift, GroupDrift, ShareChange, SnapshotDrift, group_drift};
 pub use error::{Error, ErrorKind, Result};
 pub use fengine_operators::functions::param_type_name;
 pub use fingerprint::Fingerprint;
@@ -94,7 +97,10 @@ pub use published::{Retired, Snapshot};
 pub use retire::{RetireOutcome, retire};
 pub use rollback::{RollbackOutcome, RollbackRequest, rollback};
 pub use run::{order_pipelines, run};
-pub use statistics::{FeatureStatistics, ValueCount, ValueStatistics};
+pub use statistics::{
+    FeatureStatistics, Histogram, OrderedEdge, Sketch, ValueCount, ValueStatistics,
+};
+pub use statistics_file::snapshot_statistics;
 pub use status::{GroupStatus, status};
 pub use training_set::{
     FeatureRequest, SpineSource, TrainingSetGroup, TrainingSetManifest, TrainingSetRequest,

@@ -41,6 +41,8 @@ pub(crate) const SET_ASIDE: &str = "fengine.set_aside";
 pub(crate) const EXPECTATIONS: &str = "fengine.expectations";
 /// The statistics of each of the snapshot's features, as JSON.
 pub(crate) const STATISTICS: &str = "fengine.statistics";
+/// The snapshot's full statistics file (Parquet, with the sketches).
+pub(crate) const STATISTICS_FILE: &str = "fengine.statistics_file";
 
 /// One published version of a feature group: its catalog table.
 #[derive(Debug, Clone)]
@@ -205,6 +207,9 @@ pub struct Snapshot {
     /// Each feature's statistics (`catalog show --stats` prints them).
     #[serde(skip)]
     pub statistics: Vec<FeatureStatistics>,
+    /// The full statistics, with the sketches drift is measured on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub statistics_file: Option<String>,
 }
 
 impl Snapshot {
@@ -238,6 +243,7 @@ impl Snapshot {
             statistics: parameter(STATISTICS)
                 .and_then(|json| serde_json::from_str(json).ok())
                 .unwrap_or_default(),
+            statistics_file: parameter(STATISTICS_FILE).cloned(),
         })
     }
 }
@@ -258,6 +264,40 @@ pub(crate) async fn snapshots(
         .collect::<Result<Vec<_>>>()?;
     snapshots.sort_by_key(|(s, _)| s.as_of);
     Ok(snapshots)
+}
+
+/// The newest snapshot of `table` before `as_of` that no rollback set aside: what a new
+/// snapshot's histograms take their edges from and its drift is measured against.
+pub(crate) async fn previous_snapshot(
+    backends: &Backends,
+    table: &Table,
+    as_of: DateTime<Utc>,
+) -> Result<Option<Snapshot>> {
+    if backends
+        .catalog
+        .get_table(&table.database, &table.name)
+        .await?
+        .is_none()
+    {
+        return Ok(None);
+    }
+    let partitions = backends
+        .catalog
+        .list_partitions(&table.database, &table.name)
+        .await?;
+    let mut previous = None;
+    for partition in &partitions {
+        let snapshot = Snapshot::of(table, partition)?;
+        if snapshot.as_of < as_of
+            && snapshot.set_aside.is_none()
+            && previous
+                .as_ref()
+                .is_none_or(|p: &Snapshot| p.as_of < snapshot.as_of)
+        {
+            previous = Some(snapshot);
+        }
+    }
+    Ok(previous)
 }
 
 pub(crate) fn parse_time(text: &str) -> Option<DateTime<Utc>> {

@@ -9,11 +9,17 @@
 //! HyperLogLog of 2^14 registers: about 0.8% standard error), and the frequent values of a
 //! category (Misra–Gries over [`FREQUENT_KEPT`] counters: exact while a partition has no
 //! more distinct values, otherwise each count low by at most a 1/1,025 share of the rows).
+//!
+//! A numeric feature's histogram counts its values exactly on edges fixed for the life of
+//! a group version: a snapshot takes the edges of the previous snapshot's histogram, and
+//! the first takes its own deciles (then reads its files back once to count them). Every
+//! snapshot of a version is binned alike, so that drift between any two is exact.
 
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasher, Hash};
+use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
+use arrow::array::{Array, ArrayRef, AsArray, Float64Array, RecordBatch};
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Float64Type, Schema};
 use datafusion::common::hash_utils::HLL_RANDOM_STATE;
@@ -27,17 +33,27 @@ const DIGEST_SIZE: usize = 200;
 /// Counters of a category's frequent values.
 const FREQUENT_KEPT: usize = 1024;
 /// The frequent values a category's statistics show.
-const TOP_VALUES: usize = 20;
+pub(crate) const TOP_VALUES: usize = 20;
 /// The quantiles kept of a numeric feature, by name.
-const QUANTILES: [(&str, f64); 7] = [
+pub(crate) const QUANTILES: [(&str, f64); 15] = [
     ("p01", 0.01),
     ("p05", 0.05),
+    ("p10", 0.10),
+    ("p20", 0.20),
     ("p25", 0.25),
+    ("p30", 0.30),
+    ("p40", 0.40),
     ("p50", 0.50),
+    ("p60", 0.60),
+    ("p70", 0.70),
     ("p75", 0.75),
+    ("p80", 0.80),
+    ("p90", 0.90),
     ("p95", 0.95),
     ("p99", 0.99),
 ];
+/// The quantiles a version's first snapshot takes as its histogram's edges.
+const DECILES: [f64; 9] = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9];
 /// The longest value of a category the statistics show, in characters.
 const LONGEST_VALUE: usize = 64;
 
@@ -53,6 +69,24 @@ pub struct FeatureStatistics {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub distinct: Option<u64>,
     pub values: ValueStatistics,
+    /// The sketches the figures come from, kept in the snapshot's statistics file (not in
+    /// the catalog's parameter): what drift between any two snapshots is measured on.
+    #[serde(skip)]
+    pub sketch: Option<Sketch>,
+}
+
+/// A feature's sketches.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Sketch {
+    /// The t-digest of the finite values: the least and greatest of them, and the digest's
+    /// centroids as (mean, weight), means ascending (none without a finite value).
+    Digest {
+        min: f64,
+        max: f64,
+        centroids: Vec<(f64, f64)>,
+    },
+    /// Every value the frequent-value counters kept, with its count, most frequent first.
+    Frequent(Vec<ValueCount>),
 }
 
 /// What the values of a feature are, by their kind: `{"numeric": {...}}`. (Not tagged
@@ -66,11 +100,18 @@ pub enum ValueStatistics {
     Numeric {
         nan: u64,
         infinite: u64,
+        #[serde(with = "extended_f64")]
         min: Option<f64>,
+        #[serde(with = "extended_f64")]
         max: Option<f64>,
+        #[serde(with = "extended_f64")]
         mean: Option<f64>,
+        #[serde(with = "extended_f64")]
         stddev: Option<f64>,
         quantiles: BTreeMap<String, f64>,
+        /// Absent when the feature has no finite value to take edges from.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        histogram: Option<Histogram>,
     },
     /// Strings and booleans: the most frequent values, and how many rows hold others.
     Categorical {
@@ -89,11 +130,96 @@ pub struct ValueCount {
     pub count: u64,
 }
 
+/// How many of a feature's values (nulls and NaN aside) fall in each bin: `counts[0]` are
+/// below `edges[0]`, `counts[i]` in `[edges[i-1], edges[i])`, the last at or above the last
+/// edge; infinities in the open tails.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Histogram {
+    /// Ascending, distinct and finite.
+    pub edges: Vec<OrderedEdge>,
+    pub counts: Vec<u64>,
+}
+
+/// A histogram's edge: a finite number (`Eq`, so that histograms compare).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct OrderedEdge(pub f64);
+
+impl Eq for OrderedEdge {}
+
+impl Histogram {
+    fn empty(edges: &[f64]) -> Self {
+        Histogram {
+            edges: edges.iter().copied().map(OrderedEdge).collect(),
+            counts: vec![0; edges.len() + 1],
+        }
+    }
+
+    /// The bin `value` (not NaN) falls in.
+    pub fn bin(&self, value: f64) -> usize {
+        self.edges.partition_point(|edge| edge.0 <= value)
+    }
+
+    pub fn edge_values(&self) -> Vec<f64> {
+        self.edges.iter().map(|e| e.0).collect()
+    }
+
+    fn add(&mut self, values: &Float64Array) {
+        for value in values.iter().flatten().filter(|v| !v.is_nan()) {
+            let bin = self.bin(value);
+            self.counts[bin] += 1;
+        }
+    }
+
+    fn merge(&mut self, other: &Histogram) {
+        for (mine, theirs) in self.counts.iter_mut().zip(&other.counts) {
+            *mine += theirs;
+        }
+    }
+}
+
+/// JSON has no infinities: they are written as the strings "inf" and "-inf".
+mod extended_f64 {
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    pub(super) fn serialize<S: Serializer>(value: &Option<f64>, to: S) -> Result<S::Ok, S::Error> {
+        match value {
+            Some(value) if value.is_finite() => to.serialize_some(value),
+            Some(value) => to.serialize_some(&value.to_string()),
+            None => to.serialize_none(),
+        }
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(from: D) -> Result<Option<f64>, D::Error> {
+        // Through a JSON value: the workspace's serde_json keeps numbers at arbitrary
+        // precision, which a hand-written visitor would see as maps.
+        match Option::<serde_json::Value>::deserialize(from)? {
+            None | Some(serde_json::Value::Null) => Ok(None),
+            Some(serde_json::Value::Number(number)) => Ok(number.as_f64()),
+            Some(serde_json::Value::String(text)) => text
+                .parse()
+                .map(Some)
+                .map_err(|_| D::Error::custom(format!("'{text}' is not a number"))),
+            Some(other) => Err(D::Error::custom(format!("{other} is not a number"))),
+        }
+    }
+}
+
 /// The features a group's snapshots are profiled on: every column but the key and event
 /// time.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Profiler {
-    features: Vec<(usize, String, DataType)>,
+    features: Vec<Feature>,
+}
+
+#[derive(Debug, Clone)]
+struct Feature {
+    /// Of the column in the batches observed.
+    index: usize,
+    name: String,
+    data_type: DataType,
+    /// Of a numeric feature's histogram, when known before its values are seen.
+    edges: Option<Arc<[f64]>>,
 }
 
 /// What a stream of a snapshot's rows showed of each feature, in the profiler's order.
@@ -120,6 +246,7 @@ struct NumericProfile {
     max: f64,
     digest: TDigest,
     distinct: DistinctSketch,
+    histogram: Option<Histogram>,
 }
 
 /// Count, mean and sum of squared deviations of the finite values.
@@ -140,13 +267,14 @@ struct CategoricalProfile {
     frequent: HashMap<String, u64>,
 }
 
-enum Kind {
+/// How a feature is profiled, by its type.
+pub(crate) enum Kind {
     Numeric,
     Categorical,
     Other,
 }
 
-fn kind(data_type: &DataType) -> Kind {
+pub(crate) fn kind(data_type: &DataType) -> Kind {
     match data_type {
         t if t.is_numeric() => Kind::Numeric,
         DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Boolean => {
@@ -163,9 +291,95 @@ impl Profiler {
             .iter()
             .enumerate()
             .filter(|(_, f)| f.name() != event_time && !key.contains(f.name()))
-            .map(|(i, f)| (i, f.name().clone(), f.data_type().clone()))
+            .map(|(index, f)| Feature {
+                index,
+                name: f.name().clone(),
+                data_type: f.data_type().clone(),
+                edges: None,
+            })
             .collect();
         Profiler { features }
+    }
+
+    /// This profiler, its numeric features binned on the edges of `previous`'s histograms
+    /// (the statistics of the version's previous snapshot).
+    pub(crate) fn binned_as(&self, previous: &[FeatureStatistics]) -> Profiler {
+        let mut binned = self.clone();
+        for feature in &mut binned.features {
+            let histogram = previous.iter().find_map(|p| match &p.values {
+                ValueStatistics::Numeric { histogram, .. } if p.feature == feature.name => {
+                    histogram.as_ref()
+                }
+                _ => None,
+            });
+            if matches!(kind(&feature.data_type), Kind::Numeric) {
+                feature.edges = histogram.map(|h| h.edge_values().into());
+            }
+        }
+        binned
+    }
+
+    /// The numeric features with a finite value but no histogram: they had no edges to
+    /// count on while their values streamed by.
+    pub(crate) fn unbinned(&self, profile: &Profile) -> Vec<String> {
+        self.features
+            .iter()
+            .zip(&profile.columns)
+            .filter(|(_, column)| match column {
+                ColumnProfile::Numeric(numeric) => {
+                    numeric.histogram.is_none() && numeric.moments.count > 0
+                }
+                _ => false,
+            })
+            .map(|(feature, _)| feature.name.clone())
+            .collect()
+    }
+
+    /// For the [unbinned](Profiler::unbinned) features among `schema`'s columns, edges from
+    /// their own deciles, set on `profile` with nothing counted yet; and the profiler that
+    /// counts them on batches of `schema` ([`Profiler::count_histograms`]).
+    pub(crate) fn own_edges(&self, profile: &mut Profile, schema: &Schema) -> Profiler {
+        let mut counter = self.clone();
+        for (feature, column) in counter.features.iter_mut().zip(&mut profile.columns) {
+            feature.edges = None;
+            let ColumnProfile::Numeric(numeric) = column else {
+                continue;
+            };
+            let Ok(index) = schema.index_of(&feature.name) else {
+                continue;
+            };
+            if numeric.histogram.is_some() || numeric.moments.count == 0 {
+                continue;
+            }
+            let mut edges: Vec<f64> = DECILES
+                .iter()
+                .map(|q| numeric.digest.estimate_quantile(*q))
+                .collect();
+            edges.sort_by(f64::total_cmp);
+            edges.dedup();
+            numeric.histogram = Some(Histogram::empty(&edges));
+            feature.index = index;
+            feature.edges = Some(edges.into());
+        }
+        counter
+    }
+
+    /// Counts on `profile`'s histograms what `batch` holds of the features with edges.
+    pub(crate) fn count_histograms(
+        &self,
+        profile: &mut Profile,
+        batch: &RecordBatch,
+    ) -> Result<()> {
+        for (feature, column) in self.features.iter().zip(&mut profile.columns) {
+            if let (Some(_), ColumnProfile::Numeric(numeric)) = (&feature.edges, column)
+                && let Some(histogram) = &mut numeric.histogram
+            {
+                let values =
+                    cast(batch.column(feature.index), &DataType::Float64).map_err(profiling)?;
+                histogram.add(values.as_primitive::<Float64Type>());
+            }
+        }
+        Ok(())
     }
 
     /// An empty profile of the features.
@@ -173,7 +387,7 @@ impl Profiler {
         let columns = self
             .features
             .iter()
-            .map(|(_, _, data_type)| match kind(data_type) {
+            .map(|feature| match kind(&feature.data_type) {
                 Kind::Numeric => ColumnProfile::Numeric(Box::new(NumericProfile {
                     nulls: 0,
                     nan: 0,
@@ -183,6 +397,7 @@ impl Profiler {
                     max: f64::NEG_INFINITY,
                     digest: TDigest::new(DIGEST_SIZE),
                     distinct: DistinctSketch::default(),
+                    histogram: feature.edges.as_deref().map(Histogram::empty),
                 })),
                 Kind::Categorical => ColumnProfile::Categorical(Box::new(CategoricalProfile {
                     count: 0,
@@ -200,8 +415,8 @@ impl Profiler {
 
     /// Adds what `batch` holds to `profile`.
     pub(crate) fn observe(&self, profile: &mut Profile, batch: &RecordBatch) -> Result<()> {
-        for ((index, _, _), column) in self.features.iter().zip(&mut profile.columns) {
-            let values = batch.column(*index);
+        for (feature, column) in self.features.iter().zip(&mut profile.columns) {
+            let values = batch.column(feature.index);
             match column {
                 ColumnProfile::Numeric(numeric) => numeric.observe(values)?,
                 ColumnProfile::Categorical(categorical) => categorical.observe(values)?,
@@ -219,7 +434,7 @@ impl Profiler {
         self.features
             .iter()
             .zip(&profile.columns)
-            .map(|((_, name, data_type), column)| {
+            .map(|(feature, column)| {
                 let (count, nulls, distinct, values) = match column {
                     ColumnProfile::Numeric(numeric) => numeric.statistics(),
                     ColumnProfile::Categorical(categorical) => categorical.statistics(),
@@ -228,12 +443,13 @@ impl Profiler {
                     }
                 };
                 FeatureStatistics {
-                    feature: name.clone(),
-                    data_type: data_type.to_string(),
+                    feature: feature.name.clone(),
+                    data_type: feature.data_type.to_string(),
                     count,
                     nulls,
                     distinct,
                     values,
+                    sketch: column.sketch(),
                 }
             })
             .collect()
@@ -267,6 +483,34 @@ impl Profile {
     }
 }
 
+impl ColumnProfile {
+    fn sketch(&self) -> Option<Sketch> {
+        match self {
+            ColumnProfile::Numeric(numeric) => {
+                let digest = &numeric.digest;
+                let centroids: Vec<(f64, f64)> = digest
+                    .centroids()
+                    .iter()
+                    .map(|c| (c.mean(), c.weight()))
+                    .collect();
+                let (min, max) = match centroids.is_empty() {
+                    true => (0.0, 0.0),
+                    false => (digest.min(), digest.max()),
+                };
+                Some(Sketch::Digest {
+                    min,
+                    max,
+                    centroids,
+                })
+            }
+            ColumnProfile::Categorical(categorical) => Some(Sketch::Frequent(
+                categorical.shortened_frequent_values(usize::MAX),
+            )),
+            ColumnProfile::Other { .. } => None,
+        }
+    }
+}
+
 fn profiling(error: arrow::error::ArrowError) -> Error {
     Error::Infrastructure(format!("cannot profile a snapshot's features: {error}"))
 }
@@ -276,6 +520,9 @@ impl NumericProfile {
         let values = cast(values, &DataType::Float64).map_err(profiling)?;
         let values = values.as_primitive::<Float64Type>();
         self.nulls += values.null_count() as u64;
+        if let Some(histogram) = &mut self.histogram {
+            histogram.add(values);
+        }
         let mut finite = Vec::with_capacity(values.len());
         for value in values.iter().flatten() {
             if value.is_nan() {
@@ -308,6 +555,11 @@ impl NumericProfile {
         self.max = self.max.max(other.max);
         self.digest = TDigest::merge_digests([&self.digest, &other.digest]);
         self.distinct.merge(&other.distinct);
+        match (&mut self.histogram, &other.histogram) {
+            (Some(mine), Some(theirs)) => mine.merge(theirs),
+            (None, Some(_)) => self.histogram = other.histogram,
+            _ => {}
+        }
     }
 
     fn statistics(&self) -> (u64, u64, Option<u64>, ValueStatistics) {
@@ -329,6 +581,7 @@ impl NumericProfile {
             mean: finite(self.moments.mean),
             stddev: finite((self.moments.m2 / self.moments.count as f64).sqrt()),
             quantiles,
+            histogram: self.histogram.clone(),
         };
         let distinct = (count > 0).then(|| self.distinct.estimate() + u64::from(self.nan > 0));
         (count, self.nulls, distinct, values)
@@ -409,17 +662,22 @@ impl CategoricalProfile {
         }
     }
 
-    fn statistics(&self) -> (u64, u64, Option<u64>, ValueStatistics) {
-        let mut top: Vec<ValueCount> = self
-            .frequent
-            .iter()
+    /// The `most` most frequent values kept, most frequent first, ties in value order,
+    /// long ones cut short.
+    fn shortened_frequent_values(&self, most: usize) -> Vec<ValueCount> {
+        let mut top: Vec<(&String, u64)> = self.frequent.iter().map(|(v, c)| (v, *c)).collect();
+        top.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
+        top.into_iter()
+            .take(most)
             .map(|(value, count)| ValueCount {
                 value: shortened(value),
-                count: *count,
+                count,
             })
-            .collect();
-        top.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.value.cmp(&b.value)));
-        top.truncate(TOP_VALUES);
+            .collect()
+    }
+
+    fn statistics(&self) -> (u64, u64, Option<u64>, ValueStatistics) {
+        let top = self.shortened_frequent_values(TOP_VALUES);
         let shown: u64 = top.iter().map(|t| t.count).sum();
         let values = ValueStatistics::Categorical {
             min: self.min.as_deref().map(shortened),
@@ -487,7 +745,7 @@ impl DistinctSketch {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::sync::Arc;
 
     use arrow::array::{Float64Array, Int8Array, Int64Array, StringArray, UInt64Array};
@@ -498,7 +756,17 @@ mod tests {
 
     /// The statistics of `values` as the feature `v` of a group keyed by `k`, observed in
     /// chunks of `chunk` rows alternately into two profiles (as two partitions would), merged.
-    fn statistics_of(values: ArrayRef, chunk: usize) -> FeatureStatistics {
+    pub(crate) fn statistics_of(values: ArrayRef, chunk: usize) -> FeatureStatistics {
+        statistics_binned(values, chunk, &[])
+    }
+
+    /// As [`statistics_of`], binned on the edges of `previous`'s histogram, or, without one,
+    /// on the feature's own deciles counted in a second pass.
+    pub(crate) fn statistics_binned(
+        values: ArrayRef,
+        chunk: usize,
+        previous: &[FeatureStatistics],
+    ) -> FeatureStatistics {
         let rows = values.len();
         let schema = Arc::new(Schema::new(vec![
             Field::new("k", DataType::Int64, false),
@@ -507,7 +775,7 @@ mod tests {
         let keys: ArrayRef = Arc::new(Int64Array::from_iter_values(0..rows as i64));
         let batch = RecordBatch::try_new(schema.clone(), vec![keys, values]).unwrap();
         // The event time is not profiled; a name absent from the schema stands for it.
-        let profiler = Profiler::new(&schema, &["k".to_string()], "t");
+        let profiler = Profiler::new(&schema, &["k".to_string()], "t").binned_as(previous);
         let mut profiles = [profiler.profile(), profiler.profile()];
         for (n, start) in (0..rows).step_by(chunk.max(1)).enumerate() {
             let length = chunk.min(rows - start);
@@ -517,6 +785,10 @@ mod tests {
         }
         let [mut first, second] = profiles;
         first.merge(second);
+        if !profiler.unbinned(&first).is_empty() {
+            let counter = profiler.own_edges(&mut first, &schema);
+            counter.count_histograms(&mut first, &batch).unwrap();
+        }
         let mut statistics = profiler.statistics(&first);
         assert_eq!(statistics.len(), 1, "only the feature is profiled");
         statistics.remove(0)
@@ -550,10 +822,15 @@ mod tests {
             mean,
             stddev,
             quantiles,
+            histogram,
         } = &statistics.values
         else {
             panic!("numeric: {statistics:?}")
         };
+        match histogram {
+            Some(histogram) => assert_histogram_counts(histogram, &present),
+            None => assert!(finite.is_empty(), "a histogram of finite values"),
+        }
         assert_eq!((*seen_nan, *seen_infinite), (nan, infinite));
         let expected_min = ordered.iter().copied().reduce(f64::min);
         let expected_max = ordered.iter().copied().reduce(f64::max);
@@ -603,8 +880,95 @@ mod tests {
         );
     }
 
+    /// The histogram's edges ascend, and each bin holds what a scan of the values finds in it.
+    fn assert_histogram_counts(histogram: &Histogram, values: &[f64]) {
+        let edges = histogram.edge_values();
+        assert!(edges.windows(2).all(|w| w[0] < w[1]), "{edges:?}");
+        assert!(edges.iter().all(|e| e.is_finite()));
+        assert_eq!(histogram.counts.len(), edges.len() + 1);
+        for (bin, count) in histogram.counts.iter().enumerate() {
+            let low = bin.checked_sub(1).map_or(f64::NEG_INFINITY, |i| edges[i]);
+            let high = edges.get(bin).copied().unwrap_or(f64::INFINITY);
+            let last = edges.len();
+            let expected = values
+                .iter()
+                .filter(|v| !v.is_nan())
+                .filter(|&&v| (bin == 0 || v >= low) && (bin == last || v < high))
+                .count() as u64;
+            assert_eq!(*count, expected, "bin {bin}: [{low}, {high}) of {edges:?}");
+        }
+    }
+
+    fn previous_histogram(edges: Vec<f64>) -> Vec<FeatureStatistics> {
+        let histogram = Histogram::empty(&edges);
+        vec![FeatureStatistics {
+            feature: "v".to_string(),
+            data_type: "Float64".to_string(),
+            count: 0,
+            nulls: 0,
+            distinct: None,
+            values: ValueStatistics::Numeric {
+                nan: 0,
+                infinite: 0,
+                min: None,
+                max: None,
+                mean: None,
+                stddev: None,
+                quantiles: BTreeMap::new(),
+                histogram: Some(histogram),
+            },
+            sketch: None,
+        }]
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(48))]
+
+        #[test]
+        fn values_are_counted_exactly_on_the_previous_snapshot_s_edges(
+            values in prop::collection::vec(prop_oneof![
+                1 => Just(None),
+                1 => Just(Some(f64::NAN)),
+                1 => Just(Some(f64::INFINITY)),
+                1 => Just(Some(f64::NEG_INFINITY)),
+                10 => (-100i32..100).prop_map(|v| Some(f64::from(v) / 4.0)),
+            ], 0..2000),
+            mut edges in prop::collection::vec((-120i32..120).prop_map(|v| f64::from(v) / 4.0), 0..12),
+            chunk in 1usize..500,
+        ) {
+            edges.sort_by(f64::total_cmp);
+            edges.dedup();
+            let statistics = statistics_binned(
+                Arc::new(Float64Array::from(values.clone())), chunk, &previous_histogram(edges.clone()));
+            let ValueStatistics::Numeric { histogram: Some(histogram), .. } = &statistics.values else {
+                panic!("{statistics:?}")
+            };
+            prop_assert_eq!(histogram.edge_values(), edges);
+            let present: Vec<f64> = values.iter().flatten().copied().collect();
+            assert_histogram_counts(histogram, &present);
+        }
+
+        /// The catalog keeps statistics as JSON, and the next snapshot bins on the edges
+        /// read back: any number, to the bit (a one-ulp edge moves a value between bins).
+        #[test]
+        fn statistics_survive_json_to_the_bit(
+            values in prop::collection::vec(prop::num::f64::NORMAL | prop::num::f64::SUBNORMAL, 1..300),
+        ) {
+            let statistics = statistics_of(Arc::new(Float64Array::from(values)), 64);
+            let json = serde_json::to_string(&statistics).unwrap();
+            let mut read: FeatureStatistics = serde_json::from_str(&json).unwrap();
+            read.sketch = statistics.sketch.clone();
+            let bits = |s: &FeatureStatistics| match &s.values {
+                ValueStatistics::Numeric { quantiles, histogram, mean, stddev, .. } => (
+                    quantiles.values().map(|q| q.to_bits()).collect::<Vec<_>>(),
+                    histogram.as_ref().map(|h| h.edge_values().iter().map(|e| e.to_bits()).collect::<Vec<_>>()),
+                    mean.map(f64::to_bits),
+                    stddev.map(f64::to_bits),
+                ),
+                other => panic!("{other:?}"),
+            };
+            prop_assert_eq!(bits(&read), bits(&statistics));
+        }
 
         #[test]
         fn numbers_are_profiled_as_a_two_pass_reference_finds(
@@ -696,6 +1060,65 @@ mod tests {
             distinct_close(statistics.distinct.unwrap(), 30_001, 0.03),
             "{statistics:?}"
         );
+    }
+
+    #[test]
+    fn a_first_snapshot_is_binned_on_its_own_deciles() {
+        // 1..=1000: the deciles are about 100, 200, ..., 900, each bin about 100 values.
+        let values: Vec<f64> = (1..=1000).map(f64::from).collect();
+        let statistics = statistics_of(Arc::new(Float64Array::from(values.clone())), 64);
+        let ValueStatistics::Numeric {
+            histogram: Some(histogram),
+            ..
+        } = &statistics.values
+        else {
+            panic!("{statistics:?}")
+        };
+        let edges = histogram.edge_values();
+        assert_eq!(edges.len(), 9, "{edges:?}");
+        for (edge, decile) in edges.iter().zip(1..) {
+            assert!(
+                (edge - f64::from(decile) * 100.0).abs() <= 10.0,
+                "{edges:?}"
+            );
+        }
+        assert!(
+            histogram.counts.iter().all(|c| (90..=110).contains(c)),
+            "{histogram:?}"
+        );
+        // A feature with one value: one edge, every value at or above it.
+        let statistics = statistics_of(Arc::new(Float64Array::from(vec![3.0; 50])), 7);
+        let ValueStatistics::Numeric {
+            histogram: Some(histogram),
+            ..
+        } = &statistics.values
+        else {
+            panic!("{statistics:?}")
+        };
+        assert_eq!(
+            (histogram.edge_values(), &histogram.counts),
+            (vec![3.0], &vec![0, 50])
+        );
+    }
+
+    #[test]
+    fn infinite_bounds_survive_json() {
+        let statistics = statistics_of(
+            Arc::new(Float64Array::from(vec![
+                f64::NEG_INFINITY,
+                1.0,
+                f64::INFINITY,
+            ])),
+            2,
+        );
+        let json = serde_json::to_string(&statistics).unwrap();
+        assert!(
+            json.contains(r#""min":"-inf""#) && json.contains(r#""max":"inf""#),
+            "{json}"
+        );
+        let mut read: FeatureStatistics = serde_json::from_str(&json).unwrap();
+        read.sketch = statistics.sketch.clone();
+        assert_eq!(read, statistics);
     }
 
     #[test]

@@ -24,16 +24,19 @@ use std::time::Instant;
 
 use arrow::array::RecordBatch;
 use datafusion::execution::context::SessionContext;
+use datafusion::prelude::ParquetReadOptions;
 use fengine_catalog::{MAX_PARAMETER_VALUE_BYTES, Partition};
 use fengine_dialect::Pipeline;
+use futures::StreamExt;
 use tracing::Instrument;
 use url::Url;
 
 use self::publication::{Registered, record_publication};
 use self::snapshot::{OnlineCheck, naming_the_file, read_and_check, write_rows, write_snapshot};
-use crate::backends::Backends;
+use crate::backends::{Backends, with_default_batch_size};
 use crate::catalogue::write_model;
 use crate::checks::Identity;
+use crate::drift::{self, SnapshotDrift};
 use crate::error::Result;
 use crate::fingerprint::{Fingerprint, Fingerprints};
 use crate::hooks::{fail_point, pause_point};
@@ -46,7 +49,8 @@ use crate::online_load::{LatestRows, OnlineStep, waiting};
 use crate::options::{RunOptions, snapshot_name};
 use crate::plan::{PlannedGroup, PlannedPipeline, plan};
 use crate::published;
-use crate::statistics::FeatureStatistics;
+use crate::statistics::{FeatureStatistics, Profile, Profiler};
+use crate::statistics_file::{self, statistics_file, statistics_folder};
 use crate::status::group_status;
 
 /// Plans the pipeline, then computes and publishes each feature group in order. Each group
@@ -259,6 +263,12 @@ struct Publishing<'a> {
     snapshot_location: Url,
 }
 
+/// The snapshot a new one is compared with: the version's previous.
+struct Reference {
+    as_of: chrono::DateTime<chrono::Utc>,
+    statistics: Vec<FeatureStatistics>,
+}
+
 /// What steps 1 and 2 leave for the commit and the online load.
 struct Computed {
     rows_written: u64,
@@ -282,6 +292,8 @@ impl Publishing<'_> {
                 return self.complete_registered(&registered, &run_location).await;
             }
             self.backends.warehouse.delete_prefix(&run_location).await?;
+            let statistics = self.statistics_folder();
+            self.backends.warehouse.delete_prefix(&statistics).await?;
         }
         let computed = match computed {
             None => self.compute_and_check(&run_location, &mut timings).await,
@@ -422,20 +434,36 @@ impl Publishing<'_> {
         let (context, group, backends) = (self.context, self.group, self.backends);
         let identity = self.identity();
         let started = Instant::now();
+        let reference = self.reference().await?;
+        let profiler = self.profiler(reference.as_ref());
         let online = OnlineCheck::of(group, self.options, backends);
-        let written =
-            match write_snapshot(context, group, &identity, run_location, online, backends).await {
-                Err(error) if error.to_string().contains("Parquet") => {
-                    return Err(naming_the_file(context, error).await);
-                }
-                written => written?,
-            };
+        let written = write_snapshot(
+            context,
+            group,
+            &profiler,
+            &identity,
+            run_location,
+            online,
+            backends,
+        );
+        let written = match written.await {
+            Err(error) if error.to_string().contains("Parquet") => {
+                return Err(naming_the_file(context, error).await);
+            }
+            written => written?,
+        };
         timings.compute_and_write = elapsed_ms(started);
 
         let started = Instant::now();
-        let expectations = group
-            .expectations
-            .judge(&written.tally, self.options.as_of)?;
+        let mut profile = written.profile;
+        self.count_on_own_edges(&profiler, &mut profile, run_location)
+            .await?;
+        let statistics = profiler.statistics(&profile);
+        let drift = reference.map(|r| r.drift_to(&statistics));
+        let expectations =
+            group
+                .expectations
+                .judge(&written.tally, self.options.as_of, drift.as_ref())?;
         let latest = match written.latest {
             Some(latest) => LatestRows::Kept(latest),
             None => LatestRows::Of(
@@ -447,8 +475,69 @@ impl Publishing<'_> {
             rows_written: written.rows,
             latest,
             expectations,
-            statistics: group.profiler.statistics(&written.profile),
+            statistics,
         })
+    }
+
+    /// The version's previous snapshot, if it has one.
+    async fn reference(&self) -> Result<Option<Reference>> {
+        let table = &self.group.table;
+        let previous = published::previous_snapshot(self.backends, table, self.options.as_of);
+        let Some(previous) = previous.await? else {
+            return Ok(None);
+        };
+        let warehouse = &self.backends.warehouse;
+        Ok(Some(Reference {
+            as_of: previous.as_of,
+            statistics: statistics_file::snapshot_statistics(warehouse, &previous).await,
+        }))
+    }
+
+    /// The group's profiler, its histograms on the reference's edges.
+    fn profiler(&self, reference: Option<&Reference>) -> Profiler {
+        let previous = reference.map_or(&[][..], |r| &r.statistics);
+        self.group.profiler.binned_as(previous)
+    }
+
+    /// The histograms of the features that had no edges to count on, on their own
+    /// deciles: the snapshot's files read back for those columns.
+    async fn count_on_own_edges(
+        &self,
+        profiler: &Profiler,
+        profile: &mut Profile,
+        run_location: &Url,
+    ) -> Result<()> {
+        let unbinned = profiler.unbinned(profile);
+        if unbinned.is_empty() {
+            return Ok(());
+        }
+        let group = self.group;
+        let columns = with_default_batch_size(self.context)
+            .read_parquet(
+                run_location.as_str(),
+                ParquetReadOptions::default().schema(&group.schema),
+            )
+            .await
+            .and_then(|snapshot| {
+                let unbinned: Vec<&str> = unbinned.iter().map(String::as_str).collect();
+                snapshot.select_columns(&unbinned)
+            })
+            .map_err(|e| group.error_from(e))?;
+        let counter = profiler.own_edges(profile, columns.schema().as_arrow());
+        let mut batches = columns
+            .execute_stream()
+            .await
+            .map_err(|e| group.error_from(e))?;
+        while let Some(batch) = batches.next().await {
+            let batch = batch.map_err(|e| group.error_from(e))?;
+            counter.count_histograms(profile, &batch)?;
+        }
+        Ok(())
+    }
+
+    /// Where this run writes the snapshot's full statistics.
+    fn statistics_folder(&self) -> Url {
+        statistics_folder(&self.snapshot_location, &self.options.run_id)
     }
 
     /// Steps 1 and 2 for rows computed elsewhere: checked whole, then written.
@@ -466,10 +555,17 @@ impl Publishing<'_> {
         let expected = &self.group.expectations;
         let mut tally = expected.tally();
         expected.observe(&mut tally, &rows)?;
-        let expectations = expected.judge(&tally, self.options.as_of)?;
-        let profiler = &self.group.profiler;
+        let reference = self.reference().await?;
+        let profiler = self.profiler(reference.as_ref());
         let mut profile = profiler.profile();
         profiler.observe(&mut profile, &rows)?;
+        if !profiler.unbinned(&profile).is_empty() {
+            let counter = profiler.own_edges(&mut profile, &rows.schema());
+            counter.count_histograms(&mut profile, &rows)?;
+        }
+        let statistics = profiler.statistics(&profile);
+        let drift = reference.map(|r| r.drift_to(&statistics));
+        let expectations = expected.judge(&tally, self.options.as_of, drift.as_ref())?;
         timings.check = elapsed_ms(started);
 
         let started = Instant::now();
@@ -487,7 +583,7 @@ impl Publishing<'_> {
             rows_written,
             latest: LatestRows::Of(snapshot),
             expectations,
-            statistics: profiler.statistics(&profile),
+            statistics,
         })
     }
 
@@ -520,6 +616,18 @@ impl Publishing<'_> {
                 serde_json::to_string(&computed.expectations).expect("outcomes serialize"),
             );
         }
+        let file = statistics_file(&self.statistics_folder());
+        let buffer = crate::parquet_file::buffer_size(self.context);
+        statistics_file::write(
+            &self.backends.warehouse,
+            &file,
+            &computed.statistics,
+            buffer,
+        )
+        .await?;
+        partition
+            .parameters
+            .insert(published::STATISTICS_FILE.to_string(), file.to_string());
         let statistics = serde_json::to_string(&computed.statistics).expect("statistics serialize");
         match statistics.len() <= MAX_PARAMETER_VALUE_BYTES {
             true => {
@@ -529,7 +637,7 @@ impl Publishing<'_> {
             }
             false => tracing::warn!(
                 "warning: the statistics of {} features take {} bytes, more than a catalog \
-                 parameter holds ({}): not kept with the snapshot",
+                 parameter holds ({}): kept in {file} only",
                 computed.statistics.len(),
                 statistics.len(),
                 MAX_PARAMETER_VALUE_BYTES
@@ -555,14 +663,19 @@ impl Publishing<'_> {
         // lease. Only runs known to have ended: a run that took the lease from this one
         // while it stalled is still writing its own. The online step deletes them when no
         // load can be reading them.
-        let mut ended: Vec<Url> = self
-            .lease
-            .abandoned()
-            .iter()
-            .filter_map(|run| self.snapshot_location.join(&format!("run-{run}/")).ok())
-            .collect();
-        ended.extend(replaced.and_then(|p| Url::parse(&p.location).ok()));
-        ended.retain(|folder| folder != run_location);
+        let mut ended: Vec<Url> = Vec::new();
+        for run in self.lease.abandoned() {
+            ended.extend(self.snapshot_location.join(&format!("run-{run}/")).ok());
+            ended.push(statistics_folder(&self.snapshot_location, run));
+        }
+        if let Some(replaced) = replaced {
+            ended.extend(Url::parse(&replaced.location).ok());
+            if let Some(run) = replaced.parameters.get(published::RUN_ID) {
+                ended.push(statistics_folder(&self.snapshot_location, run));
+            }
+        }
+        let mine = self.statistics_folder();
+        ended.retain(|folder| folder != run_location && *folder != mine);
         let obsolete = self.backends.warehouse.objects_in(&ended).await?;
         let step = OnlineStep {
             context: self.context,
@@ -577,15 +690,26 @@ impl Publishing<'_> {
 
     /// On failure, deletes what the run wrote before reporting the run's own error.
     async fn or_discard<T>(&self, result: Result<T>, run_location: &Url) -> Result<T> {
-        if result.is_err()
-            && let Err(cleanup) = self.backends.warehouse.delete_prefix(run_location).await
-        {
-            tracing::warn!(
-                location = %run_location,
-                "warning: could not delete the unpublished files at {run_location}: {cleanup}"
-            );
+        if result.is_err() {
+            for folder in [run_location.clone(), self.statistics_folder()] {
+                if let Err(cleanup) = self.backends.warehouse.delete_prefix(&folder).await {
+                    tracing::warn!(
+                        location = %folder,
+                        "warning: could not delete the unpublished files at {folder}: {cleanup}"
+                    );
+                }
+            }
         }
         result
+    }
+}
+
+impl Reference {
+    fn drift_to(self, statistics: &[FeatureStatistics]) -> SnapshotDrift {
+        SnapshotDrift {
+            from: self.as_of,
+            features: drift::compare(&self.statistics, statistics),
+        }
     }
 }
 

@@ -69,6 +69,7 @@ pub(super) struct WrittenSnapshot {
 pub(super) async fn write_snapshot(
     context: &SessionContext,
     group: &PlannedGroup,
+    profiler: &Profiler,
     identity: &Identity,
     location: &Url,
     online: Option<OnlineCheck>,
@@ -109,7 +110,7 @@ pub(super) async fn write_snapshot(
             failed.clone(),
             stop.clone(),
             online.clone(),
-            (group.expectations.clone(), group.profiler.clone()),
+            (group.expectations.clone(), profiler.clone()),
             group.name(),
         );
         tasks.push(SpawnedTask::spawn(async move {
@@ -137,7 +138,7 @@ pub(super) async fn write_snapshot(
         sorted,
         latest: sorted.then(Vec::new),
         tally: group.expectations.tally(),
-        profile: group.profiler.profile(),
+        profile: profiler.profile(),
     };
     for partition in join_partitions(tasks).await? {
         written.rows += partition.rows;
