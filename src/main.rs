@@ -55,6 +55,9 @@ enum Command {
     Get(commands::get::GetArgs),
     /// Find, read and retire published feature groups and models.
     Catalog(commands::catalog::CatalogArgs),
+    /// Fit encoders (scalers, one-hot, buckets) on all the rows of a query, keep them as
+    /// versioned catalogue objects, and export them.
+    Encoder(commands::encoder::EncoderArgs),
     /// Say per feature group of a pipeline which of its inputs changed since its last run,
     /// and when that was; reads no data.
     Status(commands::status::StatusArgs),
@@ -225,6 +228,7 @@ async fn execute(command: Command) -> Result<Outcome> {
         Command::TrainingSet(args) => commands::training_set::run(args).await,
         Command::Get(args) => commands::get::run(args).await,
         Command::Catalog(args) => commands::catalog::run(args).await,
+        Command::Encoder(args) => commands::encoder::run(args).await,
         Command::Rollback(args) => commands::rollback::run(args).await,
     };
     done.map(|()| Outcome::Done)

@@ -2,6 +2,7 @@
 
 pub(crate) mod backfill;
 pub(crate) mod catalog;
+pub(crate) mod encoder;
 pub(crate) mod get;
 pub(crate) mod plan;
 pub(crate) mod rollback;
@@ -163,4 +164,15 @@ pub(crate) fn parse_param(text: &str) -> Result<(String, String)> {
         bail!("parameter name '{name}' may hold only letters, digits and underscores");
     }
     Ok((name.to_string(), value.to_string()))
+}
+
+/// `<name>[@<version>]` of a model or an encoder.
+pub(crate) fn parse_versioned(text: &str) -> Result<(String, Option<u32>)> {
+    match text.split_once('@') {
+        None => Ok((text.to_string(), None)),
+        Some((name, version)) => match version.parse::<u32>() {
+            Ok(version) if version > 0 => Ok((name.to_string(), Some(version))),
+            _ => anyhow::bail!("'{version}' is not a version (a positive whole number)"),
+        },
+    }
 }

@@ -4,7 +4,7 @@ use anyhow::Result;
 use clap::Args;
 use fengine_engine::{FeatureRequest, SpineSource, TrainingSetRequest};
 
-use super::{Output, ProfileArgs};
+use super::{Output, ProfileArgs, parse_versioned};
 use crate::output;
 
 #[derive(Args)]
@@ -33,8 +33,12 @@ pub(crate) struct TrainingSetArgs {
     pub(crate) register: Option<String>,
     /// Record, in the catalogue, that this model (version) uses the features requested:
     /// without a version, the newest registered if its features are the same, else the next.
-    #[arg(long, value_name = "NAME[@VERSION]", value_parser = parse_model)]
+    #[arg(long, value_name = "NAME[@VERSION]", value_parser = parse_versioned)]
     pub(crate) model: Option<(String, Option<u32>)>,
+    /// Write the columns this encoder (version) transforms encoded, as it was fitted:
+    /// without a version, its newest.
+    #[arg(long, value_name = "ENCODER[@VERSION]", value_parser = parse_versioned)]
+    pub(crate) encode: Option<(String, Option<u32>)>,
     #[arg(long, value_enum, default_value_t = Output::Text)]
     pub(crate) output: Output,
     #[command(flatten)]
@@ -51,17 +55,8 @@ pub(crate) async fn run(args: TrainingSetArgs) -> Result<()> {
         as_written: args.as_written,
         register: args.register,
         model: args.model,
+        encode: args.encode,
     };
     let manifest = fengine_engine::build_training_set(&request, &backends).await?;
     output::print_training_set(&manifest, args.output == Output::Json)
-}
-
-fn parse_model(text: &str) -> Result<(String, Option<u32>)> {
-    match text.split_once('@') {
-        None => Ok((text.to_string(), None)),
-        Some((name, version)) => match version.parse::<u32>() {
-            Ok(version) if version > 0 => Ok((name.to_string(), Some(version))),
-            _ => anyhow::bail!("'{version}' is not a model version (a positive whole number)"),
-        },
-    }
 }

@@ -8,7 +8,7 @@ use fengine_engine::{
 };
 use serde::Serialize;
 
-fn time(time: DateTime<Utc>) -> String {
+pub(crate) fn time(time: DateTime<Utc>) -> String {
     time.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 

@@ -231,6 +231,9 @@ pub fn print_training_set(manifest: &TrainingSetManifest, as_json: bool) -> Resu
             group.matched_rows
         );
     }
+    if let Some(encoder) = &manifest.encoder {
+        out!("  encoded by {encoder}");
+    }
     if manifest.spilled_bytes > 0 {
         out!(
             "  sorts spilled {:.1} MiB to disk to stay within memory_limit",
@@ -384,4 +387,5 @@ pub fn print_plan(
 }
 
 pub mod catalogue;
+pub mod encoders;
 pub mod site;

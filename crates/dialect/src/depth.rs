@@ -8,7 +8,7 @@ use std::ops::ControlFlow;
 use datafusion_sql::parser::Statement as DataFusionStatement;
 use datafusion_sql::sqlparser::ast::{Expr, Visit, Visitor};
 
-use crate::statement::{Rule, Statement};
+use crate::statement::{FitOn, Rule, Statement};
 
 /// The deepest an expression may nest, its innermost values counted: `a + b + c` is 3 deep.
 /// Plans at this depth run on fengine's stacks in a debug build with room to spare.
@@ -29,6 +29,10 @@ pub(crate) fn too_deep(statement: &Statement) -> bool {
                     .into_iter()
                     .any(|c| c.visit(&mut Depth::default()).is_break())
         }
+        Statement::CreateEncoder(encoder) => match &encoder.fit_on {
+            FitOn::Query(query) => query.visit(&mut Depth::default()).is_break(),
+            FitOn::Files(_) => false,
+        },
         Statement::Sql(sql) => sql_too_deep(sql),
     }
 }

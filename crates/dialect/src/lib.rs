@@ -1,5 +1,5 @@
 //! The fengine pipeline dialect: every statement DataFusion's SQL accepts, plus
-//! `INCLUDE '<file>'`, `CREATE FEATURE GROUP` and `CREATE MODEL`.
+//! `INCLUDE '<file>'`, `CREATE FEATURE GROUP`, `CREATE MODEL` and `CREATE ENCODER`.
 //!
 //! ```no_run
 //! use std::path::Path;
@@ -23,6 +23,7 @@ pub use error::{ParseError, Result, SourceLocation};
 pub use parser::{LocatedStatement, parse_sql};
 pub use pipeline::{MAX_FILE_BYTES, Pipeline, PipelineStatement, load_pipeline};
 pub use statement::{
-    CreateFeatureGroup, CreateModel, DriftMeasure, Expectation, FeatureComment, FeatureUse,
-    Include, OnlineOptions, Rule, Statement, normalize_ident,
+    BinStrategy, CreateEncoder, CreateFeatureGroup, CreateModel, DriftMeasure, EncoderTransform,
+    Expectation, FeatureComment, FeatureUse, FitOn, Include, OnlineOptions, OutOfRange,
+    QuantileMethod, Rule, Statement, Transform, Unknown, normalize_ident,
 };

@@ -12,8 +12,9 @@ use datafusion_sql::sqlparser::tokenizer::{Location, Token};
 use crate::depth::{self, MAX_EXPRESSION_DEPTH};
 use crate::error::{ParseError, Result};
 use crate::statement::{
-    CreateFeatureGroup, CreateModel, DriftMeasure, Expectation, FeatureComment, FeatureUse,
-    Include, OnlineOptions, Rule, Statement,
+    BinStrategy, CreateEncoder, CreateFeatureGroup, CreateModel, DriftMeasure, EncoderTransform,
+    Expectation, FeatureComment, FeatureUse, FitOn, Include, OnlineOptions, OutOfRange,
+    QuantileMethod, Rule, Statement, Transform, Unknown,
 };
 
 /// A parsed statement and where it starts.
@@ -101,6 +102,14 @@ impl PipelineParser<'_> {
                 self.inner.parser.next_token();
             }
             return Ok(Statement::CreateModel(self.parse_create_model(start)?));
+        }
+        if self.peek_words(&["CREATE", "ENCODER"]) {
+            for _ in 0..2 {
+                self.inner.parser.next_token();
+            }
+            return Ok(Statement::CreateEncoder(Box::new(
+                self.parse_create_encoder(start)?,
+            )));
         }
         if self.peek_words(&["CREATE", "FEATURE"]) {
             let at = self.inner.parser.peek_nth_token(2);
@@ -253,6 +262,250 @@ impl PipelineParser<'_> {
             description: shared.description,
             tags: shared.tags.unwrap_or_default(),
         })
+    }
+
+    fn parse_create_encoder(&mut self, start: Location) -> Result<CreateEncoder> {
+        let name = self.expect_ident("the encoder's name")?;
+        let mut shared = SharedClauses::default();
+        let mut fit_on = None;
+        let mut transforms = None;
+        loop {
+            let clause = self.inner.parser.peek_token();
+            let at = clause.span.start;
+            if matches!(clause.token, Token::SemiColon | Token::EOF) {
+                break;
+            } else if self.parse_shared_clause(&mut shared, at)? {
+            } else if self.consume_words(&["FIT", "ON"]) {
+                let rows = self.parse_fit_on()?;
+                set_once(&mut fit_on, rows, "FIT ON", at, self)?;
+            } else if clause.token == Token::LParen {
+                let parsed = self.parse_parenthesized(|p| p.parse_encoder_transform())?;
+                if let Some(twice) = parsed.iter().enumerate().find_map(|(i, t)| {
+                    let column = t.column_name();
+                    parsed[..i]
+                        .iter()
+                        .any(|earlier| earlier.column_name() == column)
+                        .then_some(t)
+                }) {
+                    return Err(self.error_at(
+                        Location {
+                            line: twice.line,
+                            column: twice.column_number,
+                        },
+                        format!(
+                            "column '{}' is transformed twice: an encoder transforms each \
+                             column once",
+                            twice.column_name()
+                        ),
+                    ));
+                }
+                set_once(&mut transforms, parsed, "the transforms", at, self)?;
+            } else {
+                return Err(self.error_at(
+                    at,
+                    format!(
+                        "expected a clause of CREATE ENCODER (VERSION, FIT ON, (<transform>, \
+                         ...), DESCRIPTION, TAGS), found {}",
+                        clause.token
+                    ),
+                ));
+            }
+        }
+        let missing =
+            |what: &str| self.error_at(start, format!("encoder '{}' needs {what}", name.value));
+        let fit_on = fit_on.ok_or_else(|| {
+            missing(
+                "a FIT ON (<query>) or FIT ON '<Parquet file>' clause: the rows it is fitted on",
+            )
+        })?;
+        let transforms = transforms.ok_or_else(|| {
+            missing("its transforms, as (standard_scale(<column>), one_hot(<column>), ...)")
+        })?;
+        Ok(CreateEncoder {
+            name,
+            version: shared.version.unwrap_or(1),
+            fit_on,
+            transforms,
+            description: shared.description,
+            tags: shared.tags.unwrap_or_default(),
+        })
+    }
+
+    /// What follows `FIT ON`: `(<query>)` or `'<Parquet file or folder>'`.
+    fn parse_fit_on(&mut self) -> Result<FitOn> {
+        if let Token::SingleQuotedString(_) = self.inner.parser.peek_token().token {
+            return Ok(FitOn::Files(self.expect_string("a quoted path")?));
+        }
+        self.expect_token(
+            &Token::LParen,
+            "'(' and a query, or a quoted Parquet file, after FIT ON",
+        )?;
+        let query_start = self.inner.parser.peek_token().span.start;
+        let query = self.inner.parser.parse_query().map_err(|e| {
+            located_parser_error(self.file, self.sql, &e, self.fallback(query_start))
+        })?;
+        self.expect_token(&Token::RParen, "')' after the query")?;
+        Ok(FitOn::Query(query))
+    }
+
+    /// `<function>(<column> [, <option> => <value>] ...)`
+    fn parse_encoder_transform(&mut self) -> Result<EncoderTransform> {
+        let start = self.inner.parser.peek_token().span.start;
+        let function =
+            self.expect_ident("a transform: standard_scale, min_max, log1p, one_hot or bucketize")?;
+        self.expect_token(&Token::LParen, "'(' after the transform")?;
+        let column = self.expect_ident("the column to transform")?;
+        let mut options = TransformOptions::default();
+        while self.inner.parser.consume_token(&Token::Comma) {
+            let name = self.expect_ident("an option's name")?;
+            self.expect_token(&Token::RArrow, "'=>' after the option's name")?;
+            let value = self.inner.parser.next_token();
+            let name_lower = name.value.to_ascii_lowercase();
+            if options.given.iter().any(|(n, ..)| *n == name_lower) {
+                return Err(self.error_at(
+                    name.span.start,
+                    format!("option '{name_lower}' is given twice"),
+                ));
+            }
+            options
+                .given
+                .push((name_lower, name.span.start, value.token, value.span.start));
+        }
+        self.expect_token(&Token::RParen, "',' or ')' after the transform's options")?;
+        let transform = self.transform(&function, &mut options)?;
+        if let Some((name, at, ..)) = options.given.first() {
+            return Err(self.error_at(
+                *at,
+                format!(
+                    "{} takes no option '{name}'",
+                    function.value.to_ascii_lowercase()
+                ),
+            ));
+        }
+        Ok(EncoderTransform {
+            column,
+            transform,
+            line: start.line,
+            column_number: start.column,
+        })
+    }
+
+    /// The transform `function` names, taking the options it knows from `options`.
+    fn transform(&self, function: &Ident, options: &mut TransformOptions) -> Result<Transform> {
+        let name = function.value.to_ascii_lowercase();
+        let transform = match name.as_str() {
+            "standard_scale" => Transform::StandardScale {
+                out_of_range: self.out_of_range(options)?,
+            },
+            "min_max" => Transform::MinMax {
+                out_of_range: self.out_of_range(options)?,
+            },
+            "log1p" => Transform::Log1p {
+                out_of_range: self.out_of_range(options)?,
+            },
+            "one_hot" => Transform::OneHot {
+                max_categories: match options.take("max_categories") {
+                    Some(given) => Some(self.whole_option(&given, 1)?),
+                    None => None,
+                },
+                unknown: match options.take("unknown") {
+                    Some(given) => self.named_option(
+                        &given,
+                        Unknown::parse,
+                        "'error', \
+                        'ignore' or 'infrequent'",
+                    )?,
+                    None => Unknown::default(),
+                },
+            },
+            "bucketize" => {
+                let (bins, strategy) = match (options.take("quantiles"), options.take("uniform")) {
+                    (Some(given), None) => {
+                        let method = match options.take("method") {
+                            Some(method) => self.named_option(
+                                &method,
+                                QuantileMethod::parse,
+                                "'averaged_inverted_cdf', 'inverted_cdf' or 'linear'",
+                            )?,
+                            None => QuantileMethod::default(),
+                        };
+                        (self.whole_option(&given, 2)?, BinStrategy::Quantile(method))
+                    }
+                    (None, Some(given)) => (self.whole_option(&given, 2)?, BinStrategy::Uniform),
+                    (Some(_), Some(given)) => {
+                        return Err(self.error_at(
+                            given.1,
+                            "bucketize takes quantiles => <n> or uniform => <n>, not both"
+                                .to_string(),
+                        ));
+                    }
+                    (None, None) => {
+                        return Err(self.error_at(
+                            function.span.start,
+                            "bucketize needs its number of buckets: quantiles => <n> (edges at \
+                             quantiles) or uniform => <n> (evenly spaced)"
+                                .to_string(),
+                        ));
+                    }
+                };
+                Transform::Bucketize {
+                    bins,
+                    strategy,
+                    out_of_range: self.out_of_range(options)?,
+                }
+            }
+            _ => {
+                return Err(self.error_at(
+                    function.span.start,
+                    format!(
+                        "unknown transform '{name}': the transforms are standard_scale, \
+                         min_max, log1p, one_hot and bucketize"
+                    ),
+                ));
+            }
+        };
+        Ok(transform)
+    }
+
+    fn out_of_range(&self, options: &mut TransformOptions) -> Result<OutOfRange> {
+        match options.take("out_of_range") {
+            Some(given) => self.named_option(
+                &given,
+                OutOfRange::parse,
+                "'keep', 'clip', 'null' or 'error'",
+            ),
+            None => Ok(OutOfRange::default()),
+        }
+    }
+
+    /// An option's value, a whole number of at least `least`.
+    fn whole_option(&self, given: &GivenOption, least: u32) -> Result<u32> {
+        let (name, _, value, at) = given;
+        match value {
+            Token::Number(text, _) => text.parse::<u32>().ok().filter(|n| *n >= least),
+            _ => None,
+        }
+        .ok_or_else(|| {
+            self.error_at(
+                *at,
+                format!("expected a whole number of at least {least} for {name}, found {value}"),
+            )
+        })
+    }
+
+    /// An option's value, a quoted name `parse` knows.
+    fn named_option<T>(
+        &self,
+        given: &GivenOption,
+        parse: impl Fn(&str) -> Option<T>,
+        known: &str,
+    ) -> Result<T> {
+        let (name, _, value, at) = given;
+        match value {
+            Token::SingleQuotedString(text) => parse(text),
+            _ => None,
+        }
+        .ok_or_else(|| self.error_at(*at, format!("expected {known} for {name}, found {value}")))
     }
 
     /// A clause groups and models share (VERSION, DESCRIPTION, TAGS), if one comes next.
@@ -685,6 +938,23 @@ impl PipelineParser<'_> {
     fn error_at(&self, at: Location, message: String) -> ParseError {
         let at = or_end_of_text(self.sql, at);
         ParseError::new(self.file, self.sql, at.line, at.column, message)
+    }
+}
+
+/// An option of a transform as written: its name (lower case) and where, its value and
+/// where.
+type GivenOption = (String, Location, Token, Location);
+
+/// A transform's options not yet taken by the transform they belong to.
+#[derive(Default)]
+struct TransformOptions {
+    given: Vec<GivenOption>,
+}
+
+impl TransformOptions {
+    fn take(&mut self, name: &str) -> Option<GivenOption> {
+        let index = self.given.iter().position(|(n, ..)| n == name)?;
+        Some(self.given.remove(index))
     }
 }
 

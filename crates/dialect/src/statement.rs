@@ -14,6 +14,8 @@ pub enum Statement {
     CreateFeatureGroup(Box<CreateFeatureGroup>),
     /// `CREATE MODEL ... USES (...)`
     CreateModel(CreateModel),
+    /// `CREATE ENCODER ... FIT ON ... (<transform>, ...)`
+    CreateEncoder(Box<CreateEncoder>),
     /// Any statement DataFusion parses: `CREATE EXTERNAL TABLE`, `CREATE VIEW`, `SET`, ...
     Sql(Box<DataFusionStatement>),
 }
@@ -24,6 +26,7 @@ impl fmt::Display for Statement {
             Statement::Include(include) => include.fmt(f),
             Statement::CreateFeatureGroup(group) => group.fmt(f),
             Statement::CreateModel(model) => model.fmt(f),
+            Statement::CreateEncoder(encoder) => encoder.fmt(f),
             Statement::Sql(statement) => statement.fmt(f),
         }
     }
@@ -322,6 +325,256 @@ impl fmt::Display for CreateModel {
             write!(f, " TAGS ({})", tags(&self.tags))?;
         }
         Ok(())
+    }
+}
+
+/// An encoder: transforms of columns whose parameters are fitted on the rows of a query,
+/// then applied alike to training sets, pipelines and online rows.
+///
+/// ```text
+/// CREATE ENCODER <name>
+///   [VERSION <n>]                      -- the definition's version, default 1
+///   FIT ON (<query>) | FIT ON '<Parquet file or folder>'
+///   (<transform> [, ...])              -- see [`Transform`]
+///   [DESCRIPTION '<text>']
+///   [TAGS (<k> = '<v>' [, ...])]
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct CreateEncoder {
+    pub name: Ident,
+    pub version: u32,
+    pub fit_on: FitOn,
+    pub transforms: Vec<EncoderTransform>,
+    pub description: Option<String>,
+    pub tags: Vec<(Ident, String)>,
+}
+
+impl CreateEncoder {
+    pub fn name(&self) -> String {
+        normalize_ident(&self.name)
+    }
+}
+
+impl fmt::Display for CreateEncoder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "CREATE ENCODER {} VERSION {}", self.name, self.version)?;
+        match &self.fit_on {
+            FitOn::Query(query) => write!(f, " FIT ON ({query})")?,
+            FitOn::Files(path) => write!(f, " FIT ON {}", quoted(path))?,
+        }
+        write!(f, " ({})", comma_separated(&self.transforms))?;
+        if let Some(description) = &self.description {
+            write!(f, " DESCRIPTION {}", quoted(description))?;
+        }
+        if !self.tags.is_empty() {
+            write!(f, " TAGS ({})", tags(&self.tags))?;
+        }
+        Ok(())
+    }
+}
+
+/// The rows an encoder is fitted on.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FitOn {
+    Query(Box<Query>),
+    /// A Parquet file or folder (a training set), resolved relative to the pipeline file.
+    Files(String),
+}
+
+/// One transform of an encoder, of one column, and where it is written.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EncoderTransform {
+    pub column: Ident,
+    pub transform: Transform,
+    pub line: u64,
+    pub column_number: u64,
+}
+
+impl EncoderTransform {
+    pub fn column_name(&self) -> String {
+        normalize_ident(&self.column)
+    }
+}
+
+impl fmt::Display for EncoderTransform {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let column = &self.column;
+        let range = |out_of_range: &OutOfRange| match out_of_range {
+            OutOfRange::Keep => String::new(),
+            other => format!(", out_of_range => {}", quoted(other.name())),
+        };
+        match &self.transform {
+            Transform::StandardScale { out_of_range } => {
+                write!(f, "standard_scale({column}{})", range(out_of_range))
+            }
+            Transform::MinMax { out_of_range } => {
+                write!(f, "min_max({column}{})", range(out_of_range))
+            }
+            Transform::Log1p { out_of_range } => {
+                write!(f, "log1p({column}{})", range(out_of_range))
+            }
+            Transform::OneHot {
+                max_categories,
+                unknown,
+            } => {
+                write!(f, "one_hot({column}")?;
+                if let Some(max) = max_categories {
+                    write!(f, ", max_categories => {max}")?;
+                }
+                write!(f, ", unknown => {})", quoted(unknown.name()))
+            }
+            Transform::Bucketize {
+                bins,
+                strategy,
+                out_of_range,
+            } => {
+                write!(f, "bucketize({column}, ")?;
+                match strategy {
+                    BinStrategy::Quantile(method) => write!(
+                        f,
+                        "quantiles => {bins}, method => {}",
+                        quoted(method.name())
+                    )?,
+                    BinStrategy::Uniform => write!(f, "uniform => {bins}")?,
+                }
+                write!(f, "{})", range(out_of_range))
+            }
+        }
+    }
+}
+
+/// What a transform computes, with scikit-learn's semantics (named after each).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Transform {
+    /// `standard_scale(col)`: `StandardScaler`, (x − mean) / population std.
+    StandardScale { out_of_range: OutOfRange },
+    /// `min_max(col)`: `MinMaxScaler` to [0, 1].
+    MinMax { out_of_range: OutOfRange },
+    /// `log1p(col)`: ln(1 + x), fitted on nothing; its range is x > −1.
+    Log1p { out_of_range: OutOfRange },
+    /// `one_hot(col, max_categories => n, unknown => 'error' | 'ignore' | 'infrequent')`:
+    /// `OneHotEncoder`.
+    OneHot {
+        max_categories: Option<u32>,
+        unknown: Unknown,
+    },
+    /// `bucketize(col, quantiles => n [, method => ...])` or `bucketize(col, uniform => n)`:
+    /// `KBinsDiscretizer(encode='ordinal')`.
+    Bucketize {
+        bins: u32,
+        strategy: BinStrategy,
+        out_of_range: OutOfRange,
+    },
+}
+
+/// What becomes of a value outside the range a transform was fitted on, when applied.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum OutOfRange {
+    /// Transformed as any other value, as scikit-learn does (a scaled value beyond the
+    /// fitted ones; the first or last bucket).
+    #[default]
+    Keep,
+    /// Moved to the nearest end of the range first.
+    Clip,
+    /// Null.
+    Null,
+    /// An error that names the value.
+    Error,
+}
+
+impl OutOfRange {
+    pub const NAMES: [&str; 4] = ["keep", "clip", "null", "error"];
+
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "keep" => Some(OutOfRange::Keep),
+            "clip" => Some(OutOfRange::Clip),
+            "null" => Some(OutOfRange::Null),
+            "error" => Some(OutOfRange::Error),
+            _ => None,
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            OutOfRange::Keep => "keep",
+            OutOfRange::Clip => "clip",
+            OutOfRange::Null => "null",
+            OutOfRange::Error => "error",
+        }
+    }
+}
+
+/// What `one_hot` does with a category it was not fitted on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Unknown {
+    /// An error that names the category (`handle_unknown='error'`).
+    #[default]
+    Error,
+    /// All zeros (`'ignore'`).
+    Ignore,
+    /// The infrequent categories' column if there is one, else all zeros
+    /// (`'infrequent_if_exist'`).
+    Infrequent,
+}
+
+impl Unknown {
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "error" => Some(Unknown::Error),
+            "ignore" => Some(Unknown::Ignore),
+            "infrequent" => Some(Unknown::Infrequent),
+            _ => None,
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Unknown::Error => "error",
+            Unknown::Ignore => "ignore",
+            Unknown::Infrequent => "infrequent",
+        }
+    }
+}
+
+/// How `bucketize` places its edges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BinStrategy {
+    /// At quantiles of the values, computed exactly.
+    Quantile(QuantileMethod),
+    /// Evenly between the least and greatest value.
+    Uniform,
+}
+
+/// numpy's percentile methods that scikit-learn's `KBinsDiscretizer` offers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum QuantileMethod {
+    /// scikit-learn's default since 1.9: the average of the two values around an exact
+    /// rank, else the value above.
+    #[default]
+    AveragedInvertedCdf,
+    /// The value at the rank: `inverted_cdf`.
+    InvertedCdf,
+    /// Interpolated between the two values around (n − 1)·q: `linear`, numpy's default.
+    Linear,
+}
+
+impl QuantileMethod {
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "averaged_inverted_cdf" => Some(QuantileMethod::AveragedInvertedCdf),
+            "inverted_cdf" => Some(QuantileMethod::InvertedCdf),
+            "linear" => Some(QuantileMethod::Linear),
+            _ => None,
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            QuantileMethod::AveragedInvertedCdf => "averaged_inverted_cdf",
+            QuantileMethod::InvertedCdf => "inverted_cdf",
+            QuantileMethod::Linear => "linear",
+        }
     }
 }
 

@@ -156,7 +156,8 @@ fn statements_of_all_kinds_follow_each_other() {
          CREATE EXTERNAL TABLE t STORED AS PARQUET LOCATION 'x/';;\n\
          CREATE FEATURE GROUP g KEY (a) EVENT TIME t AS SELECT a, t FROM t;\n\
          CREATE VIEW v AS SELECT 1;\n\
-         CREATE MODEL m USES (g.a);",
+         CREATE MODEL m USES (g.a);\n\
+         CREATE ENCODER e FIT ON (SELECT a FROM g) (log1p(a));",
     );
     let kinds: Vec<&str> = statements
         .iter()
@@ -164,10 +165,14 @@ fn statements_of_all_kinds_follow_each_other() {
             Statement::Include(_) => "include",
             Statement::CreateFeatureGroup(_) => "group",
             Statement::CreateModel(_) => "model",
+            Statement::CreateEncoder(_) => "encoder",
             Statement::Sql(_) => "sql",
         })
         .collect();
-    assert_eq!(kinds, ["include", "sql", "group", "sql", "model"]);
+    assert_eq!(
+        kinds,
+        ["include", "sql", "group", "sql", "model", "encoder"]
+    );
 }
 
 /// Each malformed form: the message, and the line and column it points at.
@@ -858,5 +863,253 @@ mod expectations {
         );
         let error = parse_error(&sql);
         assert!(error.message.contains("nests more than"), "{error}");
+    }
+}
+
+mod encoders {
+    use fengine_dialect::{
+        BinStrategy, CreateEncoder, FitOn, OutOfRange, QuantileMethod, Transform, Unknown,
+    };
+
+    use super::*;
+
+    fn parse_encoder(sql: &str) -> CreateEncoder {
+        match parse(sql).as_slice() {
+            [Statement::CreateEncoder(encoder)] => encoder.as_ref().clone(),
+            other => panic!("expected one encoder, got {other:?}"),
+        }
+    }
+
+    const CHURN_INPUTS: &str = "CREATE ENCODER churn_inputs VERSION 2
+  FIT ON (SELECT * FROM features.customer_spend)
+  (standard_scale(spend_30d), min_max(max_amount_30d, out_of_range => 'clip'),
+   log1p(txn_count_30d, out_of_range => 'null'),
+   one_hot(category, max_categories => 20, unknown => 'ignore'),
+   bucketize(spend_7d, quantiles => 10),
+   bucketize(spend_1d, quantiles => 4, method => 'linear', out_of_range => 'error'),
+   bucketize(\"Age\", uniform => 5))
+  DESCRIPTION 'inputs of the churn model' TAGS (team = 'risk')";
+
+    #[test]
+    fn every_transform_parses_with_its_options() {
+        let encoder = parse_encoder(CHURN_INPUTS);
+        assert_eq!(
+            (encoder.name().as_str(), encoder.version),
+            ("churn_inputs", 2)
+        );
+        assert!(matches!(encoder.fit_on, FitOn::Query(_)));
+        assert_eq!(
+            encoder.description.as_deref(),
+            Some("inputs of the churn model")
+        );
+        let transforms: Vec<(String, Transform, u64, u64)> = encoder
+            .transforms
+            .iter()
+            .map(|t| {
+                (
+                    t.column_name(),
+                    t.transform.clone(),
+                    t.line,
+                    t.column_number,
+                )
+            })
+            .collect();
+        assert_eq!(
+            transforms,
+            [
+                (
+                    "spend_30d".into(),
+                    Transform::StandardScale {
+                        out_of_range: OutOfRange::Keep
+                    },
+                    3,
+                    4
+                ),
+                (
+                    "max_amount_30d".into(),
+                    Transform::MinMax {
+                        out_of_range: OutOfRange::Clip
+                    },
+                    3,
+                    31
+                ),
+                (
+                    "txn_count_30d".into(),
+                    Transform::Log1p {
+                        out_of_range: OutOfRange::Null
+                    },
+                    4,
+                    4
+                ),
+                (
+                    "category".into(),
+                    Transform::OneHot {
+                        max_categories: Some(20),
+                        unknown: Unknown::Ignore
+                    },
+                    5,
+                    4
+                ),
+                (
+                    "spend_7d".into(),
+                    Transform::Bucketize {
+                        bins: 10,
+                        strategy: BinStrategy::Quantile(QuantileMethod::AveragedInvertedCdf),
+                        out_of_range: OutOfRange::Keep
+                    },
+                    6,
+                    4
+                ),
+                (
+                    "spend_1d".into(),
+                    Transform::Bucketize {
+                        bins: 4,
+                        strategy: BinStrategy::Quantile(QuantileMethod::Linear),
+                        out_of_range: OutOfRange::Error
+                    },
+                    7,
+                    4
+                ),
+                (
+                    "Age".into(),
+                    Transform::Bucketize {
+                        bins: 5,
+                        strategy: BinStrategy::Uniform,
+                        out_of_range: OutOfRange::Keep
+                    },
+                    8,
+                    4
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn encoders_print_back_to_sql_that_parses_the_same() {
+        let strip = |mut e: CreateEncoder| {
+            for t in &mut e.transforms {
+                (t.line, t.column_number) = (0, 0);
+            }
+            (
+                e.name(),
+                e.version,
+                e.fit_on.clone(),
+                e.transforms,
+                e.description,
+                e.tags.len(),
+            )
+        };
+        for sql in [
+            CHURN_INPUTS,
+            "CREATE ENCODER e FIT ON 'sets/train.parquet' (one_hot(c, unknown => 'infrequent'))",
+        ] {
+            let encoder = parse_encoder(sql);
+            let printed = encoder.to_string();
+            let reparsed = parse_encoder(&printed);
+            let (mut a, mut b) = (strip(encoder), strip(reparsed));
+            // Spans of the query's identifiers differ between the two texts.
+            (a.2, b.2) = (FitOn::Files(String::new()), FitOn::Files(String::new()));
+            assert_eq!(a, b, "{printed}");
+        }
+        let file = parse_encoder("CREATE ENCODER e FIT ON 'train.parquet' (log1p(x))");
+        assert_eq!(file.fit_on, FitOn::Files("train.parquet".into()));
+    }
+
+    #[rstest]
+    #[case::unknown_transform(
+        "(scale(x))",
+        2,
+        "unknown transform 'scale': the transforms are standard_scale, min_max, log1p, one_hot \
+         and bucketize"
+    )]
+    #[case::unknown_option("(log1p(x, clip => 'yes'))", 11, "log1p takes no option 'clip'")]
+    #[case::option_twice(
+        "(min_max(x, out_of_range => 'clip', out_of_range => 'null'))",
+        37,
+        "option 'out_of_range' is given twice"
+    )]
+    #[case::bad_out_of_range(
+        "(min_max(x, out_of_range => 'wrap'))",
+        29,
+        "expected 'keep', 'clip', 'null' or 'error' for out_of_range, found 'wrap'"
+    )]
+    #[case::bad_unknown(
+        "(one_hot(c, unknown => 'infrequent_if_exist'))",
+        24,
+        "expected 'error', 'ignore' or 'infrequent' for unknown, found 'infrequent_if_exist'"
+    )]
+    #[case::zero_categories(
+        "(one_hot(c, max_categories => 0))",
+        31,
+        "expected a whole number of at least 1 for max_categories, found 0"
+    )]
+    #[case::one_bucket(
+        "(bucketize(x, quantiles => 1))",
+        28,
+        "expected a whole number of at least 2 for quantiles, found 1"
+    )]
+    #[case::no_buckets(
+        "(bucketize(x))",
+        2,
+        "bucketize needs its number of buckets: quantiles => <n> (edges at quantiles) or \
+         uniform => <n> (evenly spaced)"
+    )]
+    #[case::both_strategies(
+        "(bucketize(x, quantiles => 4, uniform => 4))",
+        31,
+        "bucketize takes quantiles => <n> or uniform => <n>, not both"
+    )]
+    #[case::bad_method(
+        "(bucketize(x, quantiles => 4, method => 'nearest'))",
+        41,
+        "expected 'averaged_inverted_cdf', 'inverted_cdf' or 'linear' for method, found \
+         'nearest'"
+    )]
+    #[case::no_arrow(
+        "(log1p(x, out_of_range = 'clip'))",
+        24,
+        "expected '=>' after the option's name, found ="
+    )]
+    #[case::twice(
+        "(log1p(x), min_max(X))",
+        12,
+        "column 'x' is transformed twice: an encoder transforms each column once"
+    )]
+    fn malformed_transforms_are_located(
+        #[case] transforms: &str,
+        #[case] column: u64,
+        #[case] message: &str,
+    ) {
+        let error = parse_error(&format!(
+            "CREATE ENCODER e FIT ON 'x.parquet'\n{transforms}"
+        ));
+        assert_eq!(
+            (
+                error.message.as_str(),
+                error.location.line,
+                error.location.column
+            ),
+            (message, 2, column),
+            "{error}"
+        );
+    }
+
+    #[rstest]
+    #[case::no_fit_on(
+        "CREATE ENCODER e (log1p(x))",
+        "encoder 'e' needs a FIT ON (<query>) or FIT ON '<Parquet file>' clause: the rows it is \
+         fitted on"
+    )]
+    #[case::no_transforms(
+        "CREATE ENCODER e FIT ON 'x.parquet'",
+        "encoder 'e' needs its transforms, as (standard_scale(<column>), one_hot(<column>), ...)"
+    )]
+    #[case::fit_on_unparenthesized(
+        "CREATE ENCODER e FIT ON SELECT 1 (log1p(x))",
+        "expected '(' and a query, or a quoted Parquet file, after FIT ON, found SELECT"
+    )]
+    fn incomplete_encoders_are_refused(#[case] sql: &str, #[case] message: &str) {
+        let error = parse_error(sql);
+        assert_eq!(error.message, message, "{error}");
     }
 }

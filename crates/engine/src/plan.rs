@@ -154,27 +154,10 @@ pub(crate) async fn plan_pipeline(
     backends: &Backends,
     sources: Option<&SourceCache>,
 ) -> Result<PlannedPipeline> {
-    let params: BTreeMap<String, ScalarValue> = options
-        .params
-        .iter()
-        .map(|(name, text)| (name.clone(), parse_param_value(text)))
-        .collect();
-    let context = backends.session_context()?;
-    context.register_udf(as_of_udf(options.as_of));
-    context.register_udf(param_udf(params.clone()));
-
-    let defined_groups: Vec<String> = pipeline.feature_groups().map(|(g, _)| g.name()).collect();
-    let feature_sources = catalogue::register_feature_sources(
-        &context,
-        pipeline,
-        &defined_groups,
-        options.as_of,
-        &options.snapshots,
-        backends,
-    )
-    .await?;
+    let (context, params, feature_sources) = pipeline_session(pipeline, options, backends).await?;
     let mut groups: Vec<PlannedGroup> = Vec::new();
     let mut models = Vec::new();
+    let mut encoders = 0;
     let mut defined = Vec::new();
     for statement in &pipeline.statements {
         let location = &statement.location;
@@ -200,6 +183,7 @@ pub(crate) async fn plan_pipeline(
                 groups.push(plan_group(&context, group, location, sources, backends).await?);
             }
             Statement::CreateModel(model) => models.push((model, location)),
+            Statement::CreateEncoder(_) => encoders += 1,
             Statement::Include(_) => unreachable!("load_pipeline resolves includes"),
         }
     }
@@ -207,8 +191,12 @@ pub(crate) async fn plan_pipeline(
         return Err(Error::Plan {
             location: None,
             message: format!(
-                "{} defines no feature group or model: add a CREATE FEATURE GROUP statement",
-                pipeline.path.display()
+                "{} defines no feature group or model: add a CREATE FEATURE GROUP statement{}",
+                pipeline.path.display(),
+                match encoders {
+                    0 => "",
+                    _ => "; its encoders are fitted with `fengine encoder fit`",
+                }
             ),
         });
     }
@@ -225,6 +213,39 @@ pub(crate) async fn plan_pipeline(
             .collect(),
         feature_sources,
     })
+}
+
+/// The session a pipeline's statements run on: fengine's functions (`as_of()` of the
+/// options' as-of, `param()` of their params) and the `features.` tables it reads
+/// registered; the params parsed; the feature sources.
+pub(crate) async fn pipeline_session(
+    pipeline: &Pipeline,
+    options: &RunOptions,
+    backends: &Backends,
+) -> Result<(
+    SessionContext,
+    BTreeMap<String, ScalarValue>,
+    Vec<FeatureSource>,
+)> {
+    let params: BTreeMap<String, ScalarValue> = options
+        .params
+        .iter()
+        .map(|(name, text)| (name.clone(), parse_param_value(text)))
+        .collect();
+    let context = backends.session_context()?;
+    context.register_udf(as_of_udf(options.as_of));
+    context.register_udf(param_udf(params.clone()));
+    let defined_groups: Vec<String> = pipeline.feature_groups().map(|(g, _)| g.name()).collect();
+    let feature_sources = catalogue::register_feature_sources(
+        &context,
+        pipeline,
+        &defined_groups,
+        options.as_of,
+        &options.snapshots,
+        backends,
+    )
+    .await?;
+    Ok((context, params, feature_sources))
 }
 
 /// Runs a statement that defines sources, views or settings; returns the source it

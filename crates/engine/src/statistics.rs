@@ -251,10 +251,10 @@ struct NumericProfile {
 
 /// Count, mean and sum of squared deviations of the finite values.
 #[derive(Debug, Default, Clone, Copy)]
-struct Moments {
-    count: u64,
-    mean: f64,
-    m2: f64,
+pub(crate) struct Moments {
+    pub(crate) count: u64,
+    pub(crate) mean: f64,
+    pub(crate) m2: f64,
 }
 
 #[derive(Debug)]
@@ -589,14 +589,14 @@ impl NumericProfile {
 }
 
 impl Moments {
-    fn add(&mut self, value: f64) {
+    pub(crate) fn add(&mut self, value: f64) {
         self.count += 1;
         let delta = value - self.mean;
         self.mean += delta / self.count as f64;
         self.m2 += delta * (value - self.mean);
     }
 
-    fn merge(self, other: Moments) -> Moments {
+    pub(crate) fn merge(self, other: Moments) -> Moments {
         if other.count == 0 {
             return self;
         }

@@ -13,7 +13,8 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+use arrow::array::RecordBatch;
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use chrono::{DateTime, SecondsFormat, Utc};
 use datafusion::dataframe::DataFrame;
 use datafusion::execution::context::SessionContext;
@@ -32,7 +33,8 @@ use serde::Serialize;
 use url::Url;
 
 use crate::backends::{Backends, session_config};
-use crate::catalogue::{self, UsedFeature};
+use crate::catalogue::{self, EncoderDetail, UsedFeature};
+use crate::encoders::encode_batch;
 use crate::error::{Error, Result};
 use crate::hive::hive_type;
 use crate::options::snapshot_name;
@@ -61,6 +63,9 @@ pub struct TrainingSetRequest {
     pub register: Option<String>,
     /// Records the model it is built for, `(name, version)`, as using the requested features.
     pub model: Option<(String, Option<u32>)>,
+    /// Writes the columns an encoder transforms encoded: `(name, version)`, the newest
+    /// version without one.
+    pub encode: Option<(String, Option<u32>)>,
 }
 
 /// Where the spine's rows come from.
@@ -159,6 +164,8 @@ pub struct TrainingSetManifest {
     pub registered: Option<String>,
     /// `<model> v<n>`, when recorded for a model.
     pub model: Option<String>,
+    /// `<encoder> v<n>`, when its columns were written encoded.
+    pub encoder: Option<String>,
     pub elapsed_ms: u64,
 }
 
@@ -303,7 +310,20 @@ pub async fn build_training_set(
         plan = join;
     }
     let plan = in_spine_order(plan)?;
-    let rows = write_parquet(&context, plan.clone(), &out).await?;
+    let encoder = match &request.encode {
+        Some((name, version)) => Some(
+            catalogue::show_encoder(backends, name, *version)
+                .await?
+                .ok_or_else(|| {
+                    Error::NotFound(format!(
+                        "--encode {name}: no encoder '{name}' is fitted; fit it with `fengine \
+                         encoder fit <pipeline.sql>`"
+                    ))
+                })?,
+        ),
+        None => None,
+    };
+    let (rows, schema) = write_parquet(&context, plan.clone(), &out, encoder.as_ref()).await?;
 
     let groups: Vec<TrainingSetGroup> = groups
         .iter()
@@ -338,11 +358,11 @@ pub async fn build_training_set(
         spilled_bytes: spilled_bytes(plan.as_ref()),
         registered: None,
         model: None,
+        encoder: encoder.map(|e| format!("{} v{}", e.encoder, e.version)),
         elapsed_ms: 0,
     };
     if let Some(name) = &request.register {
-        manifest.registered =
-            Some(register(name, &out, &plan.schema(), &manifest, backends).await?);
+        manifest.registered = Some(register(name, &out, &schema, &manifest, backends).await?);
     }
     if let Some((model, version)) = &request.model {
         let used = manifest
@@ -830,11 +850,18 @@ impl OutputLocation {
 }
 
 /// Streams the plan's batches into one Parquet file; returns the row count.
+/// Writes the plan's rows, encoded by `encoder` if given; the rows written and their schema.
 async fn write_parquet(
     context: &SessionContext,
     plan: Arc<dyn ExecutionPlan>,
     out: &OutputLocation,
-) -> Result<u64> {
+    encoder: Option<&EncoderDetail>,
+) -> Result<(u64, SchemaRef)> {
+    let encode = |batch: RecordBatch| match encoder {
+        Some(e) => encode_batch(&e.encoder, &e.parameters, &batch),
+        None => Ok(batch),
+    };
+    let schema = encode(RecordBatch::new_empty(plan.schema()))?.schema();
     let store = ObjectStoreUrl::parse(&out.file[..url::Position::BeforePath])
         .and_then(|url| context.runtime_env().object_store(url))
         .map_err(|e| Error::Config(format!("--out '{}': {e}", out.file)))?;
@@ -842,17 +869,17 @@ async fn write_parquet(
         .map_err(|e| Error::Config(format!("--out '{}': {e}", out.file)))?;
     let name = out.file.to_string();
     let buffer = parquet_file::buffer_size(context);
-    let mut parquet = ParquetFile::create(store, path, name, plan.schema(), buffer)?;
+    let mut parquet = ParquetFile::create(store, path, name, schema.clone(), buffer)?;
     let mut batches =
         execute_stream(plan, context.task_ctx()).map_err(|e| Error::from_datafusion(None, e))?;
     let mut rows = 0;
     while let Some(batch) = batches.next().await {
-        let batch = batch.map_err(|e| Error::from_datafusion(None, e))?;
+        let batch = encode(batch.map_err(|e| Error::from_datafusion(None, e))?)?;
         rows += batch.num_rows() as u64;
         parquet.write(&batch).await?;
     }
     parquet.close().await?;
-    Ok(rows)
+    Ok((rows, schema))
 }
 
 fn check_table_name(name: &str) -> Result<()> {

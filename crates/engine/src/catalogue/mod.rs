@@ -7,6 +7,7 @@
 //! beside them ([`records`]). Rollback and retirement, which change what is served, are
 //! modules of their own beside the online load.
 
+mod encoders;
 mod history;
 mod lineage;
 mod models;
@@ -26,6 +27,8 @@ use crate::error::Result;
 use crate::published::{
     self, GroupVersion, Retired, Snapshot, all_groups, pick_version, snapshots,
 };
+pub use encoders::{EncoderDetail, EncoderRecord, FittedOn, SnapshotRead, show_encoder};
+pub(crate) use encoders::{encoder_versions, write_encoder};
 pub(crate) use history::record as record_history;
 pub use history::{EventKind, HistoryEvent, group_history};
 pub use lineage::UpstreamKind;
@@ -36,10 +39,11 @@ pub(crate) use sources::register_feature_sources;
 pub(crate) use sources::{FEATURES_SCHEMA, FeatureSource, feature_references, names_group};
 
 /// The catalogue's own tables in the catalog database, beside the groups'.
-pub const CATALOGUE_TABLES: [&str; 3] = [
+pub const CATALOGUE_TABLES: [&str; 4] = [
     records::HISTORY_TABLE,
     records::LINEAGE_TABLE,
     records::MODELS_TABLE,
+    records::ENCODERS_TABLE,
 ];
 
 /// Groups read at once when the catalogue is listed.

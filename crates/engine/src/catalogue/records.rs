@@ -1,4 +1,4 @@
-//! The catalogue's own tables — history, lineage, models — kept as Parquet under the
+//! The catalogue's own tables — history, lineage, models, encoders — kept as Parquet under the
 //! warehouse (`<warehouse>/_fengine/catalogue/<table>/`) and registered in the same catalog
 //! database as the snapshots, so that Athena (or DuckDB, or Spark) reads them with SQL and
 //! fengine reads them back the same way on every backend.
@@ -29,6 +29,7 @@ use crate::warehouse::object_path;
 pub(crate) const HISTORY_TABLE: &str = "fengine_history";
 pub(crate) const LINEAGE_TABLE: &str = "fengine_lineage";
 pub(crate) const MODELS_TABLE: &str = "fengine_models";
+pub(crate) const ENCODERS_TABLE: &str = "fengine_encoders";
 
 /// Files read at once when a table is read back.
 const READS_IN_FLIGHT: usize = 32;

@@ -17,7 +17,7 @@ use datafusion::datasource::listing::{
 use datafusion::execution::context::SessionContext;
 use datafusion::sql::resolve::resolve_table_references;
 use datafusion::sql::sqlparser::ast::Statement as SqlStatement;
-use fengine_dialect::{DataFusionStatement, Pipeline, SourceLocation, Statement};
+use fengine_dialect::{DataFusionStatement, FitOn, Pipeline, SourceLocation, Statement};
 
 use crate::backends::Backends;
 use crate::error::{Error, Result};
@@ -53,6 +53,12 @@ pub(crate) fn feature_references(pipeline: &Pipeline) -> Result<Vec<FeatureRefer
             Statement::CreateFeatureGroup(group) => {
                 DataFusionStatement::Statement(Box::new(SqlStatement::Query(group.query.clone())))
             }
+            Statement::CreateEncoder(encoder) => match &encoder.fit_on {
+                FitOn::Query(query) => {
+                    DataFusionStatement::Statement(Box::new(SqlStatement::Query(query.clone())))
+                }
+                FitOn::Files(_) => continue,
+            },
             Statement::CreateModel(_) | Statement::Include(_) => continue,
         };
         let (tables, _) = resolve_table_references(&sql, true)

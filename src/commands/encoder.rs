@@ -1,0 +1,112 @@
+//! `fengine encoder`: fit the encoders a pipeline declares, read them, export them.
+
+use std::path::PathBuf;
+
+use anyhow::{Result, bail};
+use clap::{Args, Subcommand, ValueEnum};
+use fengine_engine::Error;
+
+use super::{Output, PipelineArgs, ProfileArgs, parse_versioned, prepare};
+use crate::output::encoders as print;
+
+#[derive(Args)]
+pub(crate) struct EncoderArgs {
+    #[command(subcommand)]
+    command: EncoderCommand,
+}
+
+#[derive(Subcommand)]
+enum EncoderCommand {
+    /// Fit each encoder a pipeline declares on all the rows of its FIT ON, in one pass, and
+    /// register it as the encoder's next version unless its parameters are unchanged.
+    Fit(FitArgs),
+    /// An encoder version: its parameters, definition, and what it was fitted on.
+    Show(ShowArgs),
+    /// Write an encoder version as a file an inference container loads without fengine.
+    Export(ExportArgs),
+}
+
+#[derive(Args)]
+struct FitArgs {
+    #[command(flatten)]
+    pipeline: PipelineArgs,
+}
+
+#[derive(Args)]
+struct ShowArgs {
+    /// The encoder, as <name> or <name>@<version> [default version: the newest]
+    #[arg(value_parser = parse_versioned)]
+    encoder: (String, Option<u32>),
+    #[arg(long, value_enum, default_value_t = Output::Text)]
+    output: Output,
+    #[command(flatten)]
+    profile: ProfileArgs,
+}
+
+#[derive(Args)]
+struct ExportArgs {
+    /// The encoder, as <name> or <name>@<version> [default version: the newest]
+    #[arg(value_parser = parse_versioned)]
+    encoder: (String, Option<u32>),
+    #[arg(long, value_enum)]
+    format: ExportFormat,
+    /// The file to write [default: standard output]
+    #[arg(long)]
+    out: Option<PathBuf>,
+    #[command(flatten)]
+    profile: ProfileArgs,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ExportFormat {
+    /// The encoder's name, version and each transform's fitted parameters.
+    Json,
+}
+
+pub(crate) async fn run(args: EncoderArgs) -> Result<()> {
+    match args.command {
+        EncoderCommand::Fit(args) => fit(args).await,
+        EncoderCommand::Show(args) => show(args).await,
+        EncoderCommand::Export(args) => export(args).await,
+    }
+}
+
+async fn fit(args: FitArgs) -> Result<()> {
+    let (pipeline, options) = prepare(&args.pipeline, false)?;
+    let backends = args.pipeline.profile.load().await?;
+    let outcomes = fengine_engine::fit_encoders(&pipeline, &options, &backends).await?;
+    print::print_fits(&outcomes, args.pipeline.output == Output::Json)
+}
+
+async fn show(args: ShowArgs) -> Result<()> {
+    let backends = args.profile.load_existing().await?;
+    let encoder = find(&backends, &args.encoder).await?;
+    print::print_encoder(&encoder, args.output == Output::Json)
+}
+
+async fn export(args: ExportArgs) -> Result<()> {
+    let backends = args.profile.load_existing().await?;
+    let encoder = find(&backends, &args.encoder).await?;
+    let text = match args.format {
+        ExportFormat::Json => serde_json::to_string_pretty(&print::exported(&encoder))?,
+    };
+    match &args.out {
+        Some(path) => std::fs::write(path, text + "\n")
+            .map_err(|e| Error::Config(format!("cannot write '{}': {e}", path.display())))?,
+        None => out!("{text}"),
+    }
+    Ok(())
+}
+
+/// The encoder `(name, version)`, registered.
+async fn find(
+    backends: &fengine_engine::Backends,
+    (name, version): &(String, Option<u32>),
+) -> Result<fengine_engine::EncoderDetail> {
+    match fengine_engine::show_encoder(backends, name, *version).await? {
+        Some(encoder) => Ok(encoder),
+        None => bail!(Error::NotFound(format!(
+            "no encoder '{name}' is fitted: fit it with `fengine encoder fit <pipeline.sql>`"
+        ))),
+    }
+}
