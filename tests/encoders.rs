@@ -388,3 +388,76 @@ fn fits_at_once_register_one_version() {
         .json();
     assert_eq!(shown["versions"], serde_json::json!([1]));
 }
+
+#[test]
+fn pipelines_apply_an_encoder_in_sql_as_training_sets_do() {
+    let workspace = published(0.0);
+    fit(&workspace);
+    training_set(&workspace, "encoded.parquet", &["--encode", "inputs"]).success();
+    workspace.write(
+        "scored.sql",
+        "CREATE FEATURE GROUP scored KEY (customer_id) EVENT TIME event_time AS
+SELECT customer_id, event_time, encode('inputs', 'amount', amount) AS amount_z,
+       encode('inputs@1', 'category_grocery', category) AS grocery,
+       encode('inputs', 'big', big) AS big_bucket
+FROM features.spend;",
+    );
+    let run = workspace
+        .fengine(&["run", "scored.sql", "--as-of", AS_OF, "--output", "json"])
+        .success()
+        .json();
+    let scored = read_parquet_folder(run["groups"][0]["snapshot_location"].as_str().unwrap());
+    let encoded = read_parquet_file(&workspace.path("encoded.parquet"));
+    use arrow::datatypes::{Float64Type, Int64Type};
+    let by_customer = |batches: &[RecordBatch], name: &str| {
+        let ids = column::<Int64Type>(batches, "customer_id");
+        let values = column::<Float64Type>(batches, name);
+        let mut pairs: Vec<(i64, Option<u64>)> = ids
+            .into_iter()
+            .zip(values)
+            .map(|(id, v)| (id.unwrap(), v.map(f64::to_bits)))
+            .collect();
+        pairs.sort();
+        pairs
+    };
+    for (ours, theirs) in [
+        ("amount_z", "amount"),
+        ("grocery", "category_grocery"),
+        ("big_bucket", "big"),
+    ] {
+        assert_eq!(by_customer(&scored, ours), by_customer(&encoded, theirs), "{ours}");
+    }
+
+    workspace.write(
+        "wrong.sql",
+        "CREATE FEATURE GROUP wrong KEY (customer_id) EVENT TIME event_time AS
+SELECT customer_id, event_time, encode('inputs', 'category_food', category) AS x
+FROM features.spend;",
+    );
+    let wrong = workspace.fengine(&["run", "wrong.sql", "--as-of", AS_OF]);
+    assert_eq!(wrong.code, 2, "{}", wrong.stderr);
+    assert!(
+        wrong.stderr.contains(
+            "encode('inputs', 'category_food', ...): encoder 'inputs' v1 writes no column \
+             'category_food'; it writes amount, constant, n, delta, category_fuel, \
+             category_grocery, category_travel, category_infrequent, big, width, flat, count"
+        ),
+        "{}",
+        wrong.stderr
+    );
+    workspace.write(
+        "missing.sql",
+        "CREATE FEATURE GROUP missing KEY (customer_id) EVENT TIME event_time AS
+SELECT customer_id, event_time, encode('outputs', 'x', amount) AS x FROM features.spend;",
+    );
+    let missing = workspace.fengine(&["run", "missing.sql", "--as-of", AS_OF]);
+    assert_eq!(missing.code, 2, "{}", missing.stderr);
+    assert!(
+        missing.stderr.contains(
+            "missing.sql:1:1: encode('outputs', ...): no encoder 'outputs' is fitted; fit it \
+             with `fengine encoder fit <file.sql>`"
+        ),
+        "{}",
+        missing.stderr
+    );
+}

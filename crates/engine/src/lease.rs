@@ -376,6 +376,15 @@ fn poll_interval(ttl: Duration) -> Duration {
     (ttl / 10).clamp(Duration::from_millis(50), Duration::from_millis(500))
 }
 
+/// Tells the person watching why the run pauses.
+pub(crate) fn waiting(holder: &str, purpose: &str, until: chrono::DateTime<chrono::Utc>) {
+    tracing::warn!(
+        holder,
+        "waiting for run {holder}, which is {purpose} (its lease lapses at {} unless renewed)",
+        until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};

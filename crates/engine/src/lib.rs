@@ -42,6 +42,7 @@ mod catalogue;
 mod checks;
 mod delivery;
 mod drift;
+mod encoder_fit;
 mod encoders;
 mod error;
 mod expectations;
@@ -75,16 +76,17 @@ pub use backfill::{
 };
 pub use caller::{Caller, CallerIdentity, OsUser};
 pub use catalogue::{
-    CATALOGUE_TABLES, Catalogue, EncoderDetail, EventKind, Feature, FittedOn, GroupDetail,
-    GroupFilter, GroupPage, GroupRef, GroupSummary, HistoryEvent, ModelDefinition, ModelDetail,
-    ModelUse, OnlineState, SnapshotRead, UsedFeature, VersionSummary, describe_catalogue,
-    group_history, list_groups, published_group_names, show_encoder, show_group, show_model,
+    CATALOGUE_TABLES, Catalogue, EventKind, Feature, GroupDetail, GroupFilter, GroupPage, GroupRef,
+    GroupSummary, HistoryEvent, ModelDefinition, ModelDetail, ModelUse, OnlineState, UsedFeature,
+    VersionSummary, describe_catalogue, group_history, list_groups, published_group_names,
+    show_group, show_model,
 };
 pub use delivery::deliver_manifest;
 pub use drift::{EMPTY_SHARE, FeatureDrift, GroupDrift, ShareChange, SnapshotDrift, group_drift};
+pub use encoder_fit::{FitOutcome, fit_encoders};
 pub use encoders::{
-    Bucketize, EncoderParameters, FitOutcome, Fitted, Fitter, Log1p, MinMax, OneHot, StandardScale,
-    encode_batch, fit_encoders,
+    Bucketize, EncoderDetail, EncoderParameters, Fitted, FittedOn, Fitter, Log1p, MinMax, OneHot,
+    SnapshotRead, StandardScale, encode_batch, show_encoder,
 };
 pub use error::{Error, ErrorKind, Result};
 pub use fengine_operators::functions::param_type_name;

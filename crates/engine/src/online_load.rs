@@ -22,7 +22,7 @@ use crate::backends::{Backends, with_default_batch_size};
 use crate::error::{Error, Result};
 use crate::hooks::{fail_point, pause_point};
 use crate::interrupt;
-use crate::lease::Lease;
+use crate::lease::{Lease, waiting};
 use crate::manifest::OnlineOutcome;
 use crate::options::RunOptions;
 use crate::plan::PlannedGroup;
@@ -305,13 +305,4 @@ pub(crate) async fn newest_registered(
             partition,
         )
     }))
-}
-
-/// Tells the person watching why the run pauses.
-pub(crate) fn waiting(holder: &str, purpose: &str, until: chrono::DateTime<chrono::Utc>) {
-    tracing::warn!(
-        holder,
-        "waiting for run {holder}, which is {purpose} (its lease lapses at {} unless renewed)",
-        until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-    );
 }

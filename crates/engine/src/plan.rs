@@ -30,6 +30,7 @@ use crate::backends::Backends;
 use crate::catalogue::{
     self, FEATURES_SCHEMA, FeatureSource, ModelDefinition, UpstreamKind, UsedFeature,
 };
+use crate::encoders::encode_udf;
 use crate::error::{Error, Result};
 use crate::expectations::Expectations;
 use crate::hive::hive_type;
@@ -235,6 +236,7 @@ pub(crate) async fn pipeline_session(
     let context = backends.session_context()?;
     context.register_udf(as_of_udf(options.as_of));
     context.register_udf(param_udf(params.clone()));
+    context.register_udf(encode_udf(pipeline, backends).await?);
     let defined_groups: Vec<String> = pipeline.feature_groups().map(|(g, _)| g.name()).collect();
     let feature_sources = catalogue::register_feature_sources(
         &context,

@@ -8,8 +8,8 @@ use serde::Serialize;
 use crate::backends::Backends;
 use crate::catalogue::{EventKind, HistoryEvent, models_using, record_history};
 use crate::error::{Error, Result};
-use crate::lease::Lease;
-use crate::online_load::{online_lease_name, waiting};
+use crate::lease::{Lease, waiting};
+use crate::online_load::online_lease_name;
 use crate::published::{self, format_time, group_versions};
 
 /// What a retirement did.

@@ -33,8 +33,8 @@ use serde::Serialize;
 use url::Url;
 
 use crate::backends::{Backends, session_config};
-use crate::catalogue::{self, EncoderDetail, UsedFeature};
-use crate::encoders::encode_batch;
+use crate::catalogue::{self, UsedFeature};
+use crate::encoders::{EncoderDetail, encode_batch, show_encoder};
 use crate::error::{Error, Result};
 use crate::hive::hive_type;
 use crate::options::snapshot_name;
@@ -311,16 +311,14 @@ pub async fn build_training_set(
     }
     let plan = in_spine_order(plan)?;
     let encoder = match &request.encode {
-        Some((name, version)) => Some(
-            catalogue::show_encoder(backends, name, *version)
-                .await?
-                .ok_or_else(|| {
-                    Error::NotFound(format!(
-                        "--encode {name}: no encoder '{name}' is fitted; fit it with `fengine \
+        Some((name, version)) => Some(show_encoder(backends, name, *version).await?.ok_or_else(
+            || {
+                Error::NotFound(format!(
+                    "--encode {name}: no encoder '{name}' is fitted; fit it with `fengine \
                          encoder fit <pipeline.sql>`"
-                    ))
-                })?,
-        ),
+                ))
+            },
+        )?),
         None => None,
     };
     let (rows, schema) = write_parquet(&context, plan.clone(), &out, encoder.as_ref()).await?;

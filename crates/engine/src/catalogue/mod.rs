@@ -7,7 +7,6 @@
 //! beside them ([`records`]). Rollback and retirement, which change what is served, are
 //! modules of their own beside the online load.
 
-mod encoders;
 mod history;
 mod lineage;
 mod models;
@@ -27,14 +26,13 @@ use crate::error::Result;
 use crate::published::{
     self, GroupVersion, Retired, Snapshot, all_groups, pick_version, snapshots,
 };
-pub use encoders::{EncoderDetail, EncoderRecord, FittedOn, SnapshotRead, show_encoder};
-pub(crate) use encoders::{encoder_versions, write_encoder};
 pub(crate) use history::record as record_history;
 pub use history::{EventKind, HistoryEvent, group_history};
 pub use lineage::UpstreamKind;
 pub(crate) use lineage::{LineageEdge, record as record_lineage};
 pub use models::{FeatureUse, ModelDefinition, ModelDetail, ModelUse, UsedFeature, show_model};
 pub(crate) use models::{models_using, record_training_set_model, resolve_uses, write_model};
+pub(crate) use records::{ENCODERS_TABLE, RecordTable};
 pub(crate) use sources::register_feature_sources;
 pub(crate) use sources::{FEATURES_SCHEMA, FeatureSource, feature_references, names_group};
 

@@ -57,6 +57,19 @@ pub fn encode_batch(
 }
 
 impl Fitted {
+    /// The column `output` of those this transform writes for `values`.
+    pub(crate) fn encode_output(
+        &self,
+        values: &ArrayRef,
+        output: &str,
+    ) -> std::result::Result<Float64Array, String> {
+        self.encode(values)?
+            .into_iter()
+            .find(|(name, _)| name == output)
+            .map(|(_, encoded)| encoded)
+            .ok_or_else(|| format!("the transform of '{}' writes no '{output}'", self.column()))
+    }
+
     /// The columns this transform writes for `values`, named.
     fn encode(
         &self,

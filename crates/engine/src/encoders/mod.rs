@@ -12,11 +12,14 @@
 
 mod apply;
 mod fit;
-mod register;
+mod function;
+mod registry;
 
 pub use apply::encode_batch;
 pub use fit::Fitter;
-pub use register::{FitOutcome, fit_encoders};
+pub(crate) use function::encode_udf;
+pub use registry::{EncoderDetail, FittedOn, SnapshotRead, show_encoder};
+pub(crate) use registry::{EncoderRecord, encoder_versions, write_encoder};
 
 use fengine_dialect::{OutOfRange, QuantileMethod, Unknown};
 use serde::{Deserialize, Serialize};

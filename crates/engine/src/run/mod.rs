@@ -41,11 +41,11 @@ use crate::error::Result;
 use crate::fingerprint::{Fingerprint, Fingerprints};
 use crate::hooks::{fail_point, pause_point};
 use crate::interrupt;
-use crate::lease::Lease;
+use crate::lease::{Lease, waiting};
 use crate::manifest::{
     ExpectationOutcome, GroupManifest, OnlineOutcome, RunManifest, Timings, UnchangedGroup,
 };
-use crate::online_load::{LatestRows, OnlineStep, waiting};
+use crate::online_load::{LatestRows, OnlineStep};
 use crate::options::{RunOptions, snapshot_name};
 use crate::plan::{PlannedGroup, PlannedPipeline, plan};
 use crate::published;

@@ -1,7 +1,6 @@
-//! Fitted encoders, one file per encoder version in the `fengine_encoders` table: its
-//! parameters as JSON, the definition it was fitted from, and what it was fitted on (the
-//! query or files, the group snapshots they read, the rows). A fit registers a new version
-//! unless its parameters and definition are those of the newest version.
+//! The registry of fitted encoders: one file per encoder version in the catalogue table
+//! `fengine_encoders`, holding its parameters as JSON, the definition it was fitted from,
+//! and what it was fitted on (the query or files, the group snapshots they read, the rows).
 
 use std::collections::BTreeMap;
 use std::marker::PhantomData;
@@ -11,9 +10,9 @@ use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::records::{ENCODERS_TABLE, RecordTable};
+use super::EncoderParameters;
 use crate::backends::Backends;
-use crate::encoders::EncoderParameters;
+use crate::catalogue::{ENCODERS_TABLE, RecordTable};
 use crate::error::{Error, Result};
 
 /// One row of `fengine_encoders`: an encoder version.

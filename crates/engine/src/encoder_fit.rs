@@ -16,14 +16,14 @@ use fengine_dialect::{
 use futures::StreamExt;
 use serde::Serialize;
 
-use super::Fitter;
 use crate::backends::Backends;
-use crate::catalogue::{
-    EncoderRecord, FeatureSource, FittedOn, SnapshotRead, encoder_versions, write_encoder,
+use crate::catalogue::FeatureSource;
+use crate::encoders::{
+    EncoderParameters, EncoderRecord, FittedOn, Fitter, SnapshotRead, encoder_versions,
+    write_encoder,
 };
 use crate::error::{Error, Result};
-use crate::lease::Lease;
-use crate::online_load::waiting;
+use crate::lease::{Lease, waiting};
 use crate::options::RunOptions;
 use crate::plan::{pipeline_session, run_definition};
 
@@ -76,7 +76,7 @@ pub async fn fit_encoders(
 }
 
 struct Fit {
-    parameters: super::EncoderParameters,
+    parameters: EncoderParameters,
     fitted_on: FittedOn,
 }
 
@@ -145,7 +145,7 @@ async fn fit_rows(
     encoder: &CreateEncoder,
     location: &SourceLocation,
     rows: DataFrame,
-) -> Result<(super::EncoderParameters, u64)> {
+) -> Result<(EncoderParameters, u64)> {
     let schema = rows.schema().as_arrow().clone();
     let mut fitter = Fitter::new(name, &encoder.transforms, &schema, location)?;
     let mut batches = rows
