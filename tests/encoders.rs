@@ -425,7 +425,11 @@ FROM features.spend;",
         ("grocery", "category_grocery"),
         ("big_bucket", "big"),
     ] {
-        assert_eq!(by_customer(&scored, ours), by_customer(&encoded, theirs), "{ours}");
+        assert_eq!(
+            by_customer(&scored, ours),
+            by_customer(&encoded, theirs),
+            "{ours}"
+        );
     }
 
     workspace.write(
@@ -460,4 +464,50 @@ SELECT customer_id, event_time, encode('outputs', 'x', amount) AS x FROM feature
         "{}",
         missing.stderr
     );
+}
+
+#[test]
+fn an_online_row_is_encoded_as_training_sets_encode_it() {
+    let workspace = published(0.0);
+    fit(&workspace);
+    training_set(&workspace, "encoded.parquet", &["--encode", "inputs"]).success();
+    let rows = read_parquet_file(&workspace.path("encoded.parquet"));
+    use arrow::datatypes::{Float64Type, Int64Type};
+    let ids = column::<Int64Type>(&rows, "customer_id");
+    // Fitted on, held out (an unseen category, n clipped, delta null), a NaN amount, a null
+    // category.
+    for id in [5i64, 8, 24, 31] {
+        let row = ids.iter().position(|i| *i == Some(id)).unwrap();
+        let online = workspace
+            .fengine(&["get", "spend", &id.to_string(), "--encode", "inputs"])
+            .success()
+            .json();
+        for name in [
+            "amount",
+            "constant",
+            "n",
+            "delta",
+            "category_fuel",
+            "category_grocery",
+            "category_travel",
+            "category_infrequent",
+            "big",
+            "width",
+            "flat",
+            "count",
+        ] {
+            // As `get` serves a double: NaN as "NaN".
+            let expected = match column::<Float64Type>(&rows, name)[row] {
+                Some(v) if v.is_nan() => serde_json::json!("NaN"),
+                Some(v) => serde_json::json!(v),
+                None => serde_json::Value::Null,
+            };
+            assert_eq!(online[name], expected, "customer {id}, {name}: {online}");
+        }
+        assert_eq!(online.get("category"), None, "replaced by its columns");
+        assert!(
+            online["event_time"].is_string(),
+            "the rest as `get` returns it"
+        );
+    }
 }

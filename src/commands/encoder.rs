@@ -99,7 +99,7 @@ async fn export(args: ExportArgs) -> Result<()> {
 }
 
 /// The encoder `(name, version)`, registered.
-async fn find(
+pub(crate) async fn find(
     backends: &fengine_engine::Backends,
     (name, version): &(String, Option<u32>),
 ) -> Result<fengine_engine::EncoderDetail> {

@@ -3,7 +3,7 @@
 use anyhow::Result;
 use clap::Args;
 
-use super::ProfileArgs;
+use super::{ProfileArgs, parse_versioned};
 
 #[derive(Args)]
 pub(crate) struct GetArgs {
@@ -15,6 +15,10 @@ pub(crate) struct GetArgs {
     /// The group version [default: the newest loaded]
     #[arg(long)]
     pub(crate) version: Option<u32>,
+    /// Return the features this encoder (version) transforms encoded, as training sets
+    /// encode them: without a version, its newest.
+    #[arg(long, value_name = "ENCODER[@VERSION]", value_parser = parse_versioned)]
+    pub(crate) encode: Option<(String, Option<u32>)>,
     #[command(flatten)]
     pub(crate) profile: ProfileArgs,
 }
@@ -22,6 +26,13 @@ pub(crate) struct GetArgs {
 pub(crate) async fn run(args: GetArgs) -> Result<()> {
     let backends = args.profile.load_existing().await?;
     let row = fengine_engine::get(&backends, &args.group, args.version, &args.key).await?;
-    out!("{}", serde_json::Value::Object(row.values));
+    let values = match &args.encode {
+        None => row.values,
+        Some(encoder) => {
+            let encoder = super::encoder::find(&backends, encoder).await?;
+            fengine_engine::encode_row(&encoder.encoder, &encoder.parameters, &row.values)?
+        }
+    };
+    out!("{}", serde_json::Value::Object(values));
     Ok(())
 }

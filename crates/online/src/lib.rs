@@ -30,7 +30,7 @@ use chrono::{DateTime, Utc};
 pub use error::{Error, Result};
 pub use keys::{KeyKind, KeyValue, key_kinds, key_values, parse_key};
 pub use sqlite::SqliteOnlineStore;
-pub use values::{check_nested_finite, non_finite_text};
+pub use values::{check_nested_finite, non_finite_text, non_finite_value};
 
 /// What an online store needs to know of a feature group version to load and serve it.
 #[derive(Debug, Clone)]

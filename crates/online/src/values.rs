@@ -23,6 +23,16 @@ pub fn non_finite_text(value: f64) -> Option<&'static str> {
     }
 }
 
+/// The double a served text stands for, if it is one of [`non_finite_text`]'s.
+pub fn non_finite_value(text: &str) -> Option<f64> {
+    match text {
+        "NaN" => Some(f64::NAN),
+        "Infinity" => Some(f64::INFINITY),
+        "-Infinity" => Some(f64::NEG_INFINITY),
+        _ => None,
+    }
+}
+
 /// Whether values of this type are doubles.
 pub(crate) fn is_double(data_type: &DataType) -> bool {
     matches!(

@@ -8,6 +8,7 @@ use arrow::array::{Array, ArrayRef, AsArray, Float64Array, Float64Builder, Recor
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Field, Float64Type, Schema};
 use fengine_dialect::{OutOfRange, Unknown};
+use fengine_online::{non_finite_text, non_finite_value};
 
 use super::{Bucketize, EncoderParameters, Fitted, MinMax, OneHot, StandardScale};
 use crate::error::{Error, Result};
@@ -54,6 +55,88 @@ pub fn encode_batch(
     }
     RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
         .map_err(|e| Error::Infrastructure(format!("cannot assemble the encoded rows: {e}")))
+}
+
+/// An online row (a feature's name to its JSON value, as `get` serves it) with each column
+/// of `parameters`' transforms replaced, where it stands, by its encoding; NaN and the
+/// infinities, which JSON has not, read and written as the online store serves them
+/// ("NaN", "Infinity", "-Infinity").
+pub fn encode_row(
+    encoder: &str,
+    parameters: &EncoderParameters,
+    row: &serde_json::Map<String, serde_json::Value>,
+) -> Result<serde_json::Map<String, serde_json::Value>> {
+    let mut encoded = serde_json::Map::new();
+    for (name, value) in row {
+        let Some(transform) = parameters.transforms.iter().find(|t| t.column() == name) else {
+            encoded.insert(name.clone(), value.clone());
+            continue;
+        };
+        let refused = |why: String| {
+            Error::Check(format!(
+                "encoder '{encoder}' cannot encode feature '{name}': {why}"
+            ))
+        };
+        let values: ArrayRef = match (transform, value) {
+            (Fitted::OneHot(_), serde_json::Value::String(s)) => {
+                Arc::new(arrow::array::StringArray::from(vec![Some(s.as_str())]))
+            }
+            (Fitted::OneHot(_), serde_json::Value::Null) => {
+                Arc::new(arrow::array::StringArray::from(vec![None::<&str>]))
+            }
+            (_, serde_json::Value::Number(n)) => {
+                as_fitted(transform, Arc::new(Float64Array::from(vec![n.as_f64()])))
+                    .map_err(refused)?
+            }
+            (_, serde_json::Value::Null) => Arc::new(Float64Array::from(vec![None])),
+            (_, serde_json::Value::String(text)) if non_finite_value(text).is_some() => {
+                Arc::new(Float64Array::from(vec![non_finite_value(text)]))
+            }
+            (_, other) => {
+                return Err(refused(format!(
+                    "its value {other} is not what the transform takes"
+                )));
+            }
+        };
+        for (output, column) in transform.encode(&values).map_err(refused)? {
+            let value = match column.is_valid(0) {
+                true => {
+                    let x = column.value(0);
+                    match non_finite_text(x) {
+                        Some(text) => serde_json::Value::String(text.to_string()),
+                        None => serde_json::Number::from_f64(x)
+                            .map_or(serde_json::Value::Null, serde_json::Value::Number),
+                    }
+                }
+                false => serde_json::Value::Null,
+            };
+            encoded.insert(output, value);
+        }
+    }
+    for transform in &parameters.transforms {
+        if !row.contains_key(transform.column()) {
+            return Err(Error::Config(format!(
+                "encoder '{encoder}' transforms '{}', which the row has not",
+                transform.column()
+            )));
+        }
+    }
+    Ok(encoded)
+}
+
+/// A number read from JSON, as the type the transform was fitted on holds it.
+fn as_fitted(transform: &Fitted, number: ArrayRef) -> std::result::Result<ArrayRef, String> {
+    let input_type = match transform {
+        Fitted::StandardScale(t) => &t.input_type,
+        Fitted::MinMax(t) => &t.input_type,
+        Fitted::Log1p(t) => &t.input_type,
+        Fitted::Bucketize(t) => &t.input_type,
+        Fitted::OneHot(_) => return Ok(number),
+    };
+    let data_type: DataType = input_type
+        .parse()
+        .map_err(|e| format!("the type it was fitted on, {input_type}, is unknown: {e}"))?;
+    cast(&number, &data_type).map_err(|e| e.to_string())
 }
 
 impl Fitted {

@@ -26,6 +26,7 @@ pub struct Fitter {
 struct Accumulating {
     declared: EncoderTransform,
     index: usize,
+    data_type: DataType,
     accumulator: Accumulator,
 }
 
@@ -103,6 +104,7 @@ impl Fitter {
                 Ok(Accumulating {
                     declared: declared.clone(),
                     index,
+                    data_type: data_type.clone(),
                     accumulator: Accumulator::of(&declared.transform),
                 })
             })
@@ -134,7 +136,7 @@ impl Fitter {
             .map(|t| {
                 let column = t.declared.column_name();
                 t.accumulator
-                    .finish(column, &t.declared.transform)
+                    .finish(column, t.data_type.to_string(), &t.declared.transform)
                     .map_err(|why| fit_error(&encoder, &t.declared, &why))
             })
             .collect::<Result<Vec<_>>>()?;
@@ -251,7 +253,12 @@ impl Accumulator {
         Ok(())
     }
 
-    fn finish(self, column: String, transform: &Transform) -> std::result::Result<Fitted, String> {
+    fn finish(
+        self,
+        column: String,
+        input_type: String,
+        transform: &Transform,
+    ) -> std::result::Result<Fitted, String> {
         let no_values = || "the rows fitted on hold no value of it (all null or NaN)".to_string();
         let fitted = match (self, transform) {
             (
@@ -269,6 +276,7 @@ impl Accumulator {
                 let scale = if var <= upper_bound { 1.0 } else { var.sqrt() };
                 Fitted::StandardScale(StandardScale {
                     column,
+                    input_type: input_type.clone(),
                     mean,
                     var,
                     scale,
@@ -292,6 +300,7 @@ impl Accumulator {
                     };
                 Fitted::MinMax(MinMax {
                     column,
+                    input_type: input_type.clone(),
                     data_min: min,
                     data_max: max,
                     scale,
@@ -301,6 +310,7 @@ impl Accumulator {
             }
             (Accumulator::Nothing, Transform::Log1p { out_of_range }) => Fitted::Log1p(Log1p {
                 column,
+                input_type: input_type.clone(),
                 out_of_range: *out_of_range,
             }),
             (
@@ -334,6 +344,7 @@ impl Accumulator {
                 }
                 Fitted::Bucketize(Bucketize {
                     column,
+                    input_type: input_type.clone(),
                     bin_edges: constant_or(min, max, || linspace(min, max, *bins as usize + 1)),
                     strategy: "uniform".to_string(),
                     quantile_method: None,
@@ -362,6 +373,7 @@ impl Accumulator {
                 });
                 Fitted::Bucketize(Bucketize {
                     column,
+                    input_type: input_type.clone(),
                     bin_edges,
                     strategy: "quantile".to_string(),
                     quantile_method: Some(*method),

@@ -15,7 +15,7 @@ mod fit;
 mod function;
 mod registry;
 
-pub use apply::encode_batch;
+pub use apply::{encode_batch, encode_row};
 pub use fit::Fitter;
 pub(crate) use function::encode_udf;
 pub use registry::{EncoderDetail, FittedOn, SnapshotRead, show_encoder};
@@ -67,6 +67,9 @@ impl Fitted {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StandardScale {
     pub column: String,
+    /// The Arrow type of the column fitted on: an online row's JSON number is read as it
+    /// (a float32 feature's shortest decimal is not its value as a float64).
+    pub input_type: String,
     pub mean: f64,
     pub var: f64,
     pub scale: f64,
@@ -83,6 +86,9 @@ pub struct StandardScale {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MinMax {
     pub column: String,
+    /// The Arrow type of the column fitted on: an online row's JSON number is read as it
+    /// (a float32 feature's shortest decimal is not its value as a float64).
+    pub input_type: String,
     pub data_min: f64,
     pub data_max: f64,
     pub scale: f64,
@@ -95,6 +101,9 @@ pub struct MinMax {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Log1p {
     pub column: String,
+    /// The Arrow type of the column fitted on: an online row's JSON number is read as it
+    /// (a float32 feature's shortest decimal is not its value as a float64).
+    pub input_type: String,
     #[serde(with = "out_of_range")]
     pub out_of_range: OutOfRange,
 }
@@ -139,6 +148,9 @@ impl OneHot {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Bucketize {
     pub column: String,
+    /// The Arrow type of the column fitted on: an online row's JSON number is read as it
+    /// (a float32 feature's shortest decimal is not its value as a float64).
+    pub input_type: String,
     /// `bin_edges_`: n + 1 ascending edges, the outer ones the least and greatest value
     /// fitted on (−inf and inf for a constant column, which has one bucket).
     #[serde(with = "extended_edges")]
