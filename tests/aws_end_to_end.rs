@@ -253,6 +253,7 @@ fn plan_prints_the_least_privilege_iam_policy() {
             format!("{glue}:table/{database}/fengine_history"),
             format!("{glue}:table/{database}/fengine_lineage"),
             format!("{glue}:table/{database}/fengine_models"),
+            format!("{glue}:table/{database}/fengine_encoders"),
         ]
     );
     let dynamodb = "arn:aws:dynamodb:us-east-1:123456789012:table";

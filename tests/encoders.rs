@@ -1,7 +1,8 @@
 //! Encoders end to end: fitted by `fengine encoder fit` on a published group's rows,
 //! registered, exported, and applied by `training-set --encode`, all compared with
 //! scikit-learn fitting and transforming the same rows (tests/reference/encoders_sklearn.py):
-//! fitted attributes and encoded values within 1e-9, over nulls, NaN, a constant column,
+//! fitted attributes and encoded values within 1e-9, and onnxruntime running the ONNX export
+//! (tests/reference/encoders_onnx.py) within 1e-9 too, over nulls, NaN, a constant column,
 //! integers of several widths, magnitudes near 1e9, unseen categories and values beyond
 //! the fitted range. Then versions: a refit of the same rows registers nothing, a refit of
 //! new rows the next version, and `--encode <name>@1` still applies the first.
@@ -224,21 +225,43 @@ fn encoders_fit_and_transform_as_scikit_learn_does() {
         .map(|e| e.unwrap().path())
         .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("run-"))
         .unwrap();
-    let reference = Command::new("python3")
-        .arg(repo_path("tests/reference/encoders_sklearn.py"))
-        .args([
-            run_folder.as_path(),
-            &workspace.path("raw.parquet"),
-            &workspace.path("encoded.parquet"),
-            &export,
+    let (raw, encoded) = (
+        workspace.path("raw.parquet"),
+        workspace.path("encoded.parquet"),
+    );
+    reference(
+        "encoders_sklearn.py",
+        &[run_folder.as_path(), &raw, &encoded, &export],
+    );
+
+    // The ONNX export, run by onnxruntime on the raw rows, encodes as fengine did.
+    let model = workspace.path("inputs.onnx");
+    workspace
+        .fengine(&[
+            "encoder",
+            "export",
+            "inputs",
+            "--format",
+            "onnx",
+            "--out",
+            model.to_str().unwrap(),
         ])
+        .success();
+    reference("encoders_onnx.py", &[&model, &raw, &encoded, &export]);
+}
+
+/// Runs a reference script of tests/reference, which exits 1 naming each difference.
+fn reference(script: &str, args: &[&std::path::Path]) {
+    let run = Command::new("python3")
+        .arg(repo_path(&format!("tests/reference/{script}")))
+        .args(args)
         .output()
         .expect("python3 runs");
     assert!(
-        reference.status.success(),
-        "scikit-learn disagrees:\n{}{}",
-        String::from_utf8_lossy(&reference.stdout),
-        String::from_utf8_lossy(&reference.stderr)
+        run.status.success(),
+        "{script} disagrees:\n{}{}",
+        String::from_utf8_lossy(&run.stdout),
+        String::from_utf8_lossy(&run.stderr)
     );
 }
 

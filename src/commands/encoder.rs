@@ -61,6 +61,9 @@ struct ExportArgs {
 enum ExportFormat {
     /// The encoder's name, version and each transform's fitted parameters.
     Json,
+    /// An ONNX model (opset 19 and ai.onnx.ml): an input per transformed column, one
+    /// output `encoded` of the encoder's outputs, in float64.
+    Onnx,
 }
 
 pub(crate) async fn run(args: EncoderArgs) -> Result<()> {
@@ -87,13 +90,23 @@ async fn show(args: ShowArgs) -> Result<()> {
 async fn export(args: ExportArgs) -> Result<()> {
     let backends = args.profile.load_existing().await?;
     let encoder = find(&backends, &args.encoder).await?;
-    let text = match args.format {
-        ExportFormat::Json => serde_json::to_string_pretty(&print::exported(&encoder))?,
+    let bytes = match args.format {
+        ExportFormat::Json => {
+            let mut text = serde_json::to_string_pretty(&print::exported(&encoder))?;
+            text.push('\n');
+            text.into_bytes()
+        }
+        ExportFormat::Onnx => {
+            fengine_engine::onnx_model(&encoder.encoder, encoder.version, &encoder.parameters)
+        }
     };
-    match &args.out {
-        Some(path) => std::fs::write(path, text + "\n")
+    match (&args.out, args.format) {
+        (Some(path), _) => std::fs::write(path, bytes)
             .map_err(|e| Error::Config(format!("cannot write '{}': {e}", path.display())))?,
-        None => out!("{text}"),
+        (None, ExportFormat::Json) => out!("{}", String::from_utf8_lossy(&bytes).trim_end()),
+        (None, ExportFormat::Onnx) => bail!(Error::Config(
+            "an ONNX model is binary: give the file to write with --out <file>".to_string()
+        )),
     }
     Ok(())
 }

@@ -86,7 +86,7 @@ pub use drift::{EMPTY_SHARE, FeatureDrift, GroupDrift, ShareChange, SnapshotDrif
 pub use encoder_fit::{FitOutcome, fit_encoders};
 pub use encoders::{
     Bucketize, EncoderDetail, EncoderParameters, Fitted, FittedOn, Fitter, Log1p, MinMax, OneHot,
-    SnapshotRead, StandardScale, encode_batch, encode_row, show_encoder,
+    SnapshotRead, StandardScale, encode_batch, encode_row, onnx_model, show_encoder,
 };
 pub use error::{Error, ErrorKind, Result};
 pub use fengine_operators::functions::param_type_name;

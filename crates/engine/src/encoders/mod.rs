@@ -13,11 +13,13 @@
 mod apply;
 mod fit;
 mod function;
+mod onnx;
 mod registry;
 
 pub use apply::{encode_batch, encode_row};
 pub use fit::Fitter;
 pub(crate) use function::encode_udf;
+pub use onnx::onnx_model;
 pub use registry::{EncoderDetail, FittedOn, SnapshotRead, show_encoder};
 pub(crate) use registry::{EncoderRecord, encoder_versions, write_encoder};
 
