@@ -383,6 +383,24 @@ fn what_an_encoder_cannot_take_is_refused_clearly() {
         "no half-written training set"
     );
 
+    // The same in a pipeline's SQL: a failed check, nothing published.
+    workspace.write(
+        "strict_group.sql",
+        "CREATE FEATURE GROUP strict_group KEY (customer_id) EVENT TIME event_time AS
+SELECT customer_id, event_time, encode('strict', 'category_grocery', category) AS grocery
+FROM features.spend;",
+    );
+    let failed = workspace.fengine(&["run", "strict_group.sql", "--as-of", AS_OF]);
+    assert_eq!(failed.code, 3, "{}", failed.stderr);
+    assert!(
+        failed
+            .stderr
+            .contains("'unseen' is a category it was not fitted on"),
+        "{}",
+        failed.stderr
+    );
+    assert_eq!(workspace.partitions("strict_group_v1"), Vec::new());
+
     let missing = training_set(&workspace, "none.parquet", &["--encode", "nothing"]);
     assert_eq!(missing.code, 1, "{}", missing.stderr);
     assert!(

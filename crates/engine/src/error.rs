@@ -193,6 +193,12 @@ impl Error {
         location: Option<&SourceLocation>,
         error: DataFusionError,
     ) -> Self {
+        // A check of fengine's own, failed inside an operator or function (an encoder's).
+        if let DataFusionError::External(inner) = error.find_root()
+            && let Some(Error::Check(why)) = inner.downcast_ref::<Error>()
+        {
+            return Error::Check(format!("{}{why}", location_prefix(&location.cloned())));
+        }
         let message = describe_datafusion_error(&error);
         if is_infrastructure(&error) {
             let at = location_prefix(&location.cloned());

@@ -10,7 +10,7 @@ use std::ops::ControlFlow;
 use std::sync::Arc;
 
 use arrow::datatypes::{DataType, Field, FieldRef};
-use datafusion::common::{ScalarValue, exec_err, plan_err};
+use datafusion::common::{DataFusionError, ScalarValue, exec_err, plan_err};
 use datafusion::logical_expr::{
     ColumnarValue, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
     Volatility,
@@ -224,7 +224,9 @@ impl ScalarUDFImpl for Encode {
         let values = values.to_array(args.number_rows)?;
         match transform.encode_output(&values, &output) {
             Ok(encoded) => Ok(ColumnarValue::Array(Arc::new(encoded))),
-            Err(why) => exec_err!("encode('{name}', '{output}', ...): {why}"),
+            Err(why) => Err(DataFusionError::External(Box::new(Error::Check(format!(
+                "encode('{name}', '{output}', ...): {why}"
+            ))))),
         }
     }
 }
