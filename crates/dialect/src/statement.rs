@@ -100,12 +100,7 @@ impl fmt::Display for CreateFeatureGroup {
         )?;
         write!(f, " KEY ({})", comma_separated(&self.key))?;
         write!(f, " EVENT TIME {}", self.event_time)?;
-        if let Some(description) = &self.description {
-            write!(f, " DESCRIPTION {}", quoted(description))?;
-        }
-        if !self.tags.is_empty() {
-            write!(f, " TAGS ({})", tags(&self.tags))?;
-        }
+        shared_clauses(f, self.description.as_deref(), &self.tags)?;
         if !self.features.is_empty() {
             write!(f, " FEATURES ({})", comma_separated(&self.features))?;
         }
@@ -318,12 +313,7 @@ impl fmt::Display for CreateModel {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "CREATE MODEL {} VERSION {}", self.name, self.version)?;
         write!(f, " USES ({})", comma_separated(&self.uses))?;
-        if let Some(description) = &self.description {
-            write!(f, " DESCRIPTION {}", quoted(description))?;
-        }
-        if !self.tags.is_empty() {
-            write!(f, " TAGS ({})", tags(&self.tags))?;
-        }
+        shared_clauses(f, self.description.as_deref(), &self.tags)?;
         Ok(())
     }
 }
@@ -363,12 +353,7 @@ impl fmt::Display for CreateEncoder {
             FitOn::Files(path) => write!(f, " FIT ON {}", quoted(path))?,
         }
         write!(f, " ({})", comma_separated(&self.transforms))?;
-        if let Some(description) = &self.description {
-            write!(f, " DESCRIPTION {}", quoted(description))?;
-        }
-        if !self.tags.is_empty() {
-            write!(f, " TAGS ({})", tags(&self.tags))?;
-        }
+        shared_clauses(f, self.description.as_deref(), &self.tags)?;
         Ok(())
     }
 }
@@ -637,6 +622,21 @@ pub fn normalize_ident(ident: &Ident) -> String {
         Some(_) => ident.value.clone(),
         None => ident.value.to_lowercase(),
     }
+}
+
+/// The DESCRIPTION and TAGS clauses groups, models and encoders share, when given.
+fn shared_clauses(
+    f: &mut fmt::Formatter<'_>,
+    description: Option<&str>,
+    given: &[(Ident, String)],
+) -> fmt::Result {
+    if let Some(description) = description {
+        write!(f, " DESCRIPTION {}", quoted(description))?;
+    }
+    if !given.is_empty() {
+        write!(f, " TAGS ({})", tags(given))?;
+    }
+    Ok(())
 }
 
 fn quoted(text: &str) -> String {
