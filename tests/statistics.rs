@@ -83,10 +83,21 @@ fn each_feature_s_statistics_are_kept_with_the_snapshot() {
         (7.0..=15.5).contains(&median),
         "between the middle two: {median}"
     );
+    // The first snapshot of the version is binned on its own deciles, the values of rank
+    // 0.4, 0.8, ..., 3.6 among the four (from 0): -50 twice, 7 twice, 15.5 three times, 70
+    // twice; one value in each bin from -50 on.
+    assert_eq!(
+        total["histogram"],
+        serde_json::json!({"edges": [-50.0, 7.0, 15.5, 70.0], "counts": [0, 1, 1, 1, 1]})
+    );
     // Counts 2, 2, 1, 1.
     let n = &shown[1]["values"]["numeric"];
     assert_close(n["mean"].as_f64().unwrap(), 1.5, "mean");
     assert_close(n["stddev"].as_f64().unwrap(), 0.5, "stddev");
+    assert_eq!(
+        n["histogram"],
+        serde_json::json!({"edges": [1.0, 2.0], "counts": [0, 2, 2]})
+    );
     // Customers' channels: web, web (max of store and web), store, and none.
     assert_eq!(
         (&shown[2]["count"], &shown[2]["nulls"]),

@@ -24,16 +24,14 @@ use std::time::Instant;
 
 use arrow::array::RecordBatch;
 use datafusion::execution::context::SessionContext;
-use datafusion::prelude::ParquetReadOptions;
 use fengine_catalog::{MAX_PARAMETER_VALUE_BYTES, Partition};
 use fengine_dialect::Pipeline;
-use futures::StreamExt;
 use tracing::Instrument;
 use url::Url;
 
 use self::publication::{Registered, record_publication};
 use self::snapshot::{OnlineCheck, naming_the_file, read_and_check, write_rows, write_snapshot};
-use crate::backends::{Backends, with_default_batch_size};
+use crate::backends::Backends;
 use crate::catalogue::write_model;
 use crate::checks::Identity;
 use crate::drift::{self, SnapshotDrift};
@@ -49,7 +47,7 @@ use crate::online_load::{LatestRows, OnlineStep};
 use crate::options::{RunOptions, snapshot_name};
 use crate::plan::{PlannedGroup, PlannedPipeline, plan};
 use crate::published;
-use crate::statistics::{FeatureStatistics, Profile, Profiler};
+use crate::statistics::{FeatureStatistics, Profiler};
 use crate::statistics_file::{self, statistics_file, statistics_folder};
 use crate::status::group_status;
 
@@ -455,10 +453,7 @@ impl Publishing<'_> {
         timings.compute_and_write = elapsed_ms(started);
 
         let started = Instant::now();
-        let mut profile = written.profile;
-        self.count_on_own_edges(&profiler, &mut profile, run_location)
-            .await?;
-        let statistics = profiler.statistics(&profile);
+        let statistics = profiler.statistics(&written.profile);
         let drift = reference.map(|r| r.drift_to(&statistics));
         let expectations =
             group
@@ -499,42 +494,6 @@ impl Publishing<'_> {
         self.group.profiler.binned_as(previous)
     }
 
-    /// The histograms of the features that had no edges to count on, on their own
-    /// deciles: the snapshot's files read back for those columns.
-    async fn count_on_own_edges(
-        &self,
-        profiler: &Profiler,
-        profile: &mut Profile,
-        run_location: &Url,
-    ) -> Result<()> {
-        let unbinned = profiler.unbinned(profile);
-        if unbinned.is_empty() {
-            return Ok(());
-        }
-        let group = self.group;
-        let columns = with_default_batch_size(self.context)
-            .read_parquet(
-                run_location.as_str(),
-                ParquetReadOptions::default().schema(&group.schema),
-            )
-            .await
-            .and_then(|snapshot| {
-                let unbinned: Vec<&str> = unbinned.iter().map(String::as_str).collect();
-                snapshot.select_columns(&unbinned)
-            })
-            .map_err(|e| group.error_from(e))?;
-        let counter = profiler.own_edges(profile, columns.schema().as_arrow());
-        let mut batches = columns
-            .execute_stream()
-            .await
-            .map_err(|e| group.error_from(e))?;
-        while let Some(batch) = batches.next().await {
-            let batch = batch.map_err(|e| group.error_from(e))?;
-            counter.count_histograms(profile, &batch)?;
-        }
-        Ok(())
-    }
-
     /// Where this run writes the snapshot's full statistics.
     fn statistics_folder(&self) -> Url {
         statistics_folder(&self.snapshot_location, &self.options.run_id)
@@ -559,10 +518,6 @@ impl Publishing<'_> {
         let profiler = self.profiler(reference.as_ref());
         let mut profile = profiler.profile();
         profiler.observe(&mut profile, &rows)?;
-        if !profiler.unbinned(&profile).is_empty() {
-            let counter = profiler.own_edges(&mut profile, &rows.schema());
-            counter.count_histograms(&mut profile, &rows)?;
-        }
         let statistics = profiler.statistics(&profile);
         let drift = reference.map(|r| r.drift_to(&statistics));
         let expectations = expected.judge(&tally, self.options.as_of, drift.as_ref())?;

@@ -12,20 +12,24 @@
 //!
 //! A numeric feature's histogram counts its values exactly on edges fixed for the life of
 //! a group version: a snapshot takes the edges of the previous snapshot's histogram, and
-//! the first takes its own deciles (then reads its files back once to count them). Every
-//! snapshot of a version is binned alike, so that drift between any two is exact.
+//! the first takes its own deciles, as finely as a [grid](grid) of its values' bits
+//! resolves them. Every snapshot of a version is binned alike, so that drift between any
+//! two is exact; each is profiled in the one pass that writes it.
+
+mod grid;
 
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasher, Hash};
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, Float64Array, RecordBatch};
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Float64Type, Schema};
 use datafusion::common::hash_utils::HLL_RANDOM_STATE;
 use datafusion_functions_aggregate_common::tdigest::TDigest;
 use serde::{Deserialize, Serialize};
 
+use self::grid::ValueGrid;
 use crate::error::{Error, Result};
 
 /// Centroids of a feature's t-digest.
@@ -52,8 +56,6 @@ pub(crate) const QUANTILES: [(&str, f64); 15] = [
     ("p95", 0.95),
     ("p99", 0.99),
 ];
-/// The quantiles a version's first snapshot takes as its histogram's edges.
-const DECILES: [f64; 9] = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9];
 /// The longest value of a category the statistics show, in characters.
 const LONGEST_VALUE: usize = 64;
 
@@ -164,11 +166,17 @@ impl Histogram {
         self.edges.iter().map(|e| e.0).collect()
     }
 
-    fn add(&mut self, values: &Float64Array) {
-        for value in values.iter().flatten().filter(|v| !v.is_nan()) {
-            let bin = self.bin(value);
-            self.counts[bin] += 1;
+    /// Counts `sorted` (finite values, ascending), and `below` and `above` in the open tails.
+    fn add_sorted(&mut self, sorted: &[f64], below: u64, above: u64) {
+        let mut start = 0;
+        for (bin, edge) in self.edges.iter().enumerate() {
+            let end = start + sorted[start..].partition_point(|v| *v < edge.0);
+            self.counts[bin] += (end - start) as u64;
+            start = end;
         }
+        self.counts[0] += below;
+        let last = self.counts.len() - 1;
+        self.counts[last] += (sorted.len() - start) as u64 + above;
     }
 
     fn merge(&mut self, other: &Histogram) {
@@ -246,7 +254,21 @@ struct NumericProfile {
     max: f64,
     digest: TDigest,
     distinct: DistinctSketch,
-    histogram: Option<Histogram>,
+    binning: Binning,
+}
+
+/// How a numeric feature's histogram is counted.
+#[derive(Debug)]
+enum Binning {
+    /// On the edges of the version's previous snapshot.
+    Edges(Histogram),
+    /// On its own deciles, for the version's first snapshot: on a grid of its finite
+    /// values, and its infinities.
+    OwnDeciles {
+        grid: ValueGrid,
+        below: u64,
+        above: u64,
+    },
 }
 
 /// Count, mean and sum of squared deviations of the finite values.
@@ -319,69 +341,6 @@ impl Profiler {
         binned
     }
 
-    /// The numeric features with a finite value but no histogram: they had no edges to
-    /// count on while their values streamed by.
-    pub(crate) fn unbinned(&self, profile: &Profile) -> Vec<String> {
-        self.features
-            .iter()
-            .zip(&profile.columns)
-            .filter(|(_, column)| match column {
-                ColumnProfile::Numeric(numeric) => {
-                    numeric.histogram.is_none() && numeric.moments.count > 0
-                }
-                _ => false,
-            })
-            .map(|(feature, _)| feature.name.clone())
-            .collect()
-    }
-
-    /// For the [unbinned](Profiler::unbinned) features among `schema`'s columns, edges from
-    /// their own deciles, set on `profile` with nothing counted yet; and the profiler that
-    /// counts them on batches of `schema` ([`Profiler::count_histograms`]).
-    pub(crate) fn own_edges(&self, profile: &mut Profile, schema: &Schema) -> Profiler {
-        let mut counter = self.clone();
-        for (feature, column) in counter.features.iter_mut().zip(&mut profile.columns) {
-            feature.edges = None;
-            let ColumnProfile::Numeric(numeric) = column else {
-                continue;
-            };
-            let Ok(index) = schema.index_of(&feature.name) else {
-                continue;
-            };
-            if numeric.histogram.is_some() || numeric.moments.count == 0 {
-                continue;
-            }
-            let mut edges: Vec<f64> = DECILES
-                .iter()
-                .map(|q| numeric.digest.estimate_quantile(*q))
-                .collect();
-            edges.sort_by(f64::total_cmp);
-            edges.dedup();
-            numeric.histogram = Some(Histogram::empty(&edges));
-            feature.index = index;
-            feature.edges = Some(edges.into());
-        }
-        counter
-    }
-
-    /// Counts on `profile`'s histograms what `batch` holds of the features with edges.
-    pub(crate) fn count_histograms(
-        &self,
-        profile: &mut Profile,
-        batch: &RecordBatch,
-    ) -> Result<()> {
-        for (feature, column) in self.features.iter().zip(&mut profile.columns) {
-            if let (Some(_), ColumnProfile::Numeric(numeric)) = (&feature.edges, column)
-                && let Some(histogram) = &mut numeric.histogram
-            {
-                let values =
-                    cast(batch.column(feature.index), &DataType::Float64).map_err(profiling)?;
-                histogram.add(values.as_primitive::<Float64Type>());
-            }
-        }
-        Ok(())
-    }
-
     /// An empty profile of the features.
     pub(crate) fn profile(&self) -> Profile {
         let columns = self
@@ -397,7 +356,14 @@ impl Profiler {
                     max: f64::NEG_INFINITY,
                     digest: TDigest::new(DIGEST_SIZE),
                     distinct: DistinctSketch::default(),
-                    histogram: feature.edges.as_deref().map(Histogram::empty),
+                    binning: match feature.edges.as_deref() {
+                        Some(edges) => Binning::Edges(Histogram::empty(edges)),
+                        None => Binning::OwnDeciles {
+                            grid: ValueGrid::default(),
+                            below: 0,
+                            above: 0,
+                        },
+                    },
                 })),
                 Kind::Categorical => ColumnProfile::Categorical(Box::new(CategoricalProfile {
                     count: 0,
@@ -520,10 +486,8 @@ impl NumericProfile {
         let values = cast(values, &DataType::Float64).map_err(profiling)?;
         let values = values.as_primitive::<Float64Type>();
         self.nulls += values.null_count() as u64;
-        if let Some(histogram) = &mut self.histogram {
-            histogram.add(values);
-        }
         let mut finite = Vec::with_capacity(values.len());
+        let (mut below, mut above) = (0, 0);
         for value in values.iter().flatten() {
             if value.is_nan() {
                 self.nan += 1;
@@ -533,15 +497,21 @@ impl NumericProfile {
             self.max = self.max.max(value);
             // -0.0 and 0.0 are one value.
             self.distinct.add(&(value + 0.0).to_bits());
-            if value.is_infinite() {
-                self.infinite += 1;
-                continue;
+            match value {
+                f64::NEG_INFINITY => below += 1,
+                f64::INFINITY => above += 1,
+                _ => {
+                    self.moments.add(value);
+                    finite.push(value);
+                }
             }
-            self.moments.add(value);
-            finite.push(value);
         }
+        self.infinite += below + above;
+        // Sorted once, for the digest and the histogram alike.
+        finite.sort_unstable_by(f64::total_cmp);
+        self.binning.add_sorted(&finite, below, above);
         if !finite.is_empty() {
-            self.digest = self.digest.merge_unsorted_f64(finite);
+            self.digest = self.digest.merge_sorted_f64(&finite);
         }
         Ok(())
     }
@@ -555,11 +525,7 @@ impl NumericProfile {
         self.max = self.max.max(other.max);
         self.digest = TDigest::merge_digests([&self.digest, &other.digest]);
         self.distinct.merge(&other.distinct);
-        match (&mut self.histogram, &other.histogram) {
-            (Some(mine), Some(theirs)) => mine.merge(theirs),
-            (None, Some(_)) => self.histogram = other.histogram,
-            _ => {}
-        }
+        self.binning.merge(&other.binning);
     }
 
     fn statistics(&self) -> (u64, u64, Option<u64>, ValueStatistics) {
@@ -581,10 +547,52 @@ impl NumericProfile {
             mean: finite(self.moments.mean),
             stddev: finite((self.moments.m2 / self.moments.count as f64).sqrt()),
             quantiles,
-            histogram: self.histogram.clone(),
+            histogram: self.binning.histogram(),
         };
         let distinct = (count > 0).then(|| self.distinct.estimate() + u64::from(self.nan > 0));
         (count, self.nulls, distinct, values)
+    }
+}
+
+impl Binning {
+    fn add_sorted(&mut self, sorted: &[f64], negative_infinite: u64, positive_infinite: u64) {
+        match self {
+            Binning::Edges(histogram) => {
+                histogram.add_sorted(sorted, negative_infinite, positive_infinite)
+            }
+            Binning::OwnDeciles { grid, below, above } => {
+                grid.add_sorted(sorted);
+                *below += negative_infinite;
+                *above += positive_infinite;
+            }
+        }
+    }
+
+    fn merge(&mut self, other: &Binning) {
+        match (self, other) {
+            (Binning::Edges(mine), Binning::Edges(theirs)) => mine.merge(theirs),
+            (
+                Binning::OwnDeciles { grid, below, above },
+                Binning::OwnDeciles {
+                    grid: their_grid,
+                    below: their_below,
+                    above: their_above,
+                },
+            ) => {
+                grid.merge(their_grid);
+                *below += their_below;
+                *above += their_above;
+            }
+            _ => unreachable!("profiles of one profiler's features"),
+        }
+    }
+
+    /// Absent on a version's first snapshot when the feature has no finite value.
+    fn histogram(&self) -> Option<Histogram> {
+        match self {
+            Binning::Edges(histogram) => Some(histogram.clone()),
+            Binning::OwnDeciles { grid, below, above } => grid.decile_histogram(*below, *above),
+        }
     }
 }
 
@@ -761,7 +769,7 @@ pub(crate) mod tests {
     }
 
     /// As [`statistics_of`], binned on the edges of `previous`'s histogram, or, without one,
-    /// on the feature's own deciles counted in a second pass.
+    /// on the feature's own deciles.
     pub(crate) fn statistics_binned(
         values: ArrayRef,
         chunk: usize,
@@ -785,10 +793,6 @@ pub(crate) mod tests {
         }
         let [mut first, second] = profiles;
         first.merge(second);
-        if !profiler.unbinned(&first).is_empty() {
-            let counter = profiler.own_edges(&mut first, &schema);
-            counter.count_histograms(&mut first, &batch).unwrap();
-        }
         let mut statistics = profiler.statistics(&first);
         assert_eq!(statistics.len(), 1, "only the feature is profiled");
         statistics.remove(0)
