@@ -175,7 +175,9 @@ fn numeric_psi(reference: &FeatureStatistics, current: &FeatureStatistics) -> Op
 }
 
 /// The distribution of a digest's values, as the line through its centroids: a centroid's
-/// weight is centred on its mean, the least value at 0 and the greatest at the total.
+/// weight is centred on its mean, the least value at 0 and the greatest at the total; but a
+/// centroid of a single value is that value, a step of its weight (all of a small
+/// snapshot's centroids are, and a digest's outermost ones).
 struct Cdf {
     /// (value, weight at or below it), values ascending.
     knots: Vec<(f64, f64)>,
@@ -189,7 +191,10 @@ impl Cdf {
         knots.push((min, 0.0));
         let mut below = 0.0;
         for &(mean, w) in centroids {
-            knots.push((mean, below + w / 2.0));
+            match w {
+                1.0 => knots.extend([(mean, below), (mean, below + 1.0)]),
+                _ => knots.push((mean, below + w / 2.0)),
+            }
             below += w;
         }
         knots.push((max, weight));
@@ -509,6 +514,23 @@ mod tests {
             .chain(&b)
             .map(|&x| (at(&a, x) - at(&b, x)).abs())
             .fold(0.0, f64::max)
+    }
+
+    proptest::proptest! {
+        /// A small snapshot's digest holds each value as it is: KS from the sketches is the
+        /// exact distance, ties and repeats included.
+        #[test]
+        fn small_snapshots_have_their_exact_ks(
+            reference in proptest::collection::vec(proptest::option::weighted(0.9, 0i32..12), 1..40),
+            current in proptest::collection::vec(proptest::option::weighted(0.9, 0i32..12), 1..40),
+        ) {
+            let as_f64 = |v: &[Option<i32>]| v.iter().map(|v| v.map(f64::from)).collect::<Vec<_>>();
+            let (reference, current) = (as_f64(&reference), as_f64(&current));
+            proptest::prop_assume!(reference.iter().any(Option::is_some) && current.iter().any(Option::is_some));
+            let measured = ks(&profiled(&reference, &[]).sketch, &profiled(&current, &[]).sketch).unwrap();
+            let exact = exact_ks(&reference, &current);
+            proptest::prop_assert!((measured - exact).abs() < 1e-12, "{} vs {}", measured, exact);
+        }
     }
 
     fn edges_of(statistics: &FeatureStatistics) -> Vec<f64> {
