@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 
-use arrow::array::{Float64Array, Int64Array, RecordBatch, TimestampMicrosecondArray};
+use arrow::array::{Float64Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
 use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use common::*;
 use serde_json::Value;
@@ -26,6 +26,7 @@ fn transactions() -> RecordBatch {
     let schema = Arc::new(Schema::new(vec![
         Field::new("customer_id", DataType::Int64, false),
         Field::new("amount", DataType::Float64, false),
+        Field::new("channel", DataType::Utf8, false),
         Field::new(
             "event_time",
             DataType::Timestamp(TimeUnit::Microsecond, None),
@@ -43,6 +44,7 @@ fn transactions() -> RecordBatch {
         vec![
             Arc::new(Int64Array::from(vec![1, 2, 3, 1])),
             Arc::new(Float64Array::from(vec![10.0, 20.0, 30.0, 40.0])),
+            Arc::new(StringArray::from(vec!["web", "store", "web", "store"])),
             Arc::new(TimestampMicrosecondArray::from_iter_values(
                 times.iter().map(|t| micros(t)),
             )),
@@ -62,7 +64,8 @@ fn catalogue() -> Workspace {
          CREATE FEATURE GROUP spend KEY (customer_id) EVENT TIME event_time\n\
            DESCRIPTION 'Card spend per customer <so far>' TAGS (team = 'risk')\n\
            FEATURES (total COMMENT 'sum of amount, in euros')\n\
-         AS SELECT customer_id, as_of() AS event_time, sum(amount) AS total\n\
+         AS SELECT customer_id, as_of() AS event_time, sum(amount) AS total,\n\
+           max(channel) AS channel\n\
          FROM txns WHERE event_time <= as_of() GROUP BY customer_id;",
     );
     let doubled = workspace.write(
@@ -214,10 +217,10 @@ fn every_page_loads_in_chromium_search_filters_and_a_group_shows_its_chart_and_g
             .map(|r| r.as_str().unwrap().to_string())
             .collect()
     };
-    // Two groups, their two features and the model, before anything is typed.
-    assert_eq!(results("").len(), 5, "{:?}", results(""));
+    // Two groups, their three features and the model, before anything is typed.
+    assert_eq!(results("").len(), 6, "{:?}", results(""));
     let spend = results("SPEND");
-    assert_eq!(spend.len(), 4, "both groups and their features: {spend:?}");
+    assert_eq!(spend.len(), 5, "both groups and their features: {spend:?}");
     assert!(spend.iter().all(|r| r.to_lowercase().contains("spend")));
     assert_eq!(results("euros").len(), 1, "a feature's comment");
     assert!(results("euros")[0].contains("spend.total"));
@@ -249,6 +252,52 @@ fn every_page_loads_in_chromium_search_filters_and_a_group_shows_its_chart_and_g
         serde_json::json!(["churn.html", "spend_doubled.html"])
     );
     assert_eq!(group["followed_to"], "spend_doubled v1");
+    assert_statistics(group);
     let png = std::fs::read(&screenshot).unwrap();
     assert!(png.starts_with(b"\x89PNG"), "a screenshot is written");
+}
+
+/// The statistics `spend`'s page shows, hand-checked. The rollback set the snapshot of
+/// 2024-01-04 aside, so the page shows 2024-01-03's (totals 10, 20 and 30; channels web,
+/// store, web) and its drift since 2024-01-02's (customer 1 alone: 10, web).
+fn assert_statistics(group: &Value) {
+    assert_eq!(
+        group["statistics_heading"],
+        "Statistics of snapshot 2024-01-03T00:00:00Z, drift since 2024-01-02T00:00:00Z"
+    );
+    let total = &group["statistics"]["total"];
+    assert_eq!(total["displayed"], true);
+    assert_eq!(total["bars_drawn"], true);
+    // Binned on the edges of the version's first snapshot: its deciles, all 10.
+    assert_eq!(
+        total["bins"],
+        serde_json::json!(["[-inf, 10): 0", "[10, inf): 3"])
+    );
+    // Every value in the same bin both times: PSI 0. At 10 all of the reference's values
+    // and a third of the current's: KS 2/3.
+    assert_eq!(total["drift"], "PSI 0.0000\nKS 0.6667");
+    // Three snapshots, the third set aside.
+    assert_eq!(
+        total["trend"],
+        serde_json::json!([
+            "2024-01-02T00:00:00Z: mean 10",
+            "2024-01-03T00:00:00Z: mean 20",
+            "2024-01-04T00:00:00Z: mean 33.3333"
+        ])
+    );
+    let channel = &group["statistics"]["channel"];
+    assert_eq!(
+        channel["top_values"],
+        serde_json::json!(["web: 2 (66.7%)", "store: 1 (33.3%)"])
+    );
+    assert_eq!(channel["bins"], serde_json::json!([]));
+    assert_eq!(channel["trend"], serde_json::json!([]));
+    // Shares web 1 -> 2/3 and store 0 (counted as 1e-4) -> 1/3, no nulls.
+    let psi =
+        (2.0 / 3.0 - 1.0) * (2.0f64 / 3.0).ln() + (1.0 / 3.0 - 1e-4) * ((1.0 / 3.0) / 1e-4f64).ln();
+    let drift = channel["drift"].as_str().unwrap();
+    assert!(
+        drift.starts_with(&format!("PSI {psi:.4}\n")),
+        "{drift} vs {psi}"
+    );
 }

@@ -307,21 +307,47 @@ pub fn print_rollback(outcome: &RollbackOutcome, as_json: bool) -> Result<()> {
     Ok(())
 }
 
-/// Each bin as `[low, high) count`, the tails open.
-fn histogram_bins(histogram: &fengine_engine::Histogram) -> Vec<String> {
+/// Each bin's range, `[low, high)`, the tails open.
+pub(crate) fn bin_ranges(histogram: &fengine_engine::Histogram) -> Vec<String> {
     let edges = histogram.edge_values();
-    histogram
-        .counts
-        .iter()
-        .enumerate()
-        .map(|(bin, count)| {
+    (0..histogram.counts.len())
+        .map(|bin| {
             let low = bin
                 .checked_sub(1)
                 .map_or("-inf".to_string(), |i| edges[i].to_string());
             let high = edges.get(bin).map_or("inf".to_string(), f64::to_string);
-            format!("[{low}, {high}) {count}")
+            format!("[{low}, {high})")
         })
         .collect()
+}
+
+/// What was measured of a feature's drift: `PSI 0.0123`, `KS 0.0400`, the largest change
+/// of a category's share; none when nothing could be.
+pub(crate) fn drift_measures(feature: &fengine_engine::FeatureDrift) -> Vec<String> {
+    let mut measures = Vec::new();
+    if let Some(psi) = feature.psi {
+        let estimated = if feature.psi_estimated {
+            " (estimated)"
+        } else {
+            ""
+        };
+        measures.push(format!("PSI {psi:.4}{estimated}"));
+    }
+    if let Some(ks) = feature.ks {
+        measures.push(format!("KS {ks:.4}"));
+    }
+    if let Some(change) = &feature.share_change {
+        let value = change
+            .value
+            .as_deref()
+            .map_or_else(|| "null".to_string(), |v| format!("'{v}'"));
+        measures.push(format!(
+            "largest share change {value} {:.2}% -> {:.2}%",
+            100.0 * change.from,
+            100.0 * change.to
+        ));
+    }
+    measures
 }
 
 /// How each feature moved between two snapshots.
@@ -340,29 +366,7 @@ pub fn print_drift(drift: &fengine_engine::GroupDrift, as_json: bool) -> Result<
         out!("  none measured: the snapshots have no statistics of the same features");
     }
     for feature in &drift.features {
-        let mut measures = Vec::new();
-        if let Some(psi) = feature.psi {
-            let estimated = if feature.psi_estimated {
-                " (estimated)"
-            } else {
-                ""
-            };
-            measures.push(format!("PSI {psi:.4}{estimated}"));
-        }
-        if let Some(ks) = feature.ks {
-            measures.push(format!("KS {ks:.4}"));
-        }
-        if let Some(change) = &feature.share_change {
-            let value = change
-                .value
-                .as_deref()
-                .map_or_else(|| "null".to_string(), |v| format!("'{v}'"));
-            measures.push(format!(
-                "largest share change {value} {:.2}% -> {:.2}%",
-                100.0 * change.from,
-                100.0 * change.to
-            ));
-        }
+        let mut measures = drift_measures(feature);
         if measures.is_empty() {
             measures.push("not measurable".to_string());
         }
@@ -438,7 +442,12 @@ pub fn print_group_statistics(
                     out!("    {}", shown.join("  "));
                 }
                 if let Some(histogram) = histogram {
-                    out!("    histogram: {}", histogram_bins(histogram).join("  "));
+                    let bins: Vec<String> = bin_ranges(histogram)
+                        .iter()
+                        .zip(&histogram.counts)
+                        .map(|(range, count)| format!("{range} {count}"))
+                        .collect();
+                    out!("    histogram: {}", bins.join("  "));
                 }
             }
             ValueStatistics::Categorical {

@@ -8,8 +8,13 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use chrono::{DateTime, SecondsFormat, Utc};
-use fengine_engine::{Catalogue, GroupPage, HistoryEvent, ModelDetail, Snapshot};
+use fengine_engine::{
+    Catalogue, FeatureStatistics, GroupPage, Histogram, HistoryEvent, ModelDetail, PageStatistics,
+    Snapshot, ValueCount, ValueStatistics,
+};
 use serde::Serialize;
+
+use super::catalogue::{bin_ranges, drift_measures};
 
 /// What was written.
 #[derive(Debug, Serialize)]
@@ -79,6 +84,7 @@ input[type=search] { width: 100%; box-sizing: border-box; font-size: 16px; paddi
 svg { background: #fff; border: 1px solid #e3e6ea; }
 svg text { font: 11px system-ui, sans-serif; fill: #1d2330; }
 svg a text { fill: #1f4aa8; }
+#statistics td { font-size: 13px; } #statistics svg { border: 0; background: none; }
 ";
 
 fn page(title: &str, home: &str, body: &str, script: &str) -> String {
@@ -286,6 +292,7 @@ fn group_page(page_data: &GroupPage, catalogue: &Catalogue) -> String {
     }
     body += "</table><h2>Rows per snapshot</h2>";
     body += &rows_chart(&group.snapshots);
+    body += &statistics_section(page_data.statistics.as_ref(), &group.snapshots);
     body += "<h2>Lineage</h2>";
     body += &lineage_graph(page_data, catalogue);
     body += "<h2>History</h2>";
@@ -366,6 +373,277 @@ fn rows_chart(snapshots: &[Snapshot]) -> String {
                 "#2f6fde"
             },
             time(snapshot.as_of)
+        );
+    }
+    svg + "</svg>"
+}
+
+/// A table of the newest standing snapshot's features: the figures of each, its
+/// distribution drawn (a numeric's histogram, a category's most frequent values), its drift
+/// since the snapshot before, and a numeric's mean in every snapshot.
+fn statistics_section(statistics: Option<&PageStatistics>, snapshots: &[Snapshot]) -> String {
+    let Some(statistics) = statistics else {
+        return "<h2>Statistics</h2><p class=\"muted\" id=\"statistics\">none: no snapshot \
+                was published since fengine keeps them</p>"
+            .to_string();
+    };
+    let since = statistics
+        .drift
+        .as_ref()
+        .map(|d| format!(", drift since {}", time(d.from)))
+        .unwrap_or_default();
+    let mut html = format!(
+        "<h2>Statistics <span class=\"muted\">of snapshot {}{since}</span></h2>\
+         <table id=\"statistics\"><tr><th>feature</th><th>values</th><th>figures</th>\
+         <th>distribution</th><th>drift</th><th>mean per snapshot</th></tr>",
+        time(statistics.as_of)
+    );
+    for feature in &statistics.features {
+        let drift = statistics
+            .drift
+            .as_ref()
+            .and_then(|d| d.features.iter().find(|f| f.feature == feature.feature))
+            .map(drift_measures)
+            .filter(|m| !m.is_empty())
+            .map_or_else(
+                || "-".to_string(),
+                |m| escape(&m.join("\n")).replace('\n', "<br>"),
+            );
+        let _ = write!(
+            html,
+            "<tr class=\"feature-statistics\" data-feature=\"{0}\"><td><code>{0}</code><br>\
+             <span class=\"muted\">{1}</span></td><td>{2}</td><td>{3}</td><td>{4}</td>\
+             <td class=\"drift\">{drift}</td><td>{5}</td></tr>",
+            escape(&feature.feature),
+            escape(&feature.data_type),
+            counts(feature),
+            figures(&feature.values),
+            distribution_chart(feature),
+            mean_trend(&feature.feature, snapshots),
+        );
+    }
+    html + "</table>"
+}
+
+fn counts(feature: &FeatureStatistics) -> String {
+    let rows = feature.count + feature.nulls;
+    let share = match rows {
+        0 => 0.0,
+        rows => 100.0 * feature.nulls as f64 / rows as f64,
+    };
+    let distinct = feature
+        .distinct
+        .map_or_else(|| "-".to_string(), |d| format!("~{d}"));
+    format!(
+        "{} values<br>{} null ({share:.1}%)<br>{distinct} distinct",
+        feature.count, feature.nulls
+    )
+}
+
+/// A number as a reader takes it in: integers whole, others to 6 significant digits.
+fn figure(value: f64) -> String {
+    match value {
+        v if v.fract() == 0.0 && v.abs() < 1e15 => format!("{v}"),
+        v if v != 0.0 && (v.abs() >= 1e6 || v.abs() < 1e-3) => format!("{v:.5e}"),
+        v => {
+            let digits = (5 - v.abs().log10().floor() as i32).max(0) as usize;
+            let text = format!("{v:.digits$}");
+            text.trim_end_matches('0').trim_end_matches('.').to_string()
+        }
+    }
+}
+
+fn figures(values: &ValueStatistics) -> String {
+    let number = |n: &Option<f64>| n.map_or_else(|| "-".to_string(), figure);
+    match values {
+        ValueStatistics::Numeric {
+            nan,
+            infinite,
+            min,
+            max,
+            mean,
+            stddev,
+            quantiles,
+            ..
+        } => {
+            let quantile = |name: &str| quantiles.get(name).copied().map(figure);
+            let mut html = format!(
+                "min {} · max {}<br>mean {} · stddev {}",
+                number(min),
+                number(max),
+                number(mean),
+                number(stddev)
+            );
+            if let (Some(p01), Some(p50), Some(p99)) =
+                (quantile("p01"), quantile("p50"), quantile("p99"))
+            {
+                let _ = write!(html, "<br>p01 {p01} · p50 {p50} · p99 {p99}");
+            }
+            if *nan > 0 || *infinite > 0 {
+                let _ = write!(html, "<br>NaN {nan} · infinite {infinite}");
+            }
+            html
+        }
+        ValueStatistics::Categorical { min, max, .. } => format!(
+            "min <code>{}</code><br>max <code>{}</code>",
+            escape(min.as_deref().unwrap_or("-")),
+            escape(max.as_deref().unwrap_or("-"))
+        ),
+        ValueStatistics::Other => "-".to_string(),
+    }
+}
+
+fn distribution_chart(feature: &FeatureStatistics) -> String {
+    match &feature.values {
+        ValueStatistics::Numeric {
+            histogram: Some(histogram),
+            ..
+        } => histogram_chart(histogram),
+        ValueStatistics::Categorical { top, other, .. } => {
+            top_values_chart(top, *other, feature.count)
+        }
+        _ => "-".to_string(),
+    }
+}
+
+/// A bar per bin, the open tails included; each bin's range and count in its tooltip.
+fn histogram_chart(histogram: &Histogram) -> String {
+    const WIDTH: f64 = 240.0;
+    const HEIGHT: f64 = 64.0;
+    const LABELS: f64 = 14.0;
+    let most = histogram.counts.iter().copied().max().unwrap_or(0).max(1);
+    let width = WIDTH / histogram.counts.len() as f64;
+    let mut svg = format!(
+        "<svg class=\"histogram\" role=\"img\" aria-label=\"histogram\" width=\"{WIDTH}\" \
+         height=\"{HEIGHT}\" viewBox=\"0 0 {WIDTH} {HEIGHT}\">"
+    );
+    let ranges = bin_ranges(histogram);
+    for (bin, (range, count)) in ranges.iter().zip(&histogram.counts).enumerate() {
+        let height = *count as f64 / most as f64 * (HEIGHT - LABELS);
+        let _ = write!(
+            svg,
+            "<rect class=\"bin\" x=\"{:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{height:.1}\" \
+             fill=\"#2f6fde\"><title>{range}: {count}</title></rect>",
+            bin as f64 * width,
+            HEIGHT - LABELS - height,
+            (width - 1.0).max(1.0),
+        );
+    }
+    let edges = histogram.edge_values();
+    if let (Some(first), Some(last)) = (edges.first(), edges.last()) {
+        let _ = write!(
+            svg,
+            "<text x=\"{width:.1}\" y=\"{HEIGHT}\" text-anchor=\"middle\">{}</text>\
+             <text x=\"{:.1}\" y=\"{HEIGHT}\" text-anchor=\"end\">{}</text>",
+            figure(*first),
+            WIDTH,
+            match edges.len() {
+                1 => String::new(),
+                _ => figure(*last),
+            }
+        );
+    }
+    svg + "</svg>"
+}
+
+/// A bar per most frequent value and one for the others, as shares of the values.
+fn top_values_chart(top: &[ValueCount], other: u64, values: u64) -> String {
+    const WIDTH: f64 = 240.0;
+    const LABEL: f64 = 96.0;
+    const ROW: f64 = 14.0;
+    let mut rows: Vec<(String, u64, &str)> = top
+        .iter()
+        .map(|t| (t.value.clone(), t.count, "top-value"))
+        .collect();
+    if other > 0 {
+        rows.push(("(other)".to_string(), other, "other-values"));
+    }
+    let height = rows.len() as f64 * ROW + 2.0;
+    let mut svg = format!(
+        "<svg class=\"top-values\" role=\"img\" aria-label=\"most frequent values\" \
+         width=\"{WIDTH}\" height=\"{height}\" viewBox=\"0 0 {WIDTH} {height}\">"
+    );
+    let values = values.max(1) as f64;
+    for (i, (value, count, class)) in rows.iter().enumerate() {
+        let y = i as f64 * ROW;
+        let share = *count as f64 / values;
+        let label: String = value.chars().take(14).collect();
+        let _ = write!(
+            svg,
+            "<g class=\"{class}\"><text x=\"0\" y=\"{:.1}\">{}</text>\
+             <rect x=\"{LABEL}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"#2f6fde\"/>\
+             <title>{}: {count} ({:.1}%)</title></g>",
+            y + 11.0,
+            escape(&label),
+            y + 2.0,
+            (share * (WIDTH - LABEL)).max(1.0),
+            ROW - 3.0,
+            escape(value),
+            100.0 * share
+        );
+    }
+    svg + "</svg>"
+}
+
+/// A numeric feature's mean in each snapshot the catalog keeps statistics of, in order,
+/// those a rollback set aside in red.
+fn mean_trend(feature: &str, snapshots: &[Snapshot]) -> String {
+    const WIDTH: f64 = 160.0;
+    const HEIGHT: f64 = 40.0;
+    const PAD: f64 = 4.0;
+    let points: Vec<(&Snapshot, f64)> = snapshots
+        .iter()
+        .filter_map(|snapshot| {
+            let statistics = snapshot.statistics.iter().find(|s| s.feature == feature)?;
+            match statistics.values {
+                ValueStatistics::Numeric {
+                    mean: Some(mean), ..
+                } => Some((snapshot, mean)),
+                _ => None,
+            }
+        })
+        .collect();
+    if points.is_empty() {
+        return "-".to_string();
+    }
+    let (low, high) = points
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), (_, m)| {
+            (l.min(*m), h.max(*m))
+        });
+    let x = |i: usize| match points.len() {
+        1 => WIDTH / 2.0,
+        n => PAD + i as f64 / (n - 1) as f64 * (WIDTH - 2.0 * PAD),
+    };
+    let y = |mean: f64| match high > low {
+        true => PAD + (high - mean) / (high - low) * (HEIGHT - 2.0 * PAD),
+        false => HEIGHT / 2.0,
+    };
+    let line: Vec<String> = points
+        .iter()
+        .enumerate()
+        .map(|(i, (_, mean))| format!("{:.1},{:.1}", x(i), y(*mean)))
+        .collect();
+    let mut svg = format!(
+        "<svg class=\"mean-trend\" role=\"img\" aria-label=\"mean per snapshot\" \
+         width=\"{WIDTH}\" height=\"{HEIGHT}\" viewBox=\"0 0 {WIDTH} {HEIGHT}\">\
+         <polyline fill=\"none\" stroke=\"#9aa3b2\" points=\"{}\"/>",
+        line.join(" ")
+    );
+    for (i, (snapshot, mean)) in points.iter().enumerate() {
+        let _ = write!(
+            svg,
+            "<circle class=\"trend-point\" cx=\"{:.1}\" cy=\"{:.1}\" r=\"2.5\" fill=\"{}\">\
+             <title>{}: mean {}</title></circle>",
+            x(i),
+            y(*mean),
+            if snapshot.set_aside.is_some() {
+                "#c33"
+            } else {
+                "#2f6fde"
+            },
+            time(snapshot.as_of),
+            figure(*mean)
         );
     }
     svg + "</svg>"

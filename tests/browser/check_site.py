@@ -1,7 +1,8 @@
 """Opens the catalogue site that `fengine catalog docs` wrote in headless Chromium (Debian's
 chromium and chromium-driver, driven by Selenium) and reports, as JSON on stdout, what the
-pages show: console errors per page, search results for some words, the chart's points and
-the lineage graph's nodes of one group page, whose screenshot it saves.
+pages show: console errors per page, search results for some words, and of one group page,
+whose screenshot it saves, the chart's points, the lineage graph's nodes and the features'
+statistics: histogram bins, most frequent values, drift and mean per snapshot.
 
     python3 tests/browser/check_site.py <site folder> <group> <screenshot.png> <word>...
 
@@ -83,6 +84,32 @@ def main():
                 a.get_dom_attribute("href").rsplit("/", 1)[-1]
                 for a in graph.find_elements(By.CSS_SELECTOR, "a")
             ),
+        }
+        report["group"]["statistics_heading"] = driver.find_element(
+            By.XPATH, "//table[@id='statistics']/preceding-sibling::h2[1]"
+        ).text
+        report["group"]["statistics"] = {
+            row.get_dom_attribute("data-feature"): {
+                "displayed": row.is_displayed(),
+                "bins": [
+                    rect.find_element(By.TAG_NAME, "title").get_attribute("textContent")
+                    for rect in row.find_elements(By.CSS_SELECTOR, "svg.histogram rect.bin")
+                ],
+                "bars_drawn": all(
+                    rect.is_displayed() or rect.size["height"] == 0
+                    for rect in row.find_elements(By.CSS_SELECTOR, "svg rect")
+                ),
+                "top_values": [
+                    g.find_element(By.TAG_NAME, "title").get_attribute("textContent")
+                    for g in row.find_elements(By.CSS_SELECTOR, "svg.top-values g")
+                ],
+                "drift": row.find_element(By.CSS_SELECTOR, "td.drift").text,
+                "trend": [
+                    point.find_element(By.TAG_NAME, "title").get_attribute("textContent")
+                    for point in row.find_elements(By.CSS_SELECTOR, "svg.mean-trend circle")
+                ],
+            }
+            for row in driver.find_elements(By.CSS_SELECTOR, "#statistics tr.feature-statistics")
         }
         pathlib.Path(screenshot).parent.mkdir(parents=True, exist_ok=True)
         driver.set_window_size(1280, driver.execute_script("return document.body.scrollHeight") + 40)

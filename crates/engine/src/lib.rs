@@ -77,9 +77,9 @@ pub use backfill::{
 pub use caller::{Caller, CallerIdentity, OsUser};
 pub use catalogue::{
     CATALOGUE_TABLES, Catalogue, EventKind, Feature, GroupDetail, GroupFilter, GroupPage, GroupRef,
-    GroupSummary, HistoryEvent, ModelDefinition, ModelDetail, ModelUse, OnlineState, UsedFeature,
-    VersionSummary, describe_catalogue, group_history, list_groups, published_group_names,
-    show_group, show_model,
+    GroupSummary, HistoryEvent, ModelDefinition, ModelDetail, ModelUse, OnlineState,
+    PageStatistics, UsedFeature, VersionSummary, describe_catalogue, group_history, list_groups,
+    published_group_names, show_group, show_model,
 };
 pub use delivery::deliver_manifest;
 pub use drift::{EMPTY_SHARE, FeatureDrift, GroupDrift, ShareChange, SnapshotDrift, group_drift};

@@ -21,7 +21,10 @@ use futures::{StreamExt, TryStreamExt};
 use serde::Serialize;
 
 use crate::backends::Backends;
+use crate::drift::{SnapshotDrift, compare};
 use crate::error::Result;
+use crate::statistics::FeatureStatistics;
+use crate::statistics_file::snapshot_statistics;
 
 use crate::published::{
     self, GroupVersion, Retired, Snapshot, all_groups, pick_version, snapshots,
@@ -248,6 +251,44 @@ pub struct Catalogue {
 pub struct GroupPage {
     pub detail: GroupDetail,
     pub history: Vec<HistoryEvent>,
+    /// Of its newest snapshot no rollback set aside; none before fengine kept statistics.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub statistics: Option<PageStatistics>,
+}
+
+/// The features' statistics in a group's newest standing snapshot, and how they moved since
+/// the standing snapshot before it (as `catalog drift` measures by default).
+#[derive(Debug, Clone, Serialize)]
+pub struct PageStatistics {
+    pub as_of: DateTime<Utc>,
+    pub features: Vec<FeatureStatistics>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drift: Option<SnapshotDrift>,
+}
+
+async fn page_statistics(backends: &Backends, snapshots: &[Snapshot]) -> Option<PageStatistics> {
+    let warehouse = &backends.warehouse;
+    let mut standing = snapshots.iter().rev().filter(|s| s.set_aside.is_none());
+    let newest = standing.next()?;
+    let features = snapshot_statistics(warehouse, newest).await;
+    if features.is_empty() {
+        return None;
+    }
+    let drift = match standing.next() {
+        Some(before) => {
+            let reference = snapshot_statistics(warehouse, before).await;
+            (!reference.is_empty()).then(|| SnapshotDrift {
+                from: before.as_of,
+                features: compare(&reference, &features),
+            })
+        }
+        None => None,
+    };
+    Some(PageStatistics {
+        as_of: newest.as_of,
+        features,
+        drift,
+    })
 }
 
 /// The whole catalogue, read with one listing of the tables, the lineage and the models,
@@ -266,7 +307,12 @@ pub async fn describe_catalogue(backends: &Backends) -> Result<Catalogue> {
         .map(|(name, versions, version)| async move {
             let detail = describe(backends, versions, Some(version), related).await?;
             let history = history::events_of(backends, &name).await?;
-            Ok::<_, crate::error::Error>(GroupPage { detail, history })
+            let statistics = page_statistics(backends, &detail.snapshots).await;
+            Ok::<_, crate::error::Error>(GroupPage {
+                detail,
+                history,
+                statistics,
+            })
         })
         .buffered(GROUPS_IN_FLIGHT)
         .try_collect()
