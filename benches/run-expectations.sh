@@ -3,7 +3,7 @@
 # that writes a snapshot. The 10M-row rolling snapshot (pipelines/rolling_7d.sql) by a
 # build without any of them (BASELINE=<binary>, a commit before issue 15), then by this
 # one, which profiles every snapshot: a version's first snapshot (its histograms on its own
-# deciles, the numeric columns read back once), a later one (binned on the first one's
+# deciles, counted on a grid of its values' bits as they stream by), a later one (binned on the first one's
 # edges as its rows stream by, drift measured), and a later one with five expectations
 # (pipelines/rolling_7d_checked.sql, one of them DRIFT). A later snapshot is the run of
 # as-of 2024-04-02 after one of 2024-04-01 (not timed): the same rows, all before both.

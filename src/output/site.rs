@@ -407,7 +407,7 @@ fn statistics_section(statistics: Option<&PageStatistics>, snapshots: &[Snapshot
             .filter(|m| !m.is_empty())
             .map_or_else(
                 || "-".to_string(),
-                |m| escape(&m.join("\n")).replace('\n', "<br>"),
+                |m| m.iter().map(|s| escape(s)).collect::<Vec<_>>().join("<br>"),
             );
         let _ = write!(
             html,
@@ -448,7 +448,10 @@ fn figure(value: f64) -> String {
         v => {
             let digits = (5 - v.abs().log10().floor() as i32).max(0) as usize;
             let text = format!("{v:.digits$}");
-            text.trim_end_matches('0').trim_end_matches('.').to_string()
+            match text.contains('.') {
+                true => text.trim_end_matches('0').trim_end_matches('.').to_string(),
+                false => text,
+            }
         }
     }
 }
@@ -825,4 +828,29 @@ fn model_page(model: &ModelDetail, all: &[ModelDetail]) -> String {
         &body,
         "",
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn figures_keep_six_significant_digits_and_whole_numbers_whole() {
+        for (value, shown) in [
+            (20.0, "20"),
+            (-50.0, "-50"),
+            (1e14, "100000000000000"),
+            (33.333_333_333, "33.3333"),
+            (8.164_965_809, "8.16497"),
+            (0.5, "0.5"),
+            (123_450.2, "123450"),
+            (-0.012_345_67, "-0.0123457"),
+            (2.5e7 + 0.5, "2.50000e7"),
+            (0.000_012_5, "1.25000e-5"),
+            (f64::INFINITY, "inf"),
+            (f64::NAN, "NaN"),
+        ] {
+            assert_eq!(figure(value), shown, "{value}");
+        }
+    }
 }
