@@ -24,8 +24,9 @@ pub(super) struct ValueGrid {
     buckets: Vec<(u64, u64)>,
 }
 
-/// A finite value's bits as a number in the values' order, -0.0 as 0.0.
-fn key(value: f64) -> u64 {
+/// A value's bits as a number in the values' order (NaN aside), -0.0 as 0.0: integers sort
+/// twice as fast as `f64::total_cmp` does.
+pub(super) fn key(value: f64) -> u64 {
     let bits = (value + 0.0).to_bits();
     match bits >> 63 {
         0 => bits | 1 << 63,
@@ -34,7 +35,7 @@ fn key(value: f64) -> u64 {
 }
 
 /// The number whose key is `key`.
-fn value_of(key: u64) -> f64 {
+pub(super) fn value_of(key: u64) -> f64 {
     match key >> 63 {
         1 => f64::from_bits(key & !(1 << 63)),
         _ => f64::from_bits(!key),
@@ -42,11 +43,11 @@ fn value_of(key: u64) -> f64 {
 }
 
 impl ValueGrid {
-    /// Counts `sorted`: finite values, ascending.
-    pub(super) fn add_sorted(&mut self, sorted: &[f64]) {
+    /// Counts the finite values of `sorted`: [keys](key), ascending.
+    pub(super) fn add_sorted(&mut self, sorted: &[u64]) {
         let mut runs: Vec<(u64, u64)> = Vec::new();
-        for value in sorted {
-            let bucket = key(*value) >> self.shift;
+        for key in sorted {
+            let bucket = key >> self.shift;
             match runs.last_mut() {
                 Some((last, count)) if *last == bucket => *count += 1,
                 _ => runs.push((bucket, 1)),
@@ -66,11 +67,27 @@ impl ValueGrid {
         self.fit();
     }
 
+    /// Coarsens the grid to the least shift at which at most [`GRID_BUCKETS`] buckets hold
+    /// values, in one step: two neighbouring buckets stay apart at a shift below the
+    /// highest bit in which they differ.
     fn fit(&mut self) {
-        while self.buckets.len() > GRID_BUCKETS {
-            self.buckets = coarsened(&self.buckets, 1);
-            self.shift += 1;
+        if self.buckets.len() <= GRID_BUCKETS {
+            return;
         }
+        // apart[b]: neighbours whose highest differing bit is b - 1.
+        let mut apart = [0usize; 65];
+        for pair in self.buckets.windows(2) {
+            apart[(64 - (pair[0].0 ^ pair[1].0).leading_zeros()) as usize] += 1;
+        }
+        // At `bits` more, the buckets are 1 + the neighbours apart above bit `bits - 1`.
+        let mut buckets = 1 + apart.iter().sum::<usize>();
+        let mut bits = 0;
+        while buckets > GRID_BUCKETS {
+            bits += 1;
+            buckets -= apart[bits];
+        }
+        self.buckets = coarsened(&self.buckets, bits as u32);
+        self.shift += bits as u32;
     }
 
     /// The histogram on the lower boundaries of the buckets holding the values' deciles,
@@ -149,8 +166,8 @@ mod tests {
     use super::*;
 
     fn grid_of(values: &[f64]) -> ValueGrid {
-        let mut sorted = values.to_vec();
-        sorted.sort_by(f64::total_cmp);
+        let mut sorted: Vec<u64> = values.iter().map(|v| key(*v)).collect();
+        sorted.sort_unstable();
         let mut grid = ValueGrid::default();
         grid.add_sorted(&sorted);
         grid
@@ -178,6 +195,13 @@ mod tests {
             let whole = grid_of(&values);
             prop_assert_eq!((first.shift, &first.buckets), (whole.shift, &whole.buckets));
             prop_assert!(whole.buckets.len() <= GRID_BUCKETS);
+            // The least shift that fits: one bit less would not.
+            if whole.shift > 0 {
+                let mut keys: Vec<u64> = values.iter().map(|v| key(*v) >> (whole.shift - 1)).collect();
+                keys.sort_unstable();
+                keys.dedup();
+                prop_assert!(keys.len() > GRID_BUCKETS);
+            }
         }
     }
 

@@ -166,11 +166,13 @@ impl Histogram {
         self.edges.iter().map(|e| e.0).collect()
     }
 
-    /// Counts `sorted` (finite values, ascending), and `below` and `above` in the open tails.
-    fn add_sorted(&mut self, sorted: &[f64], below: u64, above: u64) {
+    /// Counts `sorted` (the [keys](grid::key) of finite values, ascending), and `below` and
+    /// `above` in the open tails.
+    fn add_sorted(&mut self, sorted: &[u64], below: u64, above: u64) {
         let mut start = 0;
         for (bin, edge) in self.edges.iter().enumerate() {
-            let end = start + sorted[start..].partition_point(|v| *v < edge.0);
+            let edge = grid::key(edge.0);
+            let end = start + sorted[start..].partition_point(|key| *key < edge);
             self.counts[bin] += (end - start) as u64;
             start = end;
         }
@@ -502,16 +504,17 @@ impl NumericProfile {
                 f64::INFINITY => above += 1,
                 _ => {
                     self.moments.add(value);
-                    finite.push(value);
+                    finite.push(grid::key(value));
                 }
             }
         }
         self.infinite += below + above;
         // Sorted once, for the digest and the histogram alike.
-        finite.sort_unstable_by(f64::total_cmp);
+        finite.sort_unstable();
         self.binning.add_sorted(&finite, below, above);
         if !finite.is_empty() {
-            self.digest = self.digest.merge_sorted_f64(&finite);
+            let sorted: Vec<f64> = finite.into_iter().map(grid::value_of).collect();
+            self.digest = self.digest.merge_sorted_f64(&sorted);
         }
         Ok(())
     }
@@ -555,7 +558,7 @@ impl NumericProfile {
 }
 
 impl Binning {
-    fn add_sorted(&mut self, sorted: &[f64], negative_infinite: u64, positive_infinite: u64) {
+    fn add_sorted(&mut self, sorted: &[u64], negative_infinite: u64, positive_infinite: u64) {
         match self {
             Binning::Edges(histogram) => {
                 histogram.add_sorted(sorted, negative_infinite, positive_infinite)
