@@ -55,6 +55,8 @@ impl ValueGrid {
         }
         self.buckets = merged(&self.buckets, &runs);
         self.fit();
+        // Merged with room for a whole batch: kept, 1,000 features would hold 300 MB.
+        self.buckets.shrink_to(GRID_BUCKETS);
     }
 
     /// Adds another partition's counts.
