@@ -35,3 +35,18 @@ CREATE EXTERNAL TABLE transactions STORED AS PARQUET LOCATION '$DATA/$2/';
 INCLUDE '$PWD/benches/pipelines/$3.sql';
 SQL
 }
+
+# timed_snapshot BINARY FOLDER first|later: the wall time (s) and peak RSS (KiB) of one run
+# of FOLDER/bench.sql in a fresh warehouse: a version's first snapshot (as-of 2024-04-01),
+# or a later one (2024-04-02, after an untimed run of 2024-04-01: the same rows).
+timed_snapshot() {
+  rm -rf "$2/warehouse"
+  local as_of=2024-04-01T00:00:00Z
+  if [ "$3" = later ]; then
+    (cd "$2" && "$1" run bench.sql --as-of "$as_of" > /dev/null)
+    as_of=2024-04-02T00:00:00Z
+  fi
+  (cd "$2" && /usr/bin/time -f "%e %M" -o time.txt \
+    "$1" run bench.sql --as-of "$as_of" > /dev/null)
+  cat "$2/time.txt"
+}

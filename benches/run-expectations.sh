@@ -19,16 +19,8 @@ generate "$SIZE"
 
 # once BINARY PIPELINE first|later: the wall time (s) and peak RSS (KiB) of one run.
 once() {
-  rm -rf "$WORK/warehouse"
   bench_pipeline "$WORK/bench.sql" "$SIZE" "$2"
-  local as_of=2024-04-01T00:00:00Z
-  if [ "$3" = later ]; then
-    (cd "$WORK" && "$1" run bench.sql --as-of "$as_of" > /dev/null)
-    as_of=2024-04-02T00:00:00Z
-  fi
-  (cd "$WORK" && /usr/bin/time -f "%e %M" -o time.txt \
-    "$1" run bench.sql --as-of "$as_of" > /dev/null)
-  cat "$WORK/time.txt"
+  timed_snapshot "$1" "$WORK" "$3"
 }
 
 declare -A walls rss

@@ -29,22 +29,10 @@ wide_pipeline() {
   } > "$1"
 }
 
-# once BINARY first|later: the wall time (s) and peak RSS (KiB) of one run of wide.sql.
-once() {
-  rm -rf "$WORK/warehouse"
-  local as_of=2024-04-01T00:00:00Z
-  if [ "$2" = later ]; then
-    (cd "$WORK" && "$1" run wide.sql --as-of "$as_of" > /dev/null)
-    as_of=2024-04-02T00:00:00Z
-  fi
-  (cd "$WORK" && /usr/bin/time -f "%e %M" -o time.txt \
-    "$1" run wide.sql --as-of "$as_of" > /dev/null)
-  cat "$WORK/time.txt"
-}
 
 for shape in "100 10000" "1000 1000"; do
   read -r features customers <<< "$shape"
-  wide_pipeline "$WORK/wide.sql" "$features" "$customers"
+  wide_pipeline "$WORK/bench.sql" "$features" "$customers"
   declare -A walls=() rss=()
   labels=(
     "baseline: no statistics; first snapshot"
@@ -54,9 +42,9 @@ for shape in "100 10000" "1000 1000"; do
   for _ in $(seq "$RUNS"); do
     for i in 0 1 2; do
       case $i in
-        0) read -r wall kb < <(once "$BASELINE" first) ;;
-        1) read -r wall kb < <(once "$FENGINE" first) ;;
-        2) read -r wall kb < <(once "$FENGINE" later) ;;
+        0) read -r wall kb < <(timed_snapshot "$BASELINE" "$WORK" first) ;;
+        1) read -r wall kb < <(timed_snapshot "$FENGINE" "$WORK" first) ;;
+        2) read -r wall kb < <(timed_snapshot "$FENGINE" "$WORK" later) ;;
       esac
       walls[$i]+="$wall "
       rss[$i]+="$kb "
