@@ -105,17 +105,27 @@ impl Graph {
         output
     }
 
-    fn doubles(&mut self, values: &[f64], dims: &[i64]) -> String {
+    /// A constant tensor of `data_type` and shape `dims`, its values written by `values`.
+    fn initializer(
+        &mut self,
+        dims: &[i64],
+        data_type: i64,
+        values: impl FnOnce(&mut Message),
+    ) -> String {
         let name = self.fresh("constant");
         let mut tensor = Message::default();
         for dim in dims {
             tensor.int(1, *dim);
         }
-        tensor.int(2, FLOAT64);
-        tensor.packed_doubles(10, values);
+        tensor.int(2, data_type);
+        values(&mut tensor);
         tensor.string(8, &name);
         self.initializers.push(tensor);
         name
+    }
+
+    fn doubles(&mut self, values: &[f64], dims: &[i64]) -> String {
+        self.initializer(dims, FLOAT64, |tensor| tensor.packed_doubles(10, values))
     }
 
     fn scalar(&mut self, value: f64) -> String {
@@ -123,16 +133,7 @@ impl Graph {
     }
 
     fn int64s(&mut self, values: &[i64], dims: &[i64]) -> String {
-        let name = self.fresh("constant");
-        let mut tensor = Message::default();
-        for dim in dims {
-            tensor.int(1, *dim);
-        }
-        tensor.int(2, INT64);
-        tensor.packed_int64s(7, values);
-        tensor.string(8, &name);
-        self.initializers.push(tensor);
-        name
+        self.initializer(dims, INT64, |tensor| tensor.packed_int64s(7, values))
     }
 
     /// `x`, or NaN (or clipped) where it lies outside `[low, high]`, as `out_of_range` says.
